@@ -1,0 +1,169 @@
+"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly.
+
+A mixture holds its parameters as NumPy constants, so they are baked into the compiled program
+(the target is part of a run's static configuration). Samples are `x_ND` arrays (N samples of
+dimension D, D = 1 for the 1-D targets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp, ndtr
+
+from gan_jax.config import ConfigError, field_error
+
+DIMS = {"bimodal_1d": 1, "ring_2d": 2, "grid_2d": 2}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GaussianMixture:
+    """Mixture sum_k w_k N(means[k], stds[k]^2 I).
+
+    Attributes:
+      means: f64[K, D] component means.
+      stds: f64[K] component standard deviations (isotropic).
+      weights: f64[K] mixing weights, summing to 1.
+    """
+
+    means: np.ndarray
+    stds: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self):
+        means = np.asarray(self.means, np.float64)
+        if means.ndim == 1:
+            means = means[:, None]
+        stds = np.asarray(self.stds, np.float64)
+        weights = np.asarray(self.weights, np.float64)
+        if means.ndim != 2 or means.shape[0] < 1:
+            raise field_error("means", self.means, "must be a non-empty list of points")
+        k = means.shape[0]
+        if stds.shape != (k,):
+            raise field_error("stds", self.stds, f"must have one value per mode ({k} modes)")
+        if weights.shape != (k,):
+            raise field_error("weights", self.weights, f"must have one value per mode ({k} modes)")
+        if not np.all(np.isfinite(means)):
+            raise field_error("means", self.means, "must be finite")
+        if not np.all(stds > 0) or not np.all(np.isfinite(stds)):
+            raise field_error("stds", self.stds, "every std must be a positive number")
+        if not np.all(weights >= 0) or abs(weights.sum() - 1.0) > 1e-6:
+            raise field_error("weights", self.weights, "must be non-negative and sum to 1")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "stds", stds)
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def num_modes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """f64[D] analytic mean."""
+        return self.weights @ self.means
+
+    @property
+    def std(self) -> np.ndarray:
+        """f64[D] analytic per-coordinate standard deviation."""
+        second = self.weights @ (self.means**2 + self.stds[:, None] ** 2)
+        return np.sqrt(second - self.mean**2)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """f32[n, D] samples: a component by its weight, then a Gaussian draw around its mean."""
+        k_mode, k_noise = jax.random.split(key)
+        mode_N = self.sample_modes(k_mode, n)
+        noise_ND = jax.random.normal(k_noise, (n, self.dim))
+        return self.place(mode_N, noise_ND)
+
+    def sample_modes(self, key: jax.Array, n: int) -> jax.Array:
+        """i32[n] component indices drawn by weight (one uniform each)."""
+        if self.num_modes == 1:
+            return jnp.zeros((n,), jnp.int32)
+        u_N = jax.random.uniform(key, (n,))
+        edges = jnp.asarray(np.cumsum(self.weights)[:-1], jnp.float32)
+        return jnp.sum(u_N[:, None] >= edges[None, :], axis=1).astype(jnp.int32)
+
+    def place(self, mode_N: jax.Array, noise_ND: jax.Array) -> jax.Array:
+        """Samples from component indices and standard-normal noise."""
+        means = jnp.asarray(self.means, jnp.float32)
+        stds = jnp.asarray(self.stds, jnp.float32)
+        return means[mode_N] + stds[mode_N][:, None] * noise_ND
+
+    def log_prob(self, x_ND: jax.Array) -> jax.Array:
+        """f32[N] log density at each point (x may also be f32[N] for a 1-D mixture)."""
+        x_ND = self._as_points(x_ND)
+        d = self.dim
+        sq_NK = jnp.sum((x_ND[:, None, :] - self.means[None]) ** 2, axis=-1)
+        log_comp_NK = (-0.5 * sq_NK / self.stds**2 - d * np.log(self.stds)
+                       - 0.5 * d * math.log(2 * math.pi))
+        return logsumexp(log_comp_NK + np.log(np.maximum(self.weights, 1e-300)), axis=-1)
+
+    def cdf(self, x: jax.Array) -> jax.Array:
+        """CDF of a 1-D mixture at x (any shape)."""
+        self._require_1d("cdf")
+        x = jnp.asarray(x)
+        z = (x[..., None] - self.means[:, 0]) / self.stds
+        return jnp.sum(self.weights * ndtr(z), axis=-1)
+
+    def _as_points(self, x):
+        x = jnp.asarray(x)
+        if x.ndim == 1 and self.dim == 1:
+            x = x[:, None]
+        return x
+
+    def _require_1d(self, what: str):
+        if self.dim != 1:
+            raise ConfigError(f"{what} is defined for 1-D mixtures only; this one is {self.dim}-D")
+
+
+def mixture_1d(means, stds, weights) -> GaussianMixture:
+    """A 1-D mixture from lists of means, stds and weights."""
+    means = np.asarray(means, np.float64)
+    if means.ndim != 1:
+        raise field_error("means", means.tolist(), "must be a flat list for a 1-D mixture")
+    return GaussianMixture(means[:, None], stds, weights)
+
+
+def bimodal_1d(std: float = 0.35) -> GaussianMixture:
+    """The seed's target: 0.5 N(-2, std^2) + 0.5 N(+2, std^2)."""
+    return mixture_1d([-2.0, 2.0], [std, std], [0.5, 0.5])
+
+
+def ring_2d(radius: float = 1.0, std: float = 0.01, num_modes: int = 8) -> GaussianMixture:
+    """num_modes equal modes at angles 2*pi*k/num_modes on a circle (all distinct)."""
+    angles = 2 * np.pi * np.arange(num_modes) / num_modes
+    means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return GaussianMixture(means, np.full(num_modes, std), np.full(num_modes, 1 / num_modes))
+
+
+def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianMixture:
+    """side^2 equal modes on the grid {-(side-1)/2, ..., (side-1)/2}^2 * spacing."""
+    coords = spacing * (np.arange(side) - (side - 1) / 2)
+    xx, yy = np.meshgrid(coords, coords, indexing="ij")
+    means = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    k = side * side
+    return GaussianMixture(means, np.full(k, std), np.full(k, 1 / k))
+
+
+def make_target(cfg) -> GaussianMixture:
+    """The target named by a RunConfig or StaticConfig (data, data_std, data_radius)."""
+    kwargs = {}
+    if cfg.data_std is not None:
+        kwargs["std"] = cfg.data_std
+    if cfg.data == "bimodal_1d":
+        return bimodal_1d(**kwargs)
+    if cfg.data == "ring_2d":
+        if cfg.data_radius is not None:
+            kwargs["radius"] = cfg.data_radius
+        return ring_2d(**kwargs)
+    if cfg.data == "grid_2d":
+        return grid_2d(**kwargs)
+    raise field_error("data", cfg.data, f"must be one of {', '.join(DIMS)}")

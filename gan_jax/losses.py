@@ -1,0 +1,131 @@
+"""GAN losses on discriminator logits, in the minimise convention, and gradient penalties.
+
+Every loss takes raw discriminator outputs (logits, or critic values for WGAN) and returns a
+batch mean to be *minimised*. They are written with `softplus` / `log_sigmoid` so that no finite
+logit gives inf or NaN. The seed notebook's *maximised* objectives are their negatives:
+
+  seed L_D  = E log D(x) + E log(1 - D(G(z)))  = -nonsaturating.d_loss
+  seed L_G  = E log D(G(z))                    = -nonsaturating.g_loss   (non-saturating)
+  seed minimax G objective E log(1 - D(G(z))) =  minimax.g_loss           (minimised)
+
+Penalties (added to the discriminator's loss, weight traced):
+
+  gradient_penalty: E_xhat (||grad_x D(xhat)|| - 1)^2, xhat = u x_real + (1 - u) x_fake,
+                    u ~ U(0, 1) per sample (Gulrajani et al. 2017); used with weight lambda.
+  r1_penalty:       E_real ||grad_x D(x)||^2 / 2, so that weight gamma gives Mescheder et al.
+                    (2018)'s gamma/2 E||grad D||^2.  r2_penalty: the same on fake samples.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Loss(NamedTuple):
+    """A GAN objective: `d_loss(real_logits_N, fake_logits_M)` and `g_loss(fake_logits_M)`.
+
+    clip: whether the discriminator's parameters are clipped to [-clip, clip] after each of
+      its updates (WGAN's Lipschitz constraint).
+    gradient_penalty: whether the WGAN-GP penalty is part of the objective by default.
+    """
+
+    d_loss: Callable[[jax.Array, jax.Array], jax.Array]
+    g_loss: Callable[[jax.Array], jax.Array]
+    clip: bool = False
+    gradient_penalty: bool = False
+
+
+def _mean(x):
+    return jnp.mean(x)
+
+
+# Non-saturating / minimax: D(x) = sigmoid(s); -log sigmoid(s) = softplus(-s),
+# -log(1 - sigmoid(s)) = softplus(s).
+def nonsaturating_d_loss(real, fake):
+    return _mean(jax.nn.softplus(-real)) + _mean(jax.nn.softplus(fake))
+
+
+def nonsaturating_g_loss(fake):
+    return _mean(jax.nn.softplus(-fake))
+
+
+def minimax_g_loss(fake):
+    # E log(1 - sigmoid(f)), minimised by G.
+    return -_mean(jax.nn.softplus(fake))
+
+
+# LSGAN on probabilities, as in the seed: (sigmoid(s) - 1)^2 = sigmoid(-s)^2.
+def lsgan_d_loss(real, fake):
+    return 0.5 * (_mean(jax.nn.sigmoid(-real) ** 2) + _mean(jax.nn.sigmoid(fake) ** 2))
+
+
+def lsgan_g_loss(fake):
+    return 0.5 * _mean(jax.nn.sigmoid(-fake) ** 2)
+
+
+# WGAN: the critic maximises E f(x) - E f(G(z)).
+def wgan_d_loss(real, fake):
+    return _mean(fake) - _mean(real)
+
+
+def wgan_g_loss(fake):
+    return -_mean(fake)
+
+
+# Hinge (Lim & Ye 2017; Miyato et al. 2018).
+def hinge_d_loss(real, fake):
+    return _mean(jax.nn.relu(1.0 - real)) + _mean(jax.nn.relu(1.0 + fake))
+
+
+def hinge_g_loss(fake):
+    return -_mean(fake)
+
+
+LOSSES: dict[str, Loss] = {
+    "nonsaturating": Loss(nonsaturating_d_loss, nonsaturating_g_loss),
+    "minimax": Loss(nonsaturating_d_loss, minimax_g_loss),
+    "lsgan": Loss(lsgan_d_loss, lsgan_g_loss),
+    "wgan": Loss(wgan_d_loss, wgan_g_loss, clip=True),
+    "wgan_gp": Loss(wgan_d_loss, wgan_g_loss, gradient_penalty=True),
+    "hinge": Loss(hinge_d_loss, hinge_g_loss),
+}
+
+
+def get_loss(name: str) -> Loss:
+    return LOSSES[name]
+
+
+# ----------------------------------------------------------------------------- penalties
+
+def _input_grads(d_apply, d_params, x_ND):
+    """f32[N, D]: the gradient of each sample's logit with respect to that sample."""
+    return jax.vmap(jax.grad(lambda x_D: d_apply(d_params, x_D[None])[0]))(x_ND)
+
+
+def gradient_penalty(d_apply, d_params, real_ND, fake_ND, key):
+    """E (||grad D(xhat)||_2 - 1)^2 on per-sample interpolates (multiply by lambda)."""
+    u_N1 = jax.random.uniform(key, (real_ND.shape[0], 1))
+    xhat_ND = u_N1 * real_ND + (1.0 - u_N1) * fake_ND
+    g_ND = _input_grads(d_apply, d_params, xhat_ND)
+    # sqrt with a floor keeps the gradient finite where a sample's input gradient is zero.
+    norm_N = jnp.sqrt(jnp.sum(g_ND**2, axis=-1) + 1e-12)
+    return jnp.mean((norm_N - 1.0) ** 2)
+
+
+def r1_penalty(d_apply, d_params, real_ND):
+    """E_real ||grad D(x)||^2 / 2 (multiply by gamma)."""
+    g_ND = _input_grads(d_apply, d_params, real_ND)
+    return 0.5 * jnp.mean(jnp.sum(g_ND**2, axis=-1))
+
+
+def r2_penalty(d_apply, d_params, fake_ND):
+    """E_fake ||grad D(x)||^2 / 2 (multiply by gamma)."""
+    return r1_penalty(d_apply, d_params, fake_ND)
+
+
+def clip_params(params, clip):
+    """WGAN weight clipping: every parameter to [-clip, clip]."""
+    return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)

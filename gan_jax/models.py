@@ -1,0 +1,149 @@
+"""Generator and discriminator families as (init, apply) pairs of pure functions.
+
+`init(key) -> params`; generators `apply(params, z_NL) -> x_ND`; discriminators
+`apply(params, x_ND) -> logits_N` (the raw logit or critic value; D(x) = sigmoid(logit)).
+Factories close over the static options (widths, depth, activation).
+
+The seed's families keep their parameters as one flat vector in the seed's order:
+linear theta = (a, b), piecewise theta = (a_l, b_l, a_r, b_r), logistic phi = (c, d).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from gan_jax import data as data_lib
+
+Params = Any
+
+
+class Model(NamedTuple):
+    """A family: `init(key) -> params` and `apply(params, inputs) -> outputs`."""
+
+    init: Callable[[jax.Array], Params]
+    apply: Callable[[Params, jax.Array], jax.Array]
+
+
+# Random starts of the seed's families: every parameter ~ N(0, 1). The seed itself starts from
+# hand-picked values, passed explicitly as g_init / d_init.
+def linear_generator() -> Model:
+    """G(z) = a z + b, theta = (a, b): pushes N(0, 1) to N(b, a^2)."""
+
+    def init(key):
+        return jax.random.normal(key, (2,))
+
+    def apply(theta, z_N1):
+        return theta[0] * z_N1 + theta[1]
+
+    return Model(init, apply)
+
+
+def piecewise_generator() -> Model:
+    """G(z) = a_l z + b_l for z < 0, a_r z + b_r for z >= 0; theta = (a_l, b_l, a_r, b_r)."""
+
+    def init(key):
+        return jax.random.normal(key, (4,))
+
+    def apply(theta, z_N1):
+        return jnp.where(z_N1 < 0, theta[0] * z_N1 + theta[1], theta[2] * z_N1 + theta[3])
+
+    return Model(init, apply)
+
+
+def logistic_discriminator() -> Model:
+    """Logit c x + d, phi = (c, d); the seed's D(x) = sigmoid(c x + d)."""
+
+    def init(key):
+        return jax.random.normal(key, (2,))
+
+    def apply(phi, x_N1):
+        return phi[0] * x_N1[:, 0] + phi[1]
+
+    return Model(init, apply)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.2),
+    "tanh": jnp.tanh,
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+    "softplus": jax.nn.softplus,
+}
+
+
+class Dense(NamedTuple):
+    w: jax.Array  # f32[in, out]
+    b: jax.Array  # f32[out]
+
+
+def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> Model:
+    """`depth` hidden layers of `width` units, then a linear output layer.
+
+    Weights and biases start ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the common default of
+    published GAN toy experiments, so results compare with theirs.
+    """
+    act = ACTIVATIONS[activation]
+    sizes = [in_dim] + [width] * depth + [out_dim]
+
+    def init(key):
+        layers = []
+        for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
+            kw, kb = jax.random.split(k)
+            bound = 1.0 / np.sqrt(n_in)
+            layers.append(Dense(jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
+                                jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound)))
+        return tuple(layers)
+
+    def apply(layers, x_NI):
+        h = x_NI
+        for layer in layers[:-1]:
+            h = act(h @ layer.w + layer.b)
+        return h @ layers[-1].w + layers[-1].b
+
+    return Model(init, apply)
+
+
+def latent_dim(cfg) -> int:
+    return cfg.latent_dim if cfg.latent_dim is not None else data_lib.DIMS[cfg.data]
+
+
+def make_generator(cfg) -> Model:
+    """The generator family named by a RunConfig or StaticConfig."""
+    if cfg.generator == "linear":
+        return linear_generator()
+    if cfg.generator == "piecewise":
+        return piecewise_generator()
+    return mlp(latent_dim(cfg), data_lib.DIMS[cfg.data], cfg.g_width, cfg.g_depth, cfg.activation)
+
+
+def make_discriminator(cfg) -> Model:
+    """The discriminator family named by a RunConfig or StaticConfig; apply returns f32[N]."""
+    if cfg.discriminator == "logistic":
+        return logistic_discriminator()
+    net = mlp(data_lib.DIMS[cfg.data], 1, cfg.d_width, cfg.d_depth, cfg.activation)
+    return Model(net.init, lambda params, x_ND: net.apply(params, x_ND)[:, 0])
+
+
+def make_model(cfg, family: str) -> Model:
+    return make_generator(cfg) if family == "generator" else make_discriminator(cfg)
+
+
+def num_params(cfg, family: str) -> int:
+    """Number of scalar parameters of cfg's generator or discriminator."""
+    shapes = jax.eval_shape(make_model(cfg, family).init, jax.random.key(0))
+    return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
+
+
+def init_params(model: Model, key: jax.Array, flat: jax.Array | None = None) -> Params:
+    """Parameters drawn from `key`, or, if `flat` is given, those values in ravel order."""
+    params = model.init(key)
+    if flat is None:
+        return params
+    _, unravel = ravel_pytree(params)
+    return unravel(jnp.asarray(flat, jnp.float32))

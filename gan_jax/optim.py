@@ -1,0 +1,47 @@
+"""Optimisers through optax, with traced hyperparameters, and the ascent convention.
+
+Learning rates, betas, momentum and decay may be traced arrays: each builder passes them into
+optax as values, so `jit(vmap(train))` sweeps them without recompiling. Training minimises the
+losses of `gan_jax.losses`; to *maximise* an objective instead (the seed's convention,
+params <- params + lr * grad), wrap any optimiser in :func:`maximize`.
+"""
+
+from __future__ import annotations
+
+import optax
+
+
+def maximize(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Gradient ascent with any optimiser: flips the gradient's sign before `tx`.
+
+    `maximize(tx)` fed the gradient of f gives exactly the updates `tx` gives when fed the
+    gradient of -f, so every optimiser (sgd, adam, ...) ascends f.
+    """
+    return optax.chain(optax.scale(-1.0), tx)
+
+
+def make_optimizer(name: str, lr, *, beta1=0.5, beta2=0.999, momentum=0.0,
+                   rms_decay=0.9, eps: float = 1e-8) -> optax.GradientTransformation:
+    """A descent optimiser by name; numeric arguments may be traced scalars.
+
+    Args:
+      name: "sgd" (with heavy-ball `momentum`, 0 for plain SGD), "adam" (`beta1`, `beta2`),
+        or "rmsprop" (`rms_decay`).
+      lr: learning rate.
+    """
+    if name == "sgd":
+        # optax.sgd(momentum=None) is plain SGD; with a traced momentum we always keep the
+        # trace, which equals plain SGD when momentum == 0.
+        return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(lr))
+    if name == "adam":
+        return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+    if name == "rmsprop":
+        return optax.rmsprop(lr, decay=rms_decay, eps=eps)
+    raise ValueError(f"optimizer: got {name!r}; must be one of sgd, adam, rmsprop")
+
+
+def player_optimizers(static, hp) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """(generator, discriminator) optimisers for a run's static config and traced HParams."""
+    common = dict(beta1=hp.beta1, beta2=hp.beta2, momentum=hp.momentum, rms_decay=hp.rms_decay)
+    return (make_optimizer(static.optimizer, hp.lr_g, **common),
+            make_optimizer(static.optimizer, hp.lr_d, **common))

@@ -1,0 +1,238 @@
+"""Training: `make_train(static) -> train(hparams, key) -> (TrainState, history)`.
+
+Written for one run; batch runs with `jax.vmap` from outside. The schedule is the seed's: for
+step in 0..steps (steps + 1 iterations), `d_updates` discriminator steps, each on a fresh real
+batch and fresh z, then one generator step on fresh z. History rows are taken after iterations
+0, log_every, ..., steps, as in the seed: the loss values on a fresh batch of `eval_batch`, and
+the metrics of `gan_jax.metrics` on `history_samples` fresh samples. The whole loop is an outer
+`lax.scan` over log points around an inner `lax.scan` over the steps between them.
+
+Keys: the run's key is split once into named streams (init, loop, history); iteration i draws
+from `fold_in(loop_key, i)`, so a run's numbers depend on its key alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import data as data_lib
+from gan_jax import losses as losses_lib
+from gan_jax import metrics as metrics_lib
+from gan_jax import models
+from gan_jax import optim
+from gan_jax.config import HParams, StaticConfig
+
+# Families whose parameters are few enough to record in every history row.
+SMALL_FAMILIES = ("linear", "piecewise", "logistic")
+
+
+class TrainState(NamedTuple):
+    g_params: Any          # generator parameters (pytree)
+    d_params: Any          # discriminator parameters (pytree)
+    g_opt: Any             # generator optimiser state
+    d_opt: Any             # discriminator optimiser state
+    step: jax.Array        # i32[]: iterations done
+    diverged_at: jax.Array  # i32[]: first iteration leaving a non-finite parameter, -1 if none
+
+
+class RunOutput(NamedTuple):
+    state: TrainState
+    history: dict[str, jax.Array]   # name -> [num_logs, ...]
+    final: dict[str, jax.Array]     # name -> scalar, on eval_samples fresh samples
+
+
+class Parts(NamedTuple):
+    """What a static configuration fixes: target, families, loss."""
+
+    target: data_lib.GaussianMixture
+    generator: models.Model
+    discriminator: models.Model
+    loss: losses_lib.Loss
+    latent_dim: int
+
+
+def make_parts(static: StaticConfig) -> Parts:
+    return Parts(data_lib.make_target(static), models.make_generator(static),
+                 models.make_discriminator(static), losses_lib.get_loss(static.loss),
+                 models.latent_dim(static))
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callable:
+    """`objective(d_params, real_ND, fake_ND, key) -> scalar`: loss plus enabled penalties."""
+    d_apply = parts.discriminator.apply
+    batch = static.batch_size
+
+    def objective(d_params, real_ND, fake_ND, key):
+        # One discriminator pass over real and fake together.
+        logits = d_apply(d_params, jnp.concatenate([real_ND, fake_ND]))
+        value = parts.loss.d_loss(logits[:batch], logits[batch:])
+        if static.use_gp:
+            value += hp.gp_weight * losses_lib.gradient_penalty(
+                d_apply, d_params, real_ND, fake_ND, key)
+        if static.use_r1:
+            value += hp.r1_weight * losses_lib.r1_penalty(d_apply, d_params, real_ND)
+        if static.use_r2:
+            value += hp.r2_weight * losses_lib.r2_penalty(d_apply, d_params, fake_ND)
+        return value
+
+    return objective
+
+
+def make_step(static: StaticConfig, parts: Parts, hp: HParams,
+              tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
+    """`step(state, key) -> state`: one run-step (d_updates D-steps and one G-step)."""
+    g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
+    batch, latent = static.batch_size, parts.latent_dim
+    d_objective = make_d_objective(static, parts, hp)
+
+    def g_objective(g_params, d_params, z_NL):
+        return parts.loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
+
+    def draw(key):
+        k_real, k_z, k_pen = jax.random.split(key, 3)
+        real = parts.target.sample(k_real, batch)
+        z = jax.random.normal(k_z, (batch, latent))
+        return real, z, k_pen
+
+    def apply_d(state, grads):
+        updates, d_opt = tx_d.update(grads, state.d_opt, state.d_params)
+        d_params = optax.apply_updates(state.d_params, updates)
+        if parts.loss.clip:
+            d_params = losses_lib.clip_params(d_params, hp.clip)
+        return state._replace(d_params=d_params, d_opt=d_opt)
+
+    def apply_g(state, grads):
+        updates, g_opt = tx_g.update(grads, state.g_opt, state.g_params)
+        return state._replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt)
+
+    def d_step(state, key):
+        real, z, k_pen = draw(key)
+        fake = g_apply(state.g_params, z)
+        grads = jax.grad(d_objective)(state.d_params, real, fake, k_pen)
+        return apply_d(state, grads)
+
+    def alternating(state, key):
+        keys = jax.random.split(key, static.d_updates + 1)
+        for i in range(static.d_updates):
+            state = d_step(state, keys[i])
+        z = jax.random.normal(keys[-1], (batch, latent))
+        return apply_g(state, jax.grad(g_objective)(state.g_params, state.d_params, z))
+
+    def simultaneous(state, key):
+        # Both gradients at the same (theta, phi) and the same batch, applied together.
+        real, z, k_pen = draw(key)
+        d_grads = jax.grad(lambda dp: d_objective(dp, real, g_apply(state.g_params, z), k_pen))(
+            state.d_params)
+        g_grads = jax.grad(g_objective)(state.g_params, state.d_params, z)
+        return apply_g(apply_d(state, d_grads), g_grads)
+
+    body = alternating if static.update == "alternating" else simultaneous
+
+    def step(state, key):
+        state = body(state, key)
+        finite = _all_finite((state.g_params, state.d_params))
+        diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
+        return state._replace(step=state.step + 1, diverged_at=diverged_at)
+
+    return step
+
+
+def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
+    return parts.generator.apply(g_params, jax.random.normal(key, (n, parts.latent_dim)))
+
+
+def sample_metrics(parts: Parts, g_params, key, n: int) -> dict[str, jax.Array]:
+    """Metrics of n fresh generated samples against n fresh real ones."""
+    k_real, k_fake = jax.random.split(key)
+    return metrics_lib.sample_metrics(parts.target, parts.target.sample(k_real, n),
+                                      sample_fake(parts, g_params, k_fake, n))
+
+
+def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[TrainState, dict]]:
+    """Build the pure training function of one static configuration.
+
+    Returns:
+      `train(hparams, key) -> (final_state, history)` for one run; `hparams` holds scalars (and
+      the explicit initial values, if any), `key` is a typed key (`jax.random.key(seed)`).
+      history maps names to arrays with a leading axis of `static.num_logs` rows.
+    """
+    parts = make_parts(static)
+    record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
+
+    def loss_row(state, key):
+        k_real, k_fake = jax.random.split(key)
+        n = static.eval_batch
+        real = parts.target.sample(k_real, n)
+        fake = sample_fake(parts, state.g_params, k_fake, n)
+        logits = parts.discriminator.apply(state.d_params, jnp.concatenate([real, fake]))
+        return parts.loss.d_loss(logits[:n], logits[n:]), parts.loss.g_loss(logits[n:])
+
+    def history_row(state, key):
+        k_loss, k_metrics = jax.random.split(key)
+        loss_d, loss_g = loss_row(state, k_loss)
+        row = {"step": state.step - 1, "loss_d": loss_d, "loss_g": loss_g}
+        row.update(sample_metrics(parts, state.g_params, k_metrics, static.history_samples))
+        if record_params[0]:
+            row["g_params"] = state.g_params
+        if record_params[1]:
+            row["d_params"] = state.d_params
+        return row
+
+    def train(hp: HParams, key: jax.Array):
+        chex.assert_shape(hp.lr_g, ())
+        chex.assert_shape(key, ())
+        tx_g, tx_d = optim.player_optimizers(static, hp)
+        step = make_step(static, parts, hp, tx_g, tx_d)
+        k_g, k_d, k_loop, k_hist = jax.random.split(key, 4)
+        g_params = models.init_params(parts.generator, k_g,
+                                      hp.g_init if static.has_g_init else None)
+        d_params = models.init_params(parts.discriminator, k_d,
+                                      hp.d_init if static.has_d_init else None)
+        state = TrainState(g_params, d_params, tx_g.init(g_params), tx_d.init(d_params),
+                           step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
+
+        def iteration(state, _):
+            return step(state, jax.random.fold_in(k_loop, state.step)), None
+
+        def block(state, log_index):
+            state, _ = jax.lax.scan(iteration, state, None, length=static.log_every)
+            return state, history_row(state, jax.random.fold_in(k_hist, log_index))
+
+        state, _ = iteration(state, None)                      # the seed's step 0
+        first = history_row(state, jax.random.fold_in(k_hist, 0))
+        state, rows = jax.lax.scan(block, state, jnp.arange(1, static.num_logs))
+        history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rows)
+        return state, history
+
+    return train
+
+
+def make_evaluate(static: StaticConfig) -> Callable[[TrainState, jax.Array], dict]:
+    """`evaluate(state, key) -> final metrics` on eval_samples fresh samples."""
+    parts = make_parts(static)
+
+    def evaluate(state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
+        return sample_metrics(parts, state.g_params, key, static.eval_samples)
+
+    return evaluate
+
+
+def make_run(static: StaticConfig) -> Callable[[HParams, jax.Array], RunOutput]:
+    """`run(hparams, key) -> RunOutput`: train on one half of the key, evaluate on the other."""
+    train, evaluate = make_train(static), make_evaluate(static)
+
+    def run(hp: HParams, key: jax.Array) -> RunOutput:
+        k_train, k_eval = jax.random.split(key)
+        state, history = train(hp, k_train)
+        return RunOutput(state, history, evaluate(state, k_eval))
+
+    return run
