@@ -1,0 +1,28 @@
+"""gan_jax: GAN training dynamics on low-dimensional targets with known answers, in JAX."""
+
+from gan_jax.config import (ConfigError, HParams, RunConfig, StaticConfig, make_config,
+                            stack_hparams, static_part, traced_part, validate)
+from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
+from gan_jax.engine import compiled_run, run_batch, seed_keys
+from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
+                            r2_penalty)
+from gan_jax.metrics import left_fraction, mode_balance, sample_metrics, w1_1d
+from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
+                            make_generator, mlp, piecewise_generator)
+from gan_jax.optim import make_optimizer, maximize
+from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
+    "static_part", "traced_part", "validate",
+    "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
+    "compiled_run", "run_batch", "seed_keys",
+    "LOSSES", "Loss", "clip_params", "get_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
+    "left_fraction", "mode_balance", "sample_metrics", "w1_1d",
+    "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
+    "make_generator", "mlp", "piecewise_generator",
+    "make_optimizer", "maximize",
+    "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
+]

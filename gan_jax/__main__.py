@@ -1,0 +1,45 @@
+"""Command line: python -m gan_jax <command> [...]; `python -m gan_jax --help` lists them.
+
+Each command lives in its module, which provides `add_arguments(parser)` and `main(args) -> int`.
+Configuration errors print one line on stderr and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gan_jax.config import ConfigError
+
+# command -> (module, one-line help)
+COMMANDS = {
+    "reproduce-seed": ("gan_jax.seed_repro", "the seed notebook's two runs over 64 seeds, with tables"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: exit 2 without a traceback
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    try:
+        return int(modules[args.command].main(args) or 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

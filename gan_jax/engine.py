@@ -1,0 +1,38 @@
+"""Running many runs of one static configuration as one compiled program.
+
+`compiled_run(static)` is `jit(vmap(run))` for that configuration, built once and cached, so
+every batch of its runs (any hyperparameter values, any seeds) reuses one compilation.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax.config import RunConfig, StaticConfig
+from gan_jax.train import RunOutput, make_run
+
+
+@functools.cache
+def compiled_run(static: StaticConfig):
+    """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R]."""
+    return jax.jit(jax.vmap(make_run(static)))
+
+
+def seed_keys(seeds) -> jax.Array:
+    """Typed keys `jax.random.key(seed)`, one per run; a run's key depends on its seed alone."""
+    return jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds, np.uint32)))
+
+
+def run_batch(cfgs: list[RunConfig], seeds: list[int]) -> RunOutput:
+    """Run configurations that share one static part, in one call; returns NumPy arrays."""
+    statics = {config_lib.static_part(c) for c in cfgs}
+    if len(statics) != 1:
+        raise ValueError(f"run_batch needs one static configuration, got {len(statics)}")
+    hps = config_lib.stack_hparams([config_lib.traced_part(c) for c in cfgs])
+    out = compiled_run(statics.pop())(hps, seed_keys(seeds))
+    return jax.tree.map(np.asarray, out)

@@ -1,0 +1,120 @@
+"""The results record: one JSON object per finished run, appended to OUT/results.jsonl.
+
+Format (see DESIGN.md): run_id, sweep, seed, config (every field), status ("ok" or
+"diverged"), diverged_at (iteration or null), final (metrics), history (lists per log row),
+versions. Non-finite numbers are written as null, so every line is standard JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+from gan_jax.config import RunConfig
+
+RESULTS_FILE = "results.jsonl"
+
+
+def run_id(cfg: RunConfig, seed: int) -> str:
+    """A stable hash of a run's configuration and seed (independent of sweep, order, chunk)."""
+    blob = json.dumps({"config": cfg.to_dict(), "seed": int(seed)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def versions() -> dict[str, str]:
+    import jax
+    from importlib import metadata
+    try:
+        own = metadata.version("gan_jax")
+    except metadata.PackageNotFoundError:
+        own = "unknown"
+    return {"gan_jax": own, "jax": jax.__version__}
+
+
+def _clean(x: Any) -> Any:
+    """NumPy values to JSON: floats rounded to float32 precision, non-finite as None."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    arr = np.asarray(x)
+    if arr.ndim > 0:
+        return [_clean(v) for v in arr]
+    if arr.dtype.kind in "iub":
+        return arr.item()
+    v = float(arr)
+    return float(f"{v:.7g}") if math.isfinite(v) else None
+
+
+def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
+                 *, version_info: dict[str, str] | None = None) -> list[dict]:
+    """One record per run from a batched RunOutput (NumPy arrays with a leading run axis)."""
+    version_info = version_info or versions()
+    diverged_at = np.asarray(output.state.diverged_at)
+    records = []
+    for i, (cfg, seed) in enumerate(zip(cfgs, seeds)):
+        final = {k: np.asarray(v)[i] for k, v in output.final.items()}
+        div = int(diverged_at[i])
+        nonfinite = not all(np.all(np.isfinite(v)) for v in final.values())
+        records.append({
+            "run_id": run_id(cfg, seed),
+            "sweep": sweep,
+            "seed": int(seed),
+            "config": cfg.to_dict(),
+            "status": "diverged" if div >= 0 or nonfinite else "ok",
+            "diverged_at": div if div >= 0 else None,
+            "final": _clean(final),
+            "history": _clean({k: np.asarray(v)[i] for k, v in output.history.items()}),
+            "versions": version_info,
+        })
+    return records
+
+
+def to_line(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """Append records as JSON lines, then flush and fsync: a finished chunk is never lost."""
+    lines = "".join(map(to_line, records))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """All complete records of a results file, and a list of problems found.
+
+    A line cut short by a kill (the last one, without its newline) is skipped and reported,
+    not fatal. A malformed line elsewhere is reported too.
+    """
+    records, problems = [], []
+    if not os.path.exists(path):
+        return records, problems
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    lines = text.split("\n")
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            last = n == len(lines)
+            problems.append(f"{path}:{n}: " + ("truncated last line (an interrupted write) skipped"
+                                               if last else "malformed line skipped"))
+    return records, problems
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a file so that readers see the old or the new contents, never a mix."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
