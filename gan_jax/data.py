@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
+from gan_jax import rand
 from gan_jax.config import ConfigError, field_error
 
 DIMS = {"bimodal_1d": 1, "ring_2d": 2, "grid_2d": 2}
@@ -76,20 +77,36 @@ class GaussianMixture:
         second = self.weights @ (self.means**2 + self.stds[:, None] ** 2)
         return np.sqrt(second - self.mean**2)
 
+    @property
+    def _spare_mode_bits(self) -> int | None:
+        """log2(K) if equal-weight modes can be picked by a normal's spare low bits, else None."""
+        k = self.num_modes
+        bits = k.bit_length() - 1
+        if k == 1 << bits and bits <= rand.SPARE_BITS and np.all(self.weights == 1.0 / k):
+            return bits
+        return None
+
+    @property
+    def words_per_sample(self) -> int:
+        """Random u32 words one sample consumes: D normals, plus a uniform for the mode
+        unless the normals' spare bits can pick it exactly (equal weights, K a power of 2)."""
+        return self.dim + (0 if self._spare_mode_bits is not None else 1)
+
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """f32[n, D] samples: a component by its weight, then a Gaussian draw around its mean."""
-        k_mode, k_noise = jax.random.split(key)
-        mode_N = self.sample_modes(k_mode, n)
-        noise_ND = jax.random.normal(k_noise, (n, self.dim))
-        return self.place(mode_N, noise_ND)
+        return self.sample_from_bits(rand.words(key, (n, self.words_per_sample)))
 
-    def sample_modes(self, key: jax.Array, n: int) -> jax.Array:
-        """i32[n] component indices drawn by weight (one uniform each)."""
-        if self.num_modes == 1:
-            return jnp.zeros((n,), jnp.int32)
-        u_N = jax.random.uniform(key, (n,))
-        edges = jnp.asarray(np.cumsum(self.weights)[:-1], jnp.float32)
-        return jnp.sum(u_N[:, None] >= edges[None, :], axis=1).astype(jnp.int32)
+    def sample_from_bits(self, bits_NW: jax.Array) -> jax.Array:
+        """f32[N, D] samples from u32[N, words_per_sample] random words."""
+        noise_ND = rand.normal_from_bits(bits_NW[:, : self.dim])
+        spare = self._spare_mode_bits
+        if spare is not None:
+            mode_N = rand.low_bits(bits_NW[:, 0], spare)
+        else:
+            u_N = rand.uniform_from_bits(bits_NW[:, self.dim])
+            edges = jnp.asarray(np.cumsum(self.weights)[:-1], jnp.float32)
+            mode_N = jnp.sum(u_N[:, None] >= edges[None, :], axis=1).astype(jnp.int32)
+        return self.place(mode_N, noise_ND)
 
     def place(self, mode_N: jax.Array, noise_ND: jax.Array) -> jax.Array:
         """Samples from component indices and standard-normal noise."""

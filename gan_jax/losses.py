@@ -105,9 +105,12 @@ def _input_grads(d_apply, d_params, x_ND):
     return jax.vmap(jax.grad(lambda x_D: d_apply(d_params, x_D[None])[0]))(x_ND)
 
 
-def gradient_penalty(d_apply, d_params, real_ND, fake_ND, key):
-    """E (||grad D(xhat)||_2 - 1)^2 on per-sample interpolates (multiply by lambda)."""
-    u_N1 = jax.random.uniform(key, (real_ND.shape[0], 1))
+def gradient_penalty(d_apply, d_params, real_ND, fake_ND, u_N):
+    """E (||grad D(xhat)||_2 - 1)^2 on per-sample interpolates (multiply by lambda).
+
+    u_N: f32[N] or f32[N, 1] interpolation weights, u ~ U(0, 1) per sample.
+    """
+    u_N1 = jnp.reshape(u_N, (real_ND.shape[0], 1))
     xhat_ND = u_N1 * real_ND + (1.0 - u_N1) * fake_ND
     g_ND = _input_grads(d_apply, d_params, xhat_ND)
     # sqrt with a floor keeps the gradient finite where a sample's input gradient is zero.

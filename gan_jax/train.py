@@ -5,10 +5,12 @@ step in 0..steps (steps + 1 iterations), `d_updates` discriminator steps, each o
 batch and fresh z, then one generator step on fresh z. History rows are taken after iterations
 0, log_every, ..., steps, as in the seed: the loss values on a fresh batch of `eval_batch`, and
 the metrics of `gan_jax.metrics` on `history_samples` fresh samples. The whole loop is an outer
-`lax.scan` over log points around an inner `lax.scan` over the steps between them.
+`lax.scan` over log points around an inner `fori_loop` over the iterations before each row
+(one before the first row, log_every before each later one), so the step is compiled once.
 
 Keys: the run's key is split once into named streams (init, loop, history); iteration i draws
-from `fold_in(loop_key, i)`, so a run's numbers depend on its key alone.
+from `fold_in(loop_key, i)` with one `jax.random.bits` call (see `make_step`), so a run's
+numbers depend on its key alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gan_jax import losses as losses_lib
 from gan_jax import metrics as metrics_lib
 from gan_jax import models
 from gan_jax import optim
+from gan_jax import rand
 from gan_jax.config import HParams, StaticConfig
 
 # Families whose parameters are few enough to record in every history row.
@@ -67,17 +70,19 @@ def _all_finite(tree) -> jax.Array:
 
 
 def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callable:
-    """`objective(d_params, real_ND, fake_ND, key) -> scalar`: loss plus enabled penalties."""
+    """`objective(d_params, real_ND, fake_ND, gp_u_N1) -> scalar`: loss plus enabled penalties.
+
+    gp_u_N1 holds the gradient penalty's interpolation weights, u ~ U(0, 1) per sample."""
     d_apply = parts.discriminator.apply
     batch = static.batch_size
 
-    def objective(d_params, real_ND, fake_ND, key):
+    def objective(d_params, real_ND, fake_ND, gp_u_N1):
         # One discriminator pass over real and fake together.
         logits = d_apply(d_params, jnp.concatenate([real_ND, fake_ND]))
         value = parts.loss.d_loss(logits[:batch], logits[batch:])
         if static.use_gp:
             value += hp.gp_weight * losses_lib.gradient_penalty(
-                d_apply, d_params, real_ND, fake_ND, key)
+                d_apply, d_params, real_ND, fake_ND, gp_u_N1)
         if static.use_r1:
             value += hp.r1_weight * losses_lib.r1_penalty(d_apply, d_params, real_ND)
         if static.use_r2:
@@ -87,21 +92,38 @@ def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callabl
     return objective
 
 
+class Batch(NamedTuple):
+    """The random inputs of one discriminator (or simultaneous) step."""
+
+    real_ND: jax.Array   # real samples
+    z_NL: jax.Array      # latent draws for the fake samples
+    gp_u_N1: jax.Array   # gradient-penalty interpolation weights (empty without GP)
+
+
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,
               tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
-    """`step(state, key) -> state`: one run-step (d_updates D-steps and one G-step)."""
+    """`step(state, key) -> state`: one run-step (d_updates D-steps and one G-step).
+
+    All of a step's randomness comes from one `jax.random.bits` call, cut into the batches it
+    needs (see gan_jax.rand: the same distributions as jax.random.normal / uniform).
+    """
     g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
     batch, latent = static.batch_size, parts.latent_dim
     d_objective = make_d_objective(static, parts, hp)
+    n_real = parts.target.words_per_sample
+    n_gp = 1 if static.use_gp else 0
+    per_batch = n_real + latent + n_gp          # words per sample of one D batch
+    n_d_batches = static.d_updates if static.update == "alternating" else 1
+    g_extra = latent if static.update == "alternating" else 0
+
+    def cut(bits_NW) -> Batch:
+        real = parts.target.sample_from_bits(bits_NW[:, :n_real])
+        z = rand.normal_from_bits(bits_NW[:, n_real:n_real + latent])
+        u = rand.uniform_from_bits(bits_NW[:, n_real + latent:per_batch])
+        return Batch(real, z, u)
 
     def g_objective(g_params, d_params, z_NL):
         return parts.loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
-
-    def draw(key):
-        k_real, k_z, k_pen = jax.random.split(key, 3)
-        real = parts.target.sample(k_real, batch)
-        z = jax.random.normal(k_z, (batch, latent))
-        return real, z, k_pen
 
     def apply_d(state, grads):
         updates, d_opt = tx_d.update(grads, state.d_opt, state.d_params)
@@ -114,31 +136,28 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         updates, g_opt = tx_g.update(grads, state.g_opt, state.g_params)
         return state._replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt)
 
-    def d_step(state, key):
-        real, z, k_pen = draw(key)
-        fake = g_apply(state.g_params, z)
-        grads = jax.grad(d_objective)(state.d_params, real, fake, k_pen)
-        return apply_d(state, grads)
+    def d_grads(state, b: Batch):
+        fake = g_apply(state.g_params, b.z_NL)
+        return jax.grad(d_objective)(state.d_params, b.real_ND, fake, b.gp_u_N1)
 
-    def alternating(state, key):
-        keys = jax.random.split(key, static.d_updates + 1)
+    def alternating(state, bits_NW):
         for i in range(static.d_updates):
-            state = d_step(state, keys[i])
-        z = jax.random.normal(keys[-1], (batch, latent))
+            b = cut(bits_NW[:, i * per_batch:(i + 1) * per_batch])
+            state = apply_d(state, d_grads(state, b))
+        z = rand.normal_from_bits(bits_NW[:, n_d_batches * per_batch:])
         return apply_g(state, jax.grad(g_objective)(state.g_params, state.d_params, z))
 
-    def simultaneous(state, key):
+    def simultaneous(state, bits_NW):
         # Both gradients at the same (theta, phi) and the same batch, applied together.
-        real, z, k_pen = draw(key)
-        d_grads = jax.grad(lambda dp: d_objective(dp, real, g_apply(state.g_params, z), k_pen))(
-            state.d_params)
-        g_grads = jax.grad(g_objective)(state.g_params, state.d_params, z)
-        return apply_g(apply_d(state, d_grads), g_grads)
+        b = cut(bits_NW)
+        g_grads = jax.grad(g_objective)(state.g_params, state.d_params, b.z_NL)
+        return apply_g(apply_d(state, d_grads(state, b)), g_grads)
 
     body = alternating if static.update == "alternating" else simultaneous
 
     def step(state, key):
-        state = body(state, key)
+        bits_NW = rand.words(key, (batch, n_d_batches * per_batch + g_extra))
+        state = body(state, bits_NW)
         finite = _all_finite((state.g_params, state.d_params))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return state._replace(step=state.step + 1, diverged_at=diverged_at)
@@ -200,17 +219,14 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         state = TrainState(g_params, d_params, tx_g.init(g_params), tx_d.init(d_params),
                            step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
 
-        def iteration(state, _):
-            return step(state, jax.random.fold_in(k_loop, state.step)), None
-
         def block(state, log_index):
-            state, _ = jax.lax.scan(iteration, state, None, length=static.log_every)
+            # The seed logs after iteration 0, then after every log_every iterations.
+            n_iters = jnp.where(log_index == 0, 1, static.log_every)
+            state = jax.lax.fori_loop(
+                0, n_iters, lambda _, s: step(s, jax.random.fold_in(k_loop, s.step)), state)
             return state, history_row(state, jax.random.fold_in(k_hist, log_index))
 
-        state, _ = iteration(state, None)                      # the seed's step 0
-        first = history_row(state, jax.random.fold_in(k_hist, 0))
-        state, rows = jax.lax.scan(block, state, jnp.arange(1, static.num_logs))
-        history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rows)
+        state, history = jax.lax.scan(block, state, jnp.arange(static.num_logs))
         return state, history
 
     return train
