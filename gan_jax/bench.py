@@ -1,0 +1,229 @@
+"""Throughput benchmark: `python -m gan_jax bench [--json FILE]`.
+
+A *run-step* is one generator update with its d_updates discriminator updates (DESIGN.md).
+For each benchmark configuration and each number of runs per call R (doubling from 1 until
+throughput stops growing, or a given list), it compiles `jit(vmap(run))` for R runs (compile
+time reported apart), times the compiled call `--repeats` times, and reports the median:
+
+  run-steps/s = R * (steps + 1) / median seconds per call
+
+The call is a whole run as the sweep engine runs it: training, history rows and the final
+evaluation. For MLP configurations it also reports the achieved matrix-multiply FLOP rate (the
+dots of the forward and backward passes, counted analytically) as a fraction of a large f32
+matrix multiply measured on the same machine in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax import data as data_lib
+from gan_jax import engine, models
+from gan_jax.config import ConfigError, RunConfig
+from gan_jax.train import make_run
+
+BENCH_CONFIGS: dict[str, RunConfig] = {
+    # The seed's linear run: batch 128, d_updates 2, 321 run-steps.
+    "seed_linear": config_lib.make_config(dict(
+        generator="linear", g_init=[0.15, 0.0], d_init=[0.25, 0.0], steps=320, lr_g=0.04,
+        lr_d=0.04, d_updates=2, batch_size=128, log_every=40)),
+    # MLP 2x64 generator and discriminator on the seed's target, Adam.
+    "mlp_2x64": config_lib.make_config(dict(
+        generator="mlp", discriminator="mlp", g_width=64, g_depth=2, d_width=64, d_depth=2,
+        optimizer="adam", lr_g=1e-3, lr_d=1e-3, steps=200, log_every=100, d_updates=2,
+        batch_size=128)),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--configs", default=",".join(BENCH_CONFIGS),
+                        help=f"comma-separated, from: {', '.join(BENCH_CONFIGS)}")
+    parser.add_argument("--runs", default=None,
+                        help="comma-separated runs per call (default: 1, 2, 4, ... to saturation)")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="largest runs per call when doubling (default 4096 CPU, 65536 GPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per point (3)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override each configuration's steps (log_every follows)")
+    parser.add_argument("--matmul-size", type=int, default=2048,
+                        help="n of the n x n reference matrix multiply (2048)")
+    parser.add_argument("--json", default=None, help="write the full results to this file")
+
+
+def dense_flops(sizes: list[int], n: int, *, weight_grads: bool, input_grads: str) -> int:
+    """Matrix-multiply FLOPs of an MLP with layer sizes `sizes` on n samples.
+
+    Forward: 2 n in out per layer. Backward: weight gradients (2 n in out per layer) if asked;
+    input gradients for every layer ("all"), all but the first ("inner"), or none ("none").
+    """
+    layers = list(zip(sizes, sizes[1:]))
+    fwd = sum(2 * n * i * o for i, o in layers)
+    total = fwd
+    if weight_grads:
+        total += fwd
+    if input_grads == "all":
+        total += fwd
+    elif input_grads == "inner":
+        total += sum(2 * n * i * o for i, o in layers[1:])
+    return total
+
+
+def mlp_flops_per_run_step(cfg: RunConfig) -> int | None:
+    """Dot FLOPs of one run-step (alternating updates) of an MLP-vs-MLP configuration."""
+    if cfg.generator != "mlp" or cfg.discriminator != "mlp":
+        return None
+    dim, latent, b = data_lib.DIMS[cfg.data], models.latent_dim(cfg), cfg.batch_size
+    g = [latent] + [cfg.g_width] * cfg.g_depth + [dim]
+    d = [dim] + [cfg.d_width] * cfg.d_depth + [1]
+    # D step: G forward on b, D forward + backward (weights, inner inputs) on 2b.
+    d_step = (dense_flops(g, b, weight_grads=False, input_grads="none")
+              + dense_flops(d, 2 * b, weight_grads=True, input_grads="inner"))
+    # G step: D forward + backward to its input, G forward + backward (weights, inner inputs).
+    g_step = (dense_flops(d, b, weight_grads=False, input_grads="all")
+              + dense_flops(g, b, weight_grads=True, input_grads="inner"))
+    return cfg.d_updates * d_step + g_step
+
+
+def matmul_rate(n: int, repeats: int = 5) -> float:
+    """Measured f32 FLOP/s of an n x n by n x n matrix multiply (median of repeats)."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+def _memory(compiled) -> int | None:
+    try:
+        m = compiled.memory_analysis()
+        return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
+    except Exception:  # not every backend reports it
+        return None
+
+
+def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
+    """Compile and time one configuration at `runs` runs per call."""
+    static = config_lib.static_part(cfg)
+    hps = config_lib.stack_hparams([config_lib.traced_part(cfg)] * runs)
+    hps = jax.tree.map(jnp.asarray, hps)
+    keys = engine.seed_keys(np.arange(runs))
+    fn = jax.jit(jax.vmap(make_run(static)))
+    t = time.perf_counter()
+    compiled = fn.lower(hps, keys).compile()
+    compile_s = time.perf_counter() - t
+    jax.block_until_ready(compiled(hps, keys))          # warm-up
+    times, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        jax.block_until_ready(compiled(hps, keys))
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    median = statistics.median(times)
+    point = {
+        "runs": runs, "compile_s": round(compile_s, 3), "median_s": median,
+        "times_s": times, "run_steps_per_s": runs * static.run_steps / median,
+        # Process CPU seconds per call (all threads): steadier than wall time on a busy machine.
+        "cpu_s": statistics.median(cpu),
+    }
+    mem = _memory(compiled)
+    if mem is not None:
+        point["memory_bytes"] = mem
+        point["memory_bytes_per_run"] = mem / runs
+    return point
+
+
+def _sizes(args, default_max: int):
+    if args.runs:
+        yield from (int(r) for r in args.runs.split(","))
+        return
+    r = 1
+    while r <= (args.max_runs or default_max):
+        yield r
+        r *= 2
+
+
+def machine_info() -> dict:
+    dev = jax.devices()[0]
+    return {"platform": dev.platform, "device_kind": dev.device_kind,
+            "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "jax": jax.__version__, "python": platform.python_version()}
+
+
+def main(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    for n in names:
+        if n not in BENCH_CONFIGS:
+            raise ConfigError(f"--configs: got {n!r}; must be among {', '.join(BENCH_CONFIGS)}"
+                              f"{config_lib.suggest(n, BENCH_CONFIGS)}")
+    if args.runs:
+        try:
+            runs = [int(r) for r in args.runs.split(",")]
+        except ValueError:
+            raise ConfigError(f"--runs: got {args.runs!r}; must be comma-separated integers")
+        if min(runs) < 1:
+            raise ConfigError(f"--runs: got {args.runs!r}; every value must be >= 1")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats: got {args.repeats}; must be >= 1")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps: got {args.steps}; must be >= 1")
+    gpu = jax.devices()[0].platform != "cpu"
+    report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine_info(), "configs": {}}
+    rate = matmul_rate(args.matmul_size)
+    report["matmul_flops_per_s"] = rate
+    print(f"# {report['machine']['device_kind']} ({report['machine']['platform']}), "
+          f"{report['machine']['cpu_count']} CPUs; f32 matmul {args.matmul_size}^3: "
+          f"{rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    rows = []
+    for name in names:
+        cfg = BENCH_CONFIGS[name]
+        if args.steps is not None:
+            cfg = cfg.replace(steps=args.steps, log_every=args.steps)
+        flops = mlp_flops_per_run_step(cfg)
+        points = []
+        best_history: list[float] = []
+        for runs in _sizes(args, 65536 if gpu else 4096):
+            p = measure(cfg, runs, args.repeats)
+            if flops is not None:
+                p["flops_per_s"] = flops * p["run_steps_per_s"]
+                p["fraction_of_matmul"] = p["flops_per_s"] / rate
+            points.append(p)
+            frac = f"{p['fraction_of_matmul']:.0%}" if flops is not None else "-"
+            print(f"{name:12s} runs={runs:6d}  {p['run_steps_per_s']:14,.0f} run-steps/s  "
+                  f"compile {p['compile_s']:5.2f} s  call {p['median_s']:.3f} s  matmul {frac}",
+                  file=sys.stderr)
+            rows.append((name, runs, p["run_steps_per_s"], p["compile_s"], frac))
+            # Saturation: stop doubling once two doublings in a row gained < 5%.
+            best_history.append(p["run_steps_per_s"])
+            if not args.runs and len(best_history) >= 3:
+                b = best_history
+                if b[-1] < 1.05 * max(b[:-1]) and b[-2] < 1.05 * max(b[:-2]):
+                    break
+        report["configs"][name] = {"config": cfg.to_dict(), "run_steps": cfg.steps + 1,
+                                   "matmul_flops_per_run_step": flops, "points": points}
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    print("| config | runs/call | run-steps/s | compile s | of matmul |")
+    print("|---|---|---|---|---|")
+    for name, runs, rs, cs, frac in rows:
+        print(f"| {name} | {runs} | {rs:,.0f} | {cs:.2f} | {frac} |")
+    return 0
