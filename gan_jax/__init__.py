@@ -13,6 +13,8 @@ from gan_jax.metrics import (default_bandwidth, js_divergence, kl_divergence, le
 from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
+from gan_jax.plots import (heatmap_cells, load_results, plot_curves, plot_heatmap, plot_samples,
+                           regenerate_samples)
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -29,5 +31,7 @@ __all__ = [
     "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
+    "heatmap_cells", "load_results", "plot_curves", "plot_heatmap", "plot_samples",
+    "regenerate_samples",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]
