@@ -138,6 +138,18 @@ def test_the_target_itself_scores_as_the_chi_distribution_says(target, hq):
     assert float(out["reverse_kl"]) < 5 * (target.num_modes - 1) / (2 * n)
 
 
+def test_uniform_noise_fools_modes_but_not_quality():
+    # The chance levels docs/mode_collapse.md quotes: a uniform spread over the grid's square
+    # "captures" most modes with a near-uniform histogram, and almost no high-quality sample.
+    grid = data.grid_2d()
+    x = jax.random.uniform(jax.random.key(0), (2500, 2), minval=-5.0, maxval=5.0)
+    out = metrics.mode_metrics(grid, x)
+    # Each mode: Poisson(2500 * pi 0.15^2 / 100 = 1.77) high-quality samples, P(>= 1) = 0.83.
+    assert 16 <= int(out["modes_captured"]) <= 24
+    assert float(out["hq_fraction"]) < 0.03
+    assert float(out["reverse_kl"]) < 0.02
+
+
 # ----------------------------------------------------------------------------- sliced W1
 
 @settings(max_examples=30, deadline=None)
@@ -285,3 +297,21 @@ def test_metrics_in_every_history_row_and_the_final_record():
     assert np.all((0 <= out.history["modes_captured"]) & (out.history["modes_captured"] <= 8))
     assert np.all((0 <= out.final["hq_fraction"]) & (out.final["hq_fraction"] <= 1))
     assert np.all(out.final["reverse_kl"] >= -1e-6)
+
+
+def test_the_experiment_file_expands_to_320_valid_runs_in_10_programs():
+    import itertools
+    import pathlib
+    import tomllib
+
+    path = pathlib.Path(__file__).parent.parent / "experiments" / "mode_collapse_2d.toml"
+    spec = tomllib.loads(path.read_text())
+    assert set(spec) == {"name", "seeds", "base", "grid"}
+    keys = list(spec["grid"])
+    cfgs = [config.make_config({**spec["base"], **{f: v for k, v in zip(keys, combo)
+                                                   for f in k.split("+")}})
+            for combo in itertools.product(*spec["grid"].values())]
+    assert len(cfgs) * spec["seeds"] == 320
+    assert len({config.static_part(c) for c in cfgs}) == 10
+    assert {c.data for c in cfgs} == {"ring_2d", "grid_2d"}
+    assert all(c.lr_g == c.lr_d for c in cfgs) and all(c.eval_samples == 2500 for c in cfgs)
