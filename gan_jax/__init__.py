@@ -6,10 +6,15 @@ from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixt
 from gan_jax.engine import compiled_run, run_batch, seed_keys
 from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
                             r2_penalty)
-from gan_jax.metrics import left_fraction, mode_balance, sample_metrics, w1_1d
+from gan_jax.metrics import (default_bandwidth, js_divergence, kl_divergence, left_fraction,
+                              mmd2, mode_assignment, mode_balance, mode_metrics,
+                              projection_directions, sample_metrics, sliced_w1,
+                              standardized_sq_distances, w1_1d)
 from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
+from gan_jax.plots import (heatmap_cells, load_results, plot_curves, plot_heatmap, plot_samples,
+                           regenerate_samples)
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -20,9 +25,13 @@ __all__ = [
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
     "compiled_run", "run_batch", "seed_keys",
     "LOSSES", "Loss", "clip_params", "get_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
-    "left_fraction", "mode_balance", "sample_metrics", "w1_1d",
+    "default_bandwidth", "js_divergence", "kl_divergence", "left_fraction", "mmd2",
+    "mode_assignment", "mode_balance", "mode_metrics", "projection_directions",
+    "sample_metrics", "sliced_w1", "standardized_sq_distances", "w1_1d",
     "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
+    "heatmap_cells", "load_results", "plot_curves", "plot_heatmap", "plot_samples",
+    "regenerate_samples",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]

@@ -52,8 +52,24 @@ class GaussianMixture:
             raise field_error("means", self.means, "must be finite")
         if not np.all(stds > 0) or not np.all(np.isfinite(stds)):
             raise field_error("stds", self.stds, "every std must be a positive number")
-        if not np.all(weights >= 0) or abs(weights.sum() - 1.0) > 1e-6:
-            raise field_error("weights", self.weights, "must be non-negative and sum to 1")
+        # Positive, not just non-negative: a zero-weight component is no mode, and the reverse
+        # KL of a sample's mode histogram against the weights would be infinite.
+        if not np.all(weights > 0) or not np.all(np.isfinite(weights)):
+            raise field_error("weights", self.weights, "every weight must be a positive number")
+        if abs(weights.sum() - 1.0) > 1e-6:
+            raise field_error("weights", self.weights,
+                              f"must sum to 1 (they sum to {weights.sum():.9g})")
+        # Each component is a mode of the mode-coverage metrics, so no two may share a mean
+        # (the common ring built from linspace(0, 2*pi, 8) puts its first and last mode on the
+        # same point, up to rounding).
+        sq_KK = np.sum((means[:, None] - means[None]) ** 2, axis=-1)
+        tol = 1e-9 * (1.0 + np.max(np.abs(means)))
+        close = np.argwhere(np.triu(sq_KK <= tol**2, k=1))
+        if close.size:
+            i, j = close[0]
+            raise field_error("means", self.means,
+                              f"modes {i} and {j} coincide at {means[i].tolist()}; "
+                              "every component must have its own mean")
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "stds", stds)
         object.__setattr__(self, "weights", weights)
@@ -130,6 +146,17 @@ class GaussianMixture:
         z = (x[..., None] - self.means[:, 0]) / self.stds
         return jnp.sum(self.weights * ndtr(z), axis=-1)
 
+    def check_samples(self, x_ND, what: str = "samples") -> None:
+        """Raise ConfigError unless x_ND has shape [N, D] with this mixture's D.
+
+        Shapes are known at trace time, so the check costs nothing after compilation and fails
+        before it (e.g. a generator whose output size is not the target's dimension).
+        """
+        shape = tuple(x_ND.shape)
+        if len(shape) != 2 or shape[1] != self.dim:
+            raise ConfigError(f"{what}: got shape {shape}; a {self.dim}-D target needs shape "
+                              f"[N, {self.dim}] (one row of {self.dim} coordinates per sample)")
+
     def _as_points(self, x):
         x = jnp.asarray(x)
         if x.ndim == 1 and self.dim == 1:
@@ -155,14 +182,30 @@ def bimodal_1d(std: float = 0.35) -> GaussianMixture:
 
 
 def ring_2d(radius: float = 1.0, std: float = 0.01, num_modes: int = 8) -> GaussianMixture:
-    """num_modes equal modes at angles 2*pi*k/num_modes on a circle (all distinct)."""
+    """num_modes equal modes at (r cos(2 pi k/K), r sin(2 pi k/K)), k = 0..K-1: all distinct.
+
+    The defaults are PacGAN's 2D-ring (Lin et al. 2018; VEEGAN's setup): 8 modes on the unit
+    circle, std 0.01. The unrolled GAN's ring (Metz et al. 2017) is radius 2, std 0.02.
+    """
+    if not isinstance(num_modes, (int, np.integer)) or num_modes < 2:
+        raise field_error("num_modes", num_modes, "must be an integer >= 2")
+    if not radius > 0 or not math.isfinite(radius):
+        raise field_error("data_radius", radius, "must be a positive number")
     angles = 2 * np.pi * np.arange(num_modes) / num_modes
     means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return GaussianMixture(means, np.full(num_modes, std), np.full(num_modes, 1 / num_modes))
 
 
 def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianMixture:
-    """side^2 equal modes on the grid {-(side-1)/2, ..., (side-1)/2}^2 * spacing."""
+    """side^2 equal modes on the grid {-(side-1)/2, ..., (side-1)/2}^2 * spacing.
+
+    The defaults are PacGAN's 2D-grid: 25 modes on {-4, -2, 0, 2, 4}^2, std 0.05, ordered as
+    itertools.product over (x, y), x major.
+    """
+    if not isinstance(side, (int, np.integer)) or side < 1:
+        raise field_error("side", side, "must be a positive integer")
+    if not spacing > 0 or not math.isfinite(spacing):
+        raise field_error("spacing", spacing, "must be a positive number")
     coords = spacing * (np.arange(side) - (side - 1) / 2)
     xx, yy = np.meshgrid(coords, coords, indexing="ij")
     means = np.stack([xx.ravel(), yy.ravel()], axis=1)

@@ -1,12 +1,52 @@
 """Sample-based metrics, computed in-graph so they appear in every history row and final record.
 
 All functions take `x_ND` sample arrays (D = 1 for 1-D targets) and return scalars.
+
+Mode metrics, for any Gaussian-mixture target with modes mu_k and stds sigma_k (the
+definitions of VEEGAN, Srivastava et al. 2017, and PacGAN, Lin et al. 2018):
+
+  standardised distance  d_k(x) = ||x - mu_k|| / sigma_k
+  nearest mode           k(x) = argmin_k d_k(x)
+  high-quality sample    d_{k(x)}(x) < hq_threshold (3 stds)
+  modes_captured         number of modes k with at least min_count high-quality samples
+                         whose nearest mode is k
+  hq_fraction            fraction of samples that are high-quality
+  mode histogram         p_k = fraction of *all* samples whose nearest mode is k (low-quality
+                         samples count for their nearest mode: PacGAN's reverse-KL histogram)
+  reverse_kl             KL(p || w) = sum_k p_k log(p_k / w_k), w the target's weights (nats)
+  js                     Jensen-Shannon divergence of p and w (nats, at most log 2)
+
+Distances between samples:
+
+  sliced_w1  the mean over fixed unit directions u of the 1-D W1 of the projections <u, x>
+             (exact sorted-sample W1 of equal-size samples); the directions are constants of
+             the program, the same for every run (2-D: angles pi j / P, j = 0..P-1; d-D:
+             NumPy-seeded Gaussian vectors, normalised; 1-D: u = 1, so sliced_w1 == w1).
+  mmd2       unbiased estimate of the squared maximum mean discrepancy with the Gaussian
+             kernel exp(-||x - y||^2 / (2 h^2)) (Gretton et al. 2012) on the first
+             mmd_samples points of each sample; h defaults to the target's root-mean-square
+             per-coordinate std, a fixed scale per target so runs compare.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import xlogy
+
+from gan_jax.config import ConfigError
+
+# Defaults of sample_metrics' keyword options (the training loop uses these).
+HQ_THRESHOLD = 3.0       # a sample is high-quality within this many stds of its nearest mode
+MIN_COUNT = 1            # a mode is captured with at least this many high-quality samples
+NUM_PROJECTIONS = 8      # directions of the sliced W1 (2-D: every 22.5 degrees)
+MMD_SAMPLES = 1000       # MMD on at most this many points of each sample (cost ~ its square)
+PROJECTION_SEED = 0      # NumPy seed of the directions in 3 or more dimensions
 
 
 def w1_1d(x_N: jax.Array, y_N: jax.Array) -> jax.Array:
@@ -26,12 +66,163 @@ def mode_balance(left: jax.Array, right: jax.Array) -> jax.Array:
     return jnp.minimum(left, right) / jnp.maximum(jnp.maximum(left, right), 1e-12)
 
 
-def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array) -> dict[str, jax.Array]:
+# ----------------------------------------------------------------------------- mode metrics
+
+def standardized_sq_distances(target, x_ND: jax.Array) -> jax.Array:
+    """f32[N, K]: ||x_n - mu_k||^2 / sigma_k^2, each sample against each mode."""
+    means_KD = jnp.asarray(target.means, jnp.float32)
+    inv_var_K = jnp.asarray(1.0 / target.stds**2, jnp.float32)
+    sq_NK = jnp.sum((x_ND[:, None, :] - means_KD[None]) ** 2, axis=-1)
+    return sq_NK * inv_var_K
+
+
+def mode_assignment(target, x_ND: jax.Array, hq_threshold: float = HQ_THRESHOLD):
+    """Each sample's nearest mode by standardised distance, and whether it is high-quality.
+
+    Returns:
+      (nearest_N i32[N], high_quality_N bool[N]).
+    """
+    z_NK = standardized_sq_distances(target, x_ND)
+    nearest_N = jnp.argmin(z_NK, axis=1).astype(jnp.int32)
+    best_N = jnp.min(z_NK, axis=1)
+    return nearest_N, best_N < hq_threshold**2
+
+
+def kl_divergence(p_K: jax.Array, q_K: jax.Array) -> jax.Array:
+    """KL(p || q) in nats, with 0 log 0 = 0 (q > 0 wherever p > 0)."""
+    return jnp.sum(xlogy(p_K, p_K) - xlogy(p_K, q_K))
+
+
+def js_divergence(p_K: jax.Array, q_K: jax.Array) -> jax.Array:
+    """Jensen-Shannon divergence in nats: (KL(p || m) + KL(q || m)) / 2, m = (p + q) / 2."""
+    m_K = 0.5 * (p_K + q_K)
+    return 0.5 * (kl_divergence(p_K, m_K) + kl_divergence(q_K, m_K))
+
+
+def mode_metrics(target, x_ND: jax.Array, *, hq_threshold: float = HQ_THRESHOLD,
+                 min_count: int = MIN_COUNT) -> dict[str, jax.Array]:
+    """modes_captured, hq_fraction, reverse_kl and js of a sample (see the module docstring)."""
+    k = target.num_modes
+    nearest_N, hq_N = mode_assignment(target, x_ND, hq_threshold)
+    onehot_NK = jax.nn.one_hot(nearest_N, k, dtype=jnp.float32)
+    hq_counts_K = jnp.sum(onehot_NK * hq_N[:, None], axis=0)
+    hist_K = jnp.mean(onehot_NK, axis=0)
+    weights_K = jnp.asarray(target.weights, jnp.float32)
+    return {
+        "modes_captured": jnp.sum(hq_counts_K >= min_count).astype(jnp.int32),
+        "hq_fraction": jnp.mean(hq_N.astype(jnp.float32)),
+        "reverse_kl": kl_divergence(hist_K, weights_K),
+        "js": js_divergence(hist_K, weights_K),
+    }
+
+
+# ----------------------------------------------------------------------------- distances
+
+@functools.cache
+def projection_directions(dim: int, num: int = NUM_PROJECTIONS) -> np.ndarray:
+    """f32[P, D] fixed unit directions of the sliced W1, the same for every run.
+
+    1-D: the single direction +1 (P = 1, whatever num: every direction gives the same W1).
+    2-D: num angles evenly spaced on [0, pi) (u and -u give the same W1).
+    d-D: num Gaussian vectors from NumPy's generator seeded with PROJECTION_SEED, normalised.
+    """
+    if dim < 1 or num < 1:
+        raise ValueError(f"projection_directions needs dim >= 1 and num >= 1, got {dim}, {num}")
+    if dim == 1:
+        u = np.ones((1, 1))
+    elif dim == 2:
+        angles = np.pi * np.arange(num) / num
+        u = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    else:
+        g = np.random.default_rng(PROJECTION_SEED).standard_normal((num, dim))
+        u = g / np.linalg.norm(g, axis=1, keepdims=True)
+    u = u.astype(np.float32)
+    u.setflags(write=False)
+    return u
+
+
+def sliced_w1(x_ND: jax.Array, y_ND: jax.Array, directions_PD) -> jax.Array:
+    """Mean over directions u of the exact W1 of the projected equal-size samples."""
+    if x_ND.shape != y_ND.shape:
+        raise ValueError(f"sliced_w1 needs equal-size samples, got {x_ND.shape} and {y_ND.shape}")
+    u_PD = jnp.asarray(directions_PD, x_ND.dtype)
+    x_PN = jnp.sort(u_PD @ x_ND.T, axis=1)
+    y_PN = jnp.sort(u_PD @ y_ND.T, axis=1)
+    return jnp.mean(jnp.abs(x_PN - y_PN))
+
+
+def _kernel_sum(a_ND: jax.Array, b_MD: jax.Array, inv_two_h2: float) -> jax.Array:
+    """sum_{n, m} exp(-||a_n - b_m||^2 * inv_two_h2)."""
+    # Differences coordinate by coordinate (D is small and static) rather than through
+    # ||a||^2 + ||b||^2 - 2 a.b: XLA fuses them with the exp and the sum into one loop, the
+    # [N, M] kernel matrix is never stored, no cancellation makes a squared distance negative,
+    # and it measured 2-5x faster on CPU than either the matmul form or a reduction over D.
+    sq_NM = sum((a_ND[:, None, d] - b_MD[None, :, d]) ** 2 for d in range(a_ND.shape[1]))
+    return jnp.sum(jnp.exp(-sq_NM * inv_two_h2))
+
+
+def mmd2(x_ND: jax.Array, y_MD: jax.Array, bandwidth: float) -> jax.Array:
+    """Unbiased squared MMD with the Gaussian kernel exp(-||x - y||^2 / (2 bandwidth^2)).
+
+    MMD_u^2 = sum_{i != j} k(x_i, x_j) / (n(n-1)) + sum_{i != j} k(y_i, y_j) / (m(m-1))
+              - 2 sum_{i, j} k(x_i, y_j) / (n m); it may be slightly negative when the two
+    distributions are equal.
+    """
+    n, m = x_ND.shape[0], y_MD.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd2 needs at least 2 points per sample, got {n} and {m}")
+    c = 1.0 / (2.0 * bandwidth**2)
+    if x_ND.shape == y_MD.shape:
+        # One loop over the three pairs: a single kernel-sum body, which XLA compiles once and
+        # ran about 4x faster on CPU than three sums it fuses together.
+        pairs = jnp.stack([jnp.stack([x_ND, x_ND]), jnp.stack([y_MD, y_MD]),
+                           jnp.stack([x_ND, y_MD])])
+        sxx, syy, sxy = jax.lax.map(lambda p: _kernel_sum(p[0], p[1], c), pairs)
+    else:
+        sxx, syy, sxy = (_kernel_sum(x_ND, x_ND, c), _kernel_sum(y_MD, y_MD, c),
+                         _kernel_sum(x_ND, y_MD, c))
+    # k(x, x) = 1: the diagonal's sum is n, removed from the within-sample sums.
+    return (sxx - n) / (n * (n - 1)) + (syy - m) / (m * (m - 1)) - 2.0 * sxy / (n * m)
+
+
+def default_bandwidth(target) -> float:
+    """The target's root-mean-square per-coordinate standard deviation (analytic)."""
+    return float(np.sqrt(np.mean(target.std**2)))
+
+
+# ----------------------------------------------------------------------------- all together
+
+def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
+                   hq_threshold: float = HQ_THRESHOLD, min_count: int = MIN_COUNT,
+                   num_projections: int = NUM_PROJECTIONS, mmd_samples: int = MMD_SAMPLES,
+                   mmd_bandwidth: float | None = None) -> dict[str, jax.Array]:
     """The metrics of a generated sample against an equal-size real one.
 
     For 1-D targets: w1, left, right, mode_balance, and real/fake mean and std (population
-    std, as the seed's statistics.pstdev).
+    std, as the seed's statistics.pstdev). For every target: modes_captured, hq_fraction,
+    reverse_kl, js (of the generated sample's modes, see the module docstring), sliced_w1 and
+    mmd2 (generated against real).
+
+    Args:
+      target: the GaussianMixture the real sample comes from.
+      real_ND, fake_ND: f32[N, D] samples, D the target's dimension.
+      hq_threshold: standardised distance under which a sample is high-quality.
+      min_count: high-quality samples a mode needs to count as captured.
+      num_projections: directions of the sliced W1 (2-D and up).
+      mmd_samples: the MMD uses the first min(N, mmd_samples) points of each sample.
+      mmd_bandwidth: the Gaussian kernel's h; None: `default_bandwidth(target)`.
+
+    Raises:
+      ConfigError: at trace time, if a sample's shape is not [N, D] (e.g. a generator whose
+        output size is not the target's dimension), or an option is out of range.
     """
+    _check_options(hq_threshold, min_count, num_projections, mmd_samples, mmd_bandwidth)
+    target.check_samples(real_ND, "real samples")
+    target.check_samples(fake_ND, "generated samples")
+    chex.assert_equal_shape([real_ND, fake_ND])
+    if real_ND.shape[0] < 2:
+        raise ConfigError(f"sample_metrics: got {real_ND.shape[0]} sample(s); needs at least 2 "
+                          "(history_samples and eval_samples must be >= 2)")
     out = {}
     if target.dim == 1:
         real, fake = real_ND[:, 0], fake_ND[:, 0]
@@ -42,4 +233,24 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array) -> dict[str, 
             real_mean=jnp.mean(real), real_std=jnp.std(real),
             fake_mean=jnp.mean(fake), fake_std=jnp.std(fake),
         )
+    out.update(mode_metrics(target, fake_ND, hq_threshold=hq_threshold, min_count=min_count))
+    if target.dim == 1:
+        out["sliced_w1"] = out["w1"]  # one direction: the same sorts, done once
+    else:
+        out["sliced_w1"] = sliced_w1(real_ND, fake_ND,
+                                     projection_directions(target.dim, num_projections))
+    n = min(real_ND.shape[0], mmd_samples)
+    h = default_bandwidth(target) if mmd_bandwidth is None else mmd_bandwidth
+    out["mmd2"] = mmd2(real_ND[:n], fake_ND[:n], h)
     return out
+
+
+def _check_options(hq_threshold, min_count, num_projections, mmd_samples, mmd_bandwidth):
+    if not hq_threshold > 0 or not math.isfinite(hq_threshold):
+        raise ConfigError(f"hq_threshold: got {hq_threshold!r}; must be a positive number")
+    for name, v, low in (("min_count", min_count, 1), ("num_projections", num_projections, 1),
+                         ("mmd_samples", mmd_samples, 2)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
+            raise ConfigError(f"{name}: got {v!r}; must be an integer >= {low}")
+    if mmd_bandwidth is not None and (not mmd_bandwidth > 0 or not math.isfinite(mmd_bandwidth)):
+        raise ConfigError(f"mmd_bandwidth: got {mmd_bandwidth!r}; must be a positive number")

@@ -1,0 +1,563 @@
+"""Figures from a sweep's results: `python -m gan_jax plot DIR [...]` (needs matplotlib).
+
+Three kinds, each a PNG under `--out` (default DIR/plots):
+
+  curves   a history metric over training steps: the median over seeds as a line, the 25-75%
+           band around it, one line per configuration; one panel per metric (rows) and per
+           value of a facet key (columns, default `data` where it varies).
+  heatmap  a final metric (mean or median over seeds) for every pair of values of two config
+           keys, one panel per combination of the other keys that vary.
+  samples  generated samples of chosen runs: a scatter over the target's mode centres (2-D;
+           the first two coordinates in more dimensions) or histograms of real and generated
+           samples over the exact density (1-D).
+
+Records hold no samples. `samples` re-runs each chosen run from its record (config and seed:
+`engine.run_batch`, a run's numbers depend on its seed alone) and draws fresh samples from its
+final generator; it compares the re-run's final metrics with the record's and says so where
+they differ (float rounding that differs between compiled batch shapes can, in a chaotic
+run, grow into another run; a batch is never re-run alone for that reason). This costs one
+compilation per static configuration shown, and the runs' time. Storing samples in every
+record instead would cost every run of every sweep disk space for the few that are drawn.
+
+Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never pyplot, so
+nothing global (backend, open figures) changes and no display is needed. Their size in pixels
+is fixed by the layout constants below (no tight bounding box), so tests can check it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from gan_jax import results
+from gan_jax.config import FIELD_NAMES, ConfigError, suggest
+
+DPI = 100
+CURVE_PANEL = (4.8, 3.0)        # inches per curves panel
+LEGEND_WIDTH = 2.8              # inches to the right of curves, for the legend
+HEATMAP_PANEL = (5.2, 4.2)      # inches per heatmap panel
+SAMPLE_PANEL = (3.6, 3.6)       # inches per samples panel
+SAMPLE_COLUMNS = 4
+DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
+DEFAULT_CURVES_1D = ("w1", "mode_balance")
+PLOT_STREAM = 0x9107            # fold_in constant: the samples' key from the run's seed
+
+
+# ----------------------------------------------------------------------------- records
+
+def load_results(directory: str) -> list[dict]:
+    """Every record of DIR/results*.jsonl (a sweep's file and any shards).
+
+    Raises:
+      ConfigError: if DIR holds no results.
+    """
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{directory}: no such directory")
+    paths = sorted(glob.glob(os.path.join(directory, "results*.jsonl")))
+    records = []
+    for path in paths:
+        found, problems = results.read_records(path)
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+        records += found
+    if not records:
+        raise ConfigError(f"{directory}: no results (no records in {directory}/results*.jsonl); "
+                          "run a sweep into it first")
+    return records
+
+
+def parse_where(items: list[str] | None) -> dict[str, Any]:
+    """KEY=VALUE filters; VALUE is read as JSON where it can be (numbers, true, null)."""
+    where = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--where: got {item!r}; must be KEY=VALUE, e.g. loss=hinge")
+        try:
+            where[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            where[key.strip()] = raw
+    return where
+
+
+def _key_fields(key: str) -> list[str]:
+    """A config key, or several tied by '+' (a sweep's "lr_g+lr_d")."""
+    return [f.strip() for f in key.split("+")]
+
+
+def check_keys(records: list[dict], keys, what: str) -> None:
+    """Raise ConfigError unless every key names a field of the records' configs."""
+    fields = set().union(*(r["config"] for r in records))
+    for key in keys:
+        for field in _key_fields(key):
+            if field not in fields:
+                raise ConfigError(f"{what}: {field!r} is not a config key{suggest(field, fields)}; "
+                                  f"keys: {', '.join(f for f in FIELD_NAMES if f in fields)}")
+
+
+def key_value(record: dict, key: str):
+    """The value of a config key in a record (a tuple for tied keys that differ)."""
+    values = [record["config"].get(f) for f in _key_fields(key)]
+    if all(_same(v, values[0]) for v in values):
+        return _hashable(values[0])
+    return tuple(_hashable(v) for v in values)
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def select(records: list[dict], where: dict[str, Any]) -> list[dict]:
+    check_keys(records, where, "--where")
+    chosen = [r for r in records
+              if all(_same(key_value(r, k), _hashable(v)) for k, v in where.items())]
+    if not chosen:
+        shown = ", ".join(f"{k}={v!r}" for k, v in where.items())
+        raise ConfigError(f"--where: no record has {shown}")
+    return chosen
+
+
+def varying_keys(records: list[dict], exclude=()) -> list[str]:
+    """Config keys whose values differ across the records, in field order."""
+    fields = [f for f in FIELD_NAMES if any(f in r["config"] for r in records)]
+    out = []
+    for f in fields:
+        if f in exclude:
+            continue
+        values = {json.dumps(r["config"].get(f), sort_keys=True) for r in records}
+        if len(values) > 1:
+            out.append(f)
+    return out
+
+
+def _ordered(values) -> list:
+    """Distinct values: sorted if all numbers, else in order of first appearance."""
+    distinct = []
+    for v in values:
+        if not any(_same(v, d) for d in distinct):
+            distinct.append(v)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
+        return sorted(distinct)
+    return distinct
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        return "/".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def label(record: dict, keys) -> str:
+    return ", ".join(f"{k}={_fmt(key_value(record, k))}" for k in keys) or "all runs"
+
+
+def _group(records: list[dict], keys) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(tuple(json.dumps(key_value(r, k)) for k in keys), []).append(r)
+    return groups
+
+
+def _number(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("_")
+
+
+# ----------------------------------------------------------------------------- drawing
+
+def _figure(width: float, height: float, dpi: int = DPI):
+    """A matplotlib Figure (no pyplot), or ConfigError if matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError("plot needs matplotlib, an optional dependency: "
+                          "pip install 'gan_jax[plot]' (or pip install matplotlib)") from None
+    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=fig.dpi, format="png")
+    return path
+
+
+def _colors(n: int):
+    from matplotlib import colormaps
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: str | None = None,
+                dpi: int = DPI) -> str:
+    """History metrics over steps: median over seeds and its 25-75% band, per configuration."""
+    available = set().union(*(r["history"] for r in records)) - {"step"}
+    for m in metrics:
+        if m not in available:
+            raise ConfigError(f"--curves: {m!r} is not a history metric{suggest(m, available)}; "
+                              f"metrics: {', '.join(sorted(available))}")
+    if facet is not None:
+        check_keys(records, [facet], "--facet")
+    columns = _group(records, [facet]) if facet else {(): records}
+    line_keys = varying_keys(records, exclude=set(_key_fields(facet)) if facet else ())
+    line_ids = list(_group(records, line_keys))
+    colors = dict(zip(line_ids, _colors(len(line_ids))))
+    nrows, ncols = len(metrics), len(columns)
+    fig = _figure(CURVE_PANEL[0] * ncols + LEGEND_WIDTH, CURVE_PANEL[1] * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="col")
+    handles = {}
+    for j, col in enumerate(columns.values()):
+        for gid, runs in _group(col, line_keys).items():
+            steps = np.asarray(runs[0]["history"]["step"], float)
+            for i, metric in enumerate(metrics):
+                ax = axes[i, j]
+                rows = [r["history"].get(metric) for r in runs]
+                rows = [[_number(v) for v in row] for row in rows
+                        if row is not None and len(row) == len(steps)]
+                if not rows:
+                    continue
+                y = np.asarray(rows)
+                with warnings.catch_warnings():
+                    # All-NaN columns (every seed diverged by then) are expected: gaps.
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, med, hi = np.nanpercentile(y, [25, 50, 75], axis=0)
+                (line,) = ax.plot(steps, med, color=colors[gid], lw=1.6)
+                ax.fill_between(steps, lo, hi, color=colors[gid], alpha=0.18, lw=0)
+                handles.setdefault(gid, (line, f"{label(runs[0], line_keys)} (n={len(rows)})"))
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(metric)
+            if i == nrows - 1:
+                ax.set_xlabel("step")
+            if i == 0 and facet:
+                ax.set_title(label(col[0], [facet]), fontsize=10)
+    fig.suptitle("median over seeds, band: 25-75%", fontsize=10)
+    fig.legend([h for h, _ in handles.values()], [t for _, t in handles.values()],
+               loc="outside right upper", fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def heatmap_cells(records: list[dict], x: str, y: str, metric: str, stat: str = "mean"):
+    """(x values, y values, value[y, x], std[y, x], n[y, x], runs[y, x]) of a final metric.
+
+    value and std are over the n runs of a cell whose metric is finite (of its `runs` runs).
+    """
+    from gan_jax import stats
+    xs = _ordered(key_value(r, x) for r in records)
+    ys = _ordered(key_value(r, y) for r in records)
+    value = np.full((len(ys), len(xs)), np.nan)
+    spread = np.full_like(value, np.nan)
+    count = np.zeros(value.shape, int)
+    runs = np.zeros(value.shape, int)
+    for (i, yv), (j, xv) in ((a, b) for a in enumerate(ys) for b in enumerate(xs)):
+        cell = [_number(r["final"].get(metric)) for r in records
+                if _same(key_value(r, x), xv) and _same(key_value(r, y), yv)]
+        s = stats.summarize(cell)
+        count[i, j], runs[i, j] = s.n, len(cell)
+        if s.n:
+            value[i, j] = s.mean if stat == "mean" else s.median
+            spread[i, j] = s.std
+    return xs, ys, value, spread, count, runs
+
+
+def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
+                 stat: str = "mean", dpi: int = DPI) -> str:
+    """A final metric over two config keys; one panel per combination of other varying keys."""
+    check_keys(records, [x, y], "--heatmap")
+    available = set().union(*(r["final"] for r in records))
+    if metric not in available:
+        raise ConfigError(f"--heatmap: {metric!r} is not a final metric"
+                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    panel_keys = varying_keys(records, exclude=set(_key_fields(x)) | set(_key_fields(y)))
+    panels = _group(records, panel_keys)
+    fig = _figure(HEATMAP_PANEL[0] * len(panels), HEATMAP_PANEL[1], dpi)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, runs in zip(axes, panels.values()):
+        xs, ys, value, spread, count, total = heatmap_cells(runs, x, y, metric, stat)
+        masked = np.ma.masked_invalid(value)
+        vmin, vmax = _colour_range(metric, runs[0])
+        image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower", vmin=vmin,
+                          vmax=vmax)
+        fig.colorbar(image, ax=ax, shrink=0.85)
+        ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs], rotation=30, ha="right")
+        ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        lo, hi = image.norm.vmin, image.norm.vmax
+        middle = 0.5 * (lo + hi) if lo is not None and hi is not None else 0.0
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if count[i, j] == 0:
+                    text, color = ("no runs" if total[i, j] == 0 else "not finite"), "black"
+                else:
+                    sd = "" if not np.isfinite(spread[i, j]) else f"\n±{spread[i, j]:.2g}"
+                    part = "" if count[i, j] == total[i, j] else \
+                        f"\n({count[i, j]} of {total[i, j]} finite)"
+                    text = f"{value[i, j]:.3g}{sd}{part}"
+                    color = "black" if value[i, j] > middle else "white"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
+        if panel_keys:
+            ax.set_title(label(runs[0], panel_keys), fontsize=10)
+    fig.suptitle(f"{metric}: {stat} over seeds (± std)", fontsize=11)
+    return _save(fig, path)
+
+
+# Metrics with a natural range: a colour scale over it shows 5 of 8 modes as 5/8, not as "best".
+_UNIT_METRICS = ("hq_fraction", "mode_balance", "left", "right")
+
+
+def _colour_range(metric: str, record: dict) -> tuple[float | None, float | None]:
+    if metric in _UNIT_METRICS:
+        return 0.0, 1.0
+    if metric == "modes_captured":
+        from gan_jax import config as config_lib
+        from gan_jax import data
+        return 0.0, float(data.make_target(config_lib.make_config(record["config"])).num_modes)
+    return None, None
+
+
+def regenerate_samples(records: list[dict], num_samples: int):
+    """Re-run each record's run and draw num_samples from its final generator.
+
+    Returns:
+      One dict per record: samples (f32[n, D] NumPy), target, final (the re-run's final
+      metrics), matches (whether they equal the record's to float32 rounding).
+    """
+    import jax
+
+    from gan_jax import config as config_lib
+    from gan_jax import engine
+    from gan_jax.train import make_parts, sample_fake
+
+    cfgs = [config_lib.make_config(r["config"], where="record config") for r in records]
+    by_static: dict[Any, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        by_static.setdefault(config_lib.static_part(cfg), []).append(i)
+    out: list[dict | None] = [None] * len(records)
+    for static, idx in by_static.items():
+        parts = make_parts(static)
+        seeds = [records[i]["seed"] for i in idx]
+        # A batch of one run compiles to other kernels (XLA drops the unit run axis), whose
+        # rounding a GAN's chaotic training amplifies into a different run: pad to two.
+        pad = 1 if len(idx) == 1 else 0
+        run = engine.run_batch([cfgs[i] for i in idx] * (1 + pad), seeds * (1 + pad))
+        draw = jax.jit(lambda g, key: sample_fake(parts, g, key, num_samples))
+        for b, i in enumerate(idx):
+            g_params = jax.tree.map(lambda a: a[b], run.state.g_params)
+            key = jax.random.fold_in(jax.random.key(seeds[b]), PLOT_STREAM)
+            final = {k: float(np.asarray(v)[b]) for k, v in run.final.items()}
+            out[i] = dict(samples=np.asarray(draw(g_params, key)), target=parts.target,
+                          final=final, matches=_same_metrics(final, records[i]["final"]),
+                          diverged_at=int(np.asarray(run.state.diverged_at)[b]))
+    return out
+
+
+def _same_metrics(a: dict, b: dict) -> bool:
+    for k, v in b.items():
+        if k not in a:
+            continue
+        x, y = a[k], _number(v)
+        if not (math.isnan(x) and math.isnan(y)) and not math.isclose(x, y, rel_tol=1e-5,
+                                                                       abs_tol=1e-6):
+            return False
+    return True
+
+
+def plot_samples(records: list[dict], drawn: list[dict], path: str, *, dpi: int = DPI) -> str:
+    """Generated samples of the given runs, one panel each (`drawn`: regenerate_samples')."""
+    ncols = min(SAMPLE_COLUMNS, len(records))
+    nrows = math.ceil(len(records) / ncols)
+    fig = _figure(SAMPLE_PANEL[0] * ncols, SAMPLE_PANEL[1] * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    shown = varying_keys(records, exclude=("seed",))
+    for ax, record, d in zip(axes, records, drawn):
+        target, x = d["target"], d["samples"]
+        finite = x[np.all(np.isfinite(x), axis=1)]
+        if target.dim == 1:
+            _draw_1d(ax, target, finite, len(x), record["seed"])
+        else:
+            _draw_2d(ax, target, finite)
+        summary = _final_summary(record["final"], target.dim)
+        if d.get("diverged_at", -1) >= 0:
+            summary = f"diverged at step {d['diverged_at']}"
+        if not d.get("matches", True):
+            print(f"warning: re-running seed {record['seed']} ({label(record, shown)}) gave final "
+                  "metrics that differ from its record; the panel shows the re-run",
+                  file=sys.stderr)
+            summary += " (re-run differs)"
+        head = f"{label(record, shown)}\n" if shown else ""
+        ax.set_title(f"{head}seed {record['seed']}: {summary}", fontsize=8)
+    for ax in axes[len(records):]:
+        ax.set_axis_off()
+    return _save(fig, path)
+
+
+def _final_summary(final: dict, dim: int) -> str:
+    if dim == 1 and "w1" in final:
+        return f"W1 {_number(final['w1']):.3g}, balance {_number(final.get('mode_balance')):.2f}"
+    if "modes_captured" in final:
+        return (f"{_number(final['modes_captured']):.0f} modes, "
+                f"{100 * _number(final['hq_fraction']):.0f}% HQ")
+    return ""
+
+
+def _draw_2d(ax, target, x):
+    means = target.means[:, :2]
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.35, color="tab:blue", lw=0, label="generated")
+    ax.scatter(means[:, 0], means[:, 1], s=40, marker="x", color="tab:red", lw=1.5,
+               label="mode centres")
+    # View: the target's modes with a margin, widened to hold most samples (1st-99th
+    # percentiles), so a few far outliers do not shrink the picture.
+    pad = 3 * float(target.stds.max()) + 0.15 * float(np.ptp(means, axis=0).max() + 1e-9)
+    lo, hi = means.min(0) - pad, means.max(0) + pad
+    if len(x):
+        q_lo, q_hi = np.percentile(x[:, :2], [1, 99], axis=0)
+        lo, hi = np.minimum(lo, q_lo), np.maximum(hi, q_hi)
+    half = 0.5 * float(np.max(hi - lo))
+    centre = 0.5 * (lo + hi)
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+
+
+def _draw_1d(ax, target, x, n, seed):
+    import jax
+    real = np.asarray(target.sample(jax.random.fold_in(jax.random.key(seed), PLOT_STREAM + 1), n))
+    lo = float(min(target.means.min() - 4 * target.stds.max(), np.percentile(x, 0.5) if len(x) else 0))
+    hi = float(max(target.means.max() + 4 * target.stds.max(), np.percentile(x, 99.5) if len(x) else 0))
+    bins = np.linspace(lo, hi, 61)
+    ax.hist(real[:, 0], bins=bins, density=True, histtype="step", color="black", lw=1.2,
+            label="real")
+    if len(x):
+        ax.hist(np.clip(x[:, 0], lo, hi), bins=bins, density=True, color="tab:blue", alpha=0.5,
+                label="generated")
+    grid = np.linspace(lo, hi, 400)
+    density = np.exp(np.asarray(target.log_prob(grid.astype(np.float32))))
+    ax.plot(grid, density, color="tab:red", lw=1, label="target density")
+    ax.legend(fontsize=7, frameon=False)
+    ax.tick_params(labelsize=7)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", help="a sweep's output directory (results*.jsonl)")
+    parser.add_argument("--out", help="where to write the PNGs (default DIR/plots)")
+    parser.add_argument("--where", action="append", metavar="KEY=VALUE",
+                        help="keep only runs whose config has this value (repeatable)")
+    parser.add_argument("--curves", nargs="*", metavar="METRIC",
+                        help="history metrics over steps (no names: modes_captured, hq_fraction, "
+                             "reverse_kl in 2-D; w1, mode_balance in 1-D)")
+    parser.add_argument("--facet", metavar="KEY",
+                        help="curves: one column per value of this key (default: data, if it "
+                             "varies)")
+    parser.add_argument("--heatmap", nargs="+", metavar="ARG",
+                        help="X Y [METRIC]: a final metric (default modes_captured or w1) over "
+                             "two config keys (tied keys as in the sweep file: lr_g+lr_d)")
+    parser.add_argument("--stat", choices=("mean", "median"), default="mean",
+                        help="heatmap cells: mean (default) or median over seeds")
+    parser.add_argument("--samples", action="store_true",
+                        help="scatter (2-D) or histograms (1-D) of generated samples; re-runs "
+                             "the chosen runs from their records")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="samples: these seeds of each configuration (default: the lowest)")
+    parser.add_argument("--max-runs", type=int, default=16, metavar="N",
+                        help="samples: at most this many runs (16)")
+    parser.add_argument("--num-samples", type=int, default=2500, metavar="N",
+                        help="samples: points drawn per run (2500)")
+    parser.add_argument("--dpi", type=int, default=DPI, help=f"resolution ({DPI})")
+
+
+def main(args: argparse.Namespace) -> int:
+    _figure(1, 1)  # fail early, before reading anything, if matplotlib is missing
+    for name in ("max_runs", "num_samples", "dpi"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: got {getattr(args, name)}; "
+                              "must be a positive integer")
+    if args.heatmap is not None and len(args.heatmap) not in (2, 3):
+        raise ConfigError(f"--heatmap: got {len(args.heatmap)} values; give X Y [METRIC]")
+    records = load_results(args.dir)
+    where = parse_where(args.where)
+    records = select(records, where)
+    out_dir = args.out or os.path.join(args.dir, "plots")
+    suffix = "".join(f"__{_slug(f'{k}={v}')}" for k, v in where.items())
+    one_d = all(_dim(r) == 1 for r in records)
+    written = []
+
+    nothing_chosen = args.curves is None and args.heatmap is None and not args.samples
+    if args.curves is not None or nothing_chosen:
+        names = args.curves or _defaults(records, DEFAULT_CURVES_1D if one_d else DEFAULT_CURVES_2D)
+        facet = args.facet
+        if facet is None and "data" in varying_keys(records):
+            facet = "data"
+        written.append(plot_curves(records, names, os.path.join(out_dir, f"curves{suffix}.png"),
+                                   facet=facet, dpi=args.dpi))
+    if args.heatmap is not None:
+        x, y = args.heatmap[:2]
+        metric = args.heatmap[2] if len(args.heatmap) == 3 else ("w1" if one_d else
+                                                                  "modes_captured")
+        name = f"heatmap_{_slug(metric)}_{_slug(x)}_{_slug(y)}{suffix}.png"
+        written.append(plot_heatmap(records, x, y, metric, os.path.join(out_dir, name),
+                                    stat=args.stat, dpi=args.dpi))
+    if args.samples:
+        chosen = choose_runs(records, args.seeds, args.max_runs)
+        drawn = regenerate_samples(chosen, args.num_samples)
+        written.append(plot_samples(chosen, drawn, os.path.join(out_dir, f"samples{suffix}.png"),
+                                    dpi=args.dpi))
+    for path in written:
+        print(path)
+    return 0
+
+
+def choose_runs(records: list[dict], seeds: list[int] | None, max_runs: int) -> list[dict]:
+    """The runs to show: the given seeds (default: the lowest) of each configuration."""
+    keys = varying_keys(records)
+    chosen = []
+    for runs in _group(records, keys).values():
+        present = sorted({r["seed"] for r in runs})
+        wanted = seeds if seeds is not None else present[:1]
+        missing = [s for s in wanted if s not in present]
+        if missing:
+            raise ConfigError(f"--seeds: {label(runs[0], keys)} has no run with seed "
+                              f"{missing[0]}; its seeds: {present[:10]}"
+                              f"{' ...' if len(present) > 10 else ''}")
+        by_seed = {r["seed"]: r for r in runs}
+        chosen += [by_seed[s] for s in wanted]
+    if len(chosen) > max_runs:
+        print(f"note: showing {max_runs} of {len(chosen)} runs (--max-runs; narrow with --where)",
+              file=sys.stderr)
+        chosen = chosen[:max_runs]
+    return chosen
+
+
+def _dim(record: dict) -> int:
+    from gan_jax.data import DIMS
+    return DIMS.get(record["config"].get("data"), 2)
+
+
+def _defaults(records: list[dict], names) -> list[str]:
+    available = set().union(*(r["history"] for r in records))
+    return [n for n in names if n in available] or sorted(available - {"step"})[:3]

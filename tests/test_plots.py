@@ -1,0 +1,171 @@
+"""Figures: `python -m gan_jax plot DIR` writes valid PNGs of the expected size; bad input exits 2."""
+
+import struct
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import __main__ as cli
+from gan_jax import config, data, engine, plots, results
+from test_metrics import TINY_2D
+
+DPI = 50   # small files; every layout constant times 50 is a whole number of pixels
+
+TINY_1D = dict(data="bimodal_1d", generator="linear", discriminator="logistic", steps=20,
+               log_every=10)
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) of a PNG file, checking its signature and header chunk."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def px(inches: float) -> int:
+    return round(inches * DPI)
+
+
+def write_results(directory, base: dict, points: list[dict], seeds: list[int]) -> list[dict]:
+    cfgs, run_seeds = [], []
+    for point in points:
+        for seed in seeds:
+            cfgs.append(config.make_config({**base, **point}))
+            run_seeds.append(seed)
+    records = []
+    for i in range(0, len(cfgs), 2):   # batches of 2, as tests/test_metrics.py: one program
+        out = engine.run_batch(cfgs[i:i + 2], run_seeds[i:i + 2])
+        records += results.make_records("test", cfgs[i:i + 2], run_seeds[i:i + 2], out)
+    results.append_records(directory / results.RESULTS_FILE, records)
+    return records
+
+
+@pytest.fixture(scope="module")
+def sweep_2d(tmp_path_factory):
+    """A 2 x 2 grid over (lr_g, lr_d) x 2 seeds of the tiny 2-D run: one compiled program."""
+    directory = tmp_path_factory.mktemp("sweep_2d")
+    points = [dict(lr_g=g, lr_d=d) for g in (1e-3, 3e-3) for d in (1e-3, 2e-3)]
+    records = write_results(directory, TINY_2D, points, [0, 1])
+    return directory, records
+
+
+def run_cli(*argv) -> int:
+    return cli.main(["plot", *map(str, argv), "--dpi", str(DPI)])
+
+
+def test_curves_by_default(sweep_2d, capsys):
+    directory, _ = sweep_2d
+    assert run_cli(directory) == 0
+    path = directory / "plots" / "curves.png"
+    assert capsys.readouterr().out.split() == [str(path)]
+    # 3 metrics (rows) x 1 column, and the legend's strip.
+    assert png_size(path) == (px(plots.CURVE_PANEL[0] + plots.LEGEND_WIDTH),
+                              px(3 * plots.CURVE_PANEL[1]))
+
+
+def test_heatmap_and_its_cells(sweep_2d, tmp_path):
+    directory, records = sweep_2d
+    assert run_cli(directory, "--out", tmp_path, "--heatmap", "lr_g", "lr_d", "hq_fraction") == 0
+    path = tmp_path / "heatmap_hq_fraction_lr_g_lr_d.png"
+    assert png_size(path) == (px(plots.HEATMAP_PANEL[0]), px(plots.HEATMAP_PANEL[1]))
+    xs, ys, value, _, count, runs = plots.heatmap_cells(records, "lr_g", "lr_d", "hq_fraction")
+    assert xs == [1e-3, 3e-3] and ys == [1e-3, 2e-3]
+    np.testing.assert_array_equal(count, 2)
+    np.testing.assert_array_equal(runs, 2)
+    want = np.mean([r["final"]["hq_fraction"] for r in records
+                    if r["config"]["lr_g"] == 3e-3 and r["config"]["lr_d"] == 1e-3])
+    np.testing.assert_allclose(value[0, 1], want)
+
+
+def test_samples_rerun_the_records_runs(sweep_2d, tmp_path, capsys):
+    directory, records = sweep_2d
+    assert run_cli(directory, "--out", tmp_path, "--samples", "--seeds", 1,
+                   "--where", "lr_d=0.001", "--num-samples", 300) == 0
+    path = tmp_path / "samples__lr_d=0.001.png"
+    # Two configurations (lr_g) with lr_d = 0.001, seed 1 each: one row of two panels.
+    assert png_size(path) == (px(2 * plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1]))
+    assert "differ" not in capsys.readouterr().err
+    # The re-run is the recorded run: same final metrics, samples of the target's dimension.
+    chosen = [r for r in records if r["seed"] == 1 and r["config"]["lr_d"] == 1e-3]
+    for record, drawn in zip(chosen, plots.regenerate_samples(chosen, 50)):
+        assert drawn["matches"], record["final"]
+        assert drawn["samples"].shape == (50, 2)
+
+
+def test_1d_figures_from_records(tmp_path):
+    # A 1-D record written by hand (no training): histograms over the exact density, and the
+    # 1-D default curves (w1, mode_balance).
+    cfg = config.make_config(TINY_1D)
+    record = dict(seed=0, config=cfg.to_dict(), final=dict(w1=0.5, mode_balance=0.9),
+                  history=dict(step=[0, 10, 20], w1=[2.0, 1.0, 0.5], mode_balance=[0, 0.5, 0.9]))
+    results.append_records(tmp_path / results.RESULTS_FILE, [record, {**record, "seed": 1}])
+    assert run_cli(tmp_path) == 0
+    assert png_size(tmp_path / "plots" / "curves.png") == (
+        px(plots.CURVE_PANEL[0] + plots.LEGEND_WIDTH), px(2 * plots.CURVE_PANEL[1]))
+    target = data.make_target(cfg)
+    drawn = [dict(samples=np.asarray(target.sample(jax.random.key(0), 500)) * 0.8,
+                  target=target)]
+    path = plots.plot_samples([record], drawn, str(tmp_path / "samples.png"), dpi=DPI)
+    assert png_size(path) == (px(plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1]))
+
+
+def test_diverged_runs_leave_gaps_not_errors(tmp_path):
+    # Non-finite numbers are stored as null: cells and curve points without a finite value.
+    cfg = config.make_config(dict(TINY_2D, loss="hinge")).to_dict()
+    records = [dict(seed=seed, config={**cfg, "lr_g": lr}, final=dict(modes_captured=final),
+                    history=dict(step=[0, 10, 20], modes_captured=[1, None, final]))
+               for lr, final in ((1e-3, None), (2e-3, 3)) for seed in (0, 1)]
+    records[3]["final"]["modes_captured"] = None          # one of two seeds diverged
+    xs, ys, value, _, count, runs = plots.heatmap_cells(records, "lr_g", "loss",
+                                                        "modes_captured")
+    np.testing.assert_array_equal(count, [[0, 1]])
+    np.testing.assert_array_equal(runs, [[2, 2]])
+    assert np.isnan(value[0, 0]) and value[0, 1] == 3
+    path = plots.plot_heatmap(records, "lr_g", "loss", "modes_captured",
+                              str(tmp_path / "h.png"), dpi=DPI)
+    assert png_size(path) == (px(plots.HEATMAP_PANEL[0]), px(plots.HEATMAP_PANEL[1]))
+    path = plots.plot_curves(records, ["modes_captured"], str(tmp_path / "c.png"), dpi=DPI)
+    assert png_size(path) == (px(plots.CURVE_PANEL[0] + plots.LEGEND_WIDTH),
+                              px(plots.CURVE_PANEL[1]))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("argv,message", [
+    (["--heatmap", "lr_g", "lr_x"], "'lr_x' is not a config key (did you mean 'lr_g'?)"),
+    (["--heatmap", "lr_g", "lr_d", "modes"], "'modes' is not a final metric"),
+    (["--heatmap", "lr_g"], "give X Y [METRIC]"),
+    (["--curves", "w2"], "'w2' is not a history metric"),
+    (["--where", "los=hinge"], "'los' is not a config key (did you mean 'loss'?)"),
+    (["--where", "loss=hinge"], "no record has loss='hinge'"),
+    (["--where", "loss"], "must be KEY=VALUE"),
+    (["--samples", "--seeds", "7"], "has no run with seed 7"),
+    (["--facet", "nope", "--curves"], "'nope' is not a config key"),
+    (["--max-runs", "0"], "--max-runs: got 0"),
+])
+def test_bad_arguments_exit_2_with_a_message(sweep_2d, tmp_path, capsys, argv, message):
+    directory, _ = sweep_2d
+    assert run_cli(directory, "--out", tmp_path, *argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())   # nothing written
+
+
+def test_a_directory_without_results_exits_2(tmp_path, capsys):
+    assert run_cli(tmp_path) == 2
+    assert "no results" in capsys.readouterr().err
+    assert run_cli(tmp_path / "missing") == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_without_matplotlib_plot_exits_2(sweep_2d, monkeypatch, capsys):
+    directory, _ = sweep_2d
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib -> ImportError
+    assert run_cli(directory) == 2
+    assert "pip install 'gan_jax[plot]'" in capsys.readouterr().err
