@@ -4,12 +4,18 @@ from gan_jax.config import (ConfigError, HParams, RunConfig, StaticConfig, make_
                             stack_hparams, static_part, traced_part, validate)
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
 from gan_jax.engine import compiled_run, run_batch, seed_keys
+from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
+                           estimate_w1, estimated_floor, family_floor, gan_value, optimal_logit,
+                           optimal_value, pushforward)
 from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
                             r2_penalty)
 from gan_jax.metrics import left_fraction, mode_balance, sample_metrics, w1_1d
 from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
+from gan_jax.stability import (Game, LocalAnalysis, analyse, analyse_config, find_stationary,
+                               population_game, saturation, trajectory, update_map,
+                               vector_field)
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -19,10 +25,15 @@ __all__ = [
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
     "compiled_run", "run_batch", "seed_keys",
+    "Estimate", "Floor", "Pushforward", "Quadrature", "discriminator_gap", "estimate_w1",
+    "estimated_floor", "family_floor", "gan_value", "optimal_logit", "optimal_value",
+    "pushforward",
     "LOSSES", "Loss", "clip_params", "get_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
     "left_fraction", "mode_balance", "sample_metrics", "w1_1d",
     "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
+    "Game", "LocalAnalysis", "analyse", "analyse_config", "find_stationary", "population_game",
+    "saturation", "trajectory", "update_map", "vector_field",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]

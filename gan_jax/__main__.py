@@ -15,6 +15,7 @@ from gan_jax.config import ConfigError
 # command -> (module, one-line help)
 COMMANDS = {
     "reproduce-seed": ("gan_jax.seed_repro", "the seed notebook's two runs over 64 seeds, with tables"),
+    "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
 }
 
 

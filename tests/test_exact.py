@@ -291,3 +291,21 @@ def test_families_without_a_closed_form_name_the_alternative():
         exact.objective_fn("linear", BIMODAL, "kl")
     with pytest.raises(ConfigError, match="1-D"):
         exact.w1(exact.pushforward("linear", jnp.array([1.0, 0.0])), data.ring_2d())
+
+
+def test_estimated_floor_improves_on_its_starts():
+    cfg = make_config(dict(generator="mlp", g_width=8, g_depth=1))
+    floor = exact.estimated_floor(cfg, jax.random.key(0), nodes=256, starts=2, steps=300,
+                                  lr=3e-2)
+    assert floor.values.shape == (2,) and float(floor.value) == float(np.min(floor.values))
+    assert float(floor.value) < 0.3   # an untrained MLP's output is near 0: W1 near 2
+
+
+def test_cli_prints_exact_values_and_rejects_other_families(capsys):
+    from gan_jax.__main__ import main
+
+    assert main(["exact", "--generator", "linear", "--theta", "1", "0", "--data-std", "1"]) == 0
+    assert "W1" in capsys.readouterr().out
+    assert main(["exact", "--generator", "mlp", "--theta", "1"]) == 2
+    assert "estimate_w1" in capsys.readouterr().err
+    assert main(["exact", "--generator", "piecewise", "--theta", "1", "0"]) == 2
