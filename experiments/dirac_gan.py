@@ -103,7 +103,11 @@ def run_arm(arm: Arm, *, lr: float, steps: int, x0) -> ArmResult:
 def _eigs(e) -> str:
     if e is None:
         return "-"
-    return ", ".join(f"{z.real:+.3g}{z.imag:+.3g}i" for z in np.sort_complex(e))
+    def part(v):  # round-off (|v| < 1e-9, including -0.0) prints as 0
+        return f"{0.0 if abs(v) < 1e-9 else v:.3g}"
+
+    return ", ".join(f"{part(z.real)} {'-' if z.imag < 0 else '+'} {part(abs(z.imag))}i"
+                     for z in np.sort_complex(e))
 
 
 def _rho(r, verdict) -> str:
@@ -141,7 +145,7 @@ def figure(results: list[ArmResult], path: str) -> None:
             ax.plot(xs[:, 0], xs[:, 1], label=update, **styles[update])
         ax.plot(*r.paths["alternating"][0], "ko", ms=4)
         ax.plot(0, 0, "k*", ms=9)
-        ax.set_title(f"{r.arm.label}\nflow at x*: {r.analysis.flow.split(' (')[0]}", fontsize=8)
+        ax.set_title(f"{r.arm.label}\nflow at x*: {r.analysis.flow.split(' (')[0].replace(' at x*', '')}", fontsize=8)
         ax.set_xlabel("theta (generator)", fontsize=8)
         ax.set_xlim(-2.6, 2.6)
         ax.set_ylim(-2.6, 2.6)

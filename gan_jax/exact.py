@@ -344,6 +344,12 @@ def discriminator_gap(pf: Pushforward, target, logit_fn: Callable,
     return _expect(pf, target, logit_fn, quad, per_point)
 
 
+# History rows use fewer panels: the gap's integrand is smooth between the edges, and 4 panels
+# keep it within 3e-6 of a 64-panel reference (logistic and MLP discriminators) at a quarter of
+# the cost inside the training program.
+HISTORY_QUADRATURE = Quadrature(panels=4)
+
+
 def records_d_gap(static) -> bool:
     """Whether training records `d_gap` in its history rows (a static condition)."""
     return static.generator in CLOSED_FORM and static.loss in GAP_LOSSES
@@ -355,7 +361,8 @@ def history_fields(static, parts, g_params, d_params) -> dict[str, jax.Array]:
         return {}
     pf = pushforward(static.generator, g_params)
     return {"d_gap": discriminator_gap(
-        pf, parts.target, lambda x_N: parts.discriminator.apply(d_params, x_N[:, None]))}
+        pf, parts.target, lambda x_N: parts.discriminator.apply(d_params, x_N[:, None]),
+        HISTORY_QUADRATURE)}
 
 
 # ----------------------------------------------------------------------------- estimates
