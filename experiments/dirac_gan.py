@@ -30,6 +30,7 @@ import numpy as np
 from gan_jax import losses, models, stability
 from gan_jax.config import ConfigError
 from gan_jax.results import write_atomic
+from gan_jax.seed_repro import _md_table as md_table
 
 REAL = jnp.zeros((1, 1))       # the data: one point at 0
 Z = jnp.zeros((1, 1))          # any z: the generator ignores it (slope 0)
@@ -126,8 +127,7 @@ def table(results: list[ArmResult], lr: float, steps: int) -> str:
                      _rho(a.rho_alternating, a.alternating),
                      f"{np.linalg.norm(r.paths['simultaneous'][-1]):.3g}",
                      f"{np.linalg.norm(r.paths['alternating'][-1]):.3g}"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return md_table(header, rows)
 
 
 def figure(results: list[ArmResult], path: str) -> None:

@@ -36,6 +36,8 @@ from gan_jax import engine, exact, stability, stats, train
 from gan_jax.config import ConfigError, RunConfig, make_config
 from gan_jax.results import write_atomic
 from gan_jax.seed_repro import SEED_CONFIGS
+from gan_jax.seed_repro import _md_table as md_table
+from gan_jax.seed_repro import _pm as pm_summary
 
 ARMS: dict[str, RunConfig] = {
     "linear (seed)": SEED_CONFIGS["linear"],
@@ -106,14 +108,8 @@ def _floor_key(name: str) -> str:
 
 # ----------------------------------------------------------------------------- tables
 
-def _md(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
-
-
 def _pm(values) -> str:
-    s = stats.summarize(values)
-    return f"{stats.fmt(s.mean)} ± {stats.fmt(s.std)}"
+    return pm_summary(stats.summarize(values))
 
 
 def _ci(values) -> str:
@@ -145,7 +141,7 @@ def main_table(rows: dict) -> str:
             f"{100 * float(np.mean(gap) / np.mean(r['w1'])):.0f}%",
             _pm(r["js"]) if "js" in r else "n/a", stats.fmt(r["floor_js"]) if "floor_js" in r
             else "n/a", d_gap, _pm(r["w1_samples"])])
-    return _md(header, out)
+    return md_table(header, out)
 
 
 def floor_table(floors: dict) -> str:
@@ -165,7 +161,7 @@ def floor_table(floors: dict) -> str:
             c = f["w1_check"]
             rows.append([cfg.generator, "W1 (fresh 4 × 2^17 samples)", stats.fmt(float(c.value), 5),
                          f"± {stats.fmt(float(c.error))} (bias bound + 2 s.e.)", "-"])
-    return _md(["family", "objective", "floor", "parameters", "starts within 1e-4 of it"], rows)
+    return md_table(["family", "objective", "floor", "parameters", "starts within 1e-4 of it"], rows)
 
 
 def saturation_table(probs=SATURATION_PROBS) -> str:
@@ -173,7 +169,7 @@ def saturation_table(probs=SATURATION_PROBS) -> str:
     header = ["D(fake)"] + [f"{n}: G / D" for n in sat]
     rows = [[str(p)] + [f"{sat[n]['g'][i]:.4g} / {sat[n]['d'][i]:.4g}" for n in sat]
             for i, p in enumerate(probs)]
-    return _md(header, rows)
+    return md_table(header, rows)
 
 
 def saturation_figure(path: str) -> None:
@@ -218,7 +214,7 @@ def stability_table() -> str:
         rows.append([f"{name} (seed)", np.array2string(a.x, precision=3, separator=", "),
                      f"{a.residual:.2g}", eigs, a.flow,
                      f"{a.rho_alternating:.6f} ({a.alternating})" if a.rho_alternating else "-"])
-    return _md(["configuration", "stationary (theta, phi) found from the seed's start",
+    return md_table(["configuration", "stationary (theta, phi) found from the seed's start",
                 "residual ‖v‖",
                 "eigenvalues of J", "gradient flow",
                 "rho alternating (seed's lr, d_updates)"], rows)

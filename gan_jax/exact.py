@@ -450,12 +450,11 @@ def family_floor(generator, target, key: jax.Array, *, objective: str = "w1",
         theta0 = jnp.concatenate([theta0, jnp.asarray(extra_starts, jnp.float32)])
     if theta0.shape[0] == 0:
         raise ConfigError("starts: no starting points (starts = 0 and no extra_starts)")
-    theta_S, values_S = _minimise(fn, theta0, steps, lr)
-    best = jnp.argmin(jnp.where(jnp.isfinite(values_S), values_S, jnp.inf))
-    return Floor(theta_S[best], values_S[best], values_S, theta0)
+    return _minimise(fn, theta0, steps, lr)
 
 
-def _minimise(fn: Callable, theta0_SP: jax.Array, steps: int, lr: float):
+def _minimise(fn: Callable, theta0_SP: jax.Array, steps: int, lr: float) -> Floor:
+    """Adam on fn from every start (one vmapped program); the best finite end is the floor."""
     tx = optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=1e-3))
     value_and_grad = jax.value_and_grad(fn)
 
@@ -469,7 +468,9 @@ def _minimise(fn: Callable, theta0_SP: jax.Array, steps: int, lr: float):
         (theta, _), _ = jax.lax.scan(step, (theta, tx.init(theta)), None, length=steps)
         return theta, fn(theta)
 
-    return jax.jit(jax.vmap(one))(theta0_SP)
+    theta_S, values_S = jax.jit(jax.vmap(one))(theta0_SP)
+    best = jnp.argmin(jnp.where(jnp.isfinite(values_S), values_S, jnp.inf))
+    return Floor(theta_S[best], values_S[best], values_S, theta0_SP)
 
 
 
@@ -498,9 +499,7 @@ def estimated_floor(cfg, key: jax.Array, *, nodes: int = 2048, starts: int = 4,
         return jnp.mean(jnp.abs(jnp.sort(model.apply(unravel(flat), z_N1)[:, 0]) - q))
 
     flat0 = jax.vmap(lambda k: ravel_pytree(model.init(k))[0])(jax.random.split(key, starts))
-    flat_S, values_S = _minimise(node_w1, flat0, steps, lr)
-    best = jnp.argmin(jnp.where(jnp.isfinite(values_S), values_S, jnp.inf))
-    return Floor(flat_S[best], values_S[best], values_S, flat0)
+    return _minimise(node_w1, flat0, steps, lr)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -39,7 +39,7 @@ from jax.flatten_util import ravel_pytree
 from jax.scipy.special import ndtri
 
 from gan_jax import config as config_lib
-from gan_jax import exact, losses, models
+from gan_jax import exact, losses, models, train
 from gan_jax.config import ConfigError, RunConfig
 
 VERDICTS = ("converges", "circles", "neutral", "diverges")
@@ -149,16 +149,17 @@ def _field_and_jacobian(game: Game) -> Callable:
 
 
 def find_stationary(game: Game, x0, *, tol: float = 1e-5, max_iter: int = 200,
-                    _field=None) -> Stationary:
+                    field: Callable | None = None) -> Stationary:
     """A zero of the vector field near x0, by Levenberg-Marquardt steps on |v|^2.
 
     Each step solves (J^T J + mu I) dx = -J^T v: Newton's step where J is well conditioned, a
     short gradient step otherwise, so the search also settles on a continuum of stationary
     points (a singular J, as for a discriminator blind to some parameter) and does not jump to
     far regions where saturated losses make v small. mu shrinks after an accepted step and
-    grows after a rejected one.
+    grows after a rejected one. `field` (x -> (v, J), compiled) may be passed in to share
+    one compilation with the caller.
     """
-    field = _field or _field_and_jacobian(game)
+    field = field or _field_and_jacobian(game)
 
     def evaluate(x):
         v, jac = field(x)
@@ -259,7 +260,7 @@ def analyse(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
         differentiable.
     """
     field = _field_and_jacobian(game)
-    found = find_stationary(game, x0, tol=tol, max_iter=max_iter, _field=field)
+    found = find_stationary(game, x0, tol=tol, max_iter=max_iter, field=field)
     if not found.converged:
         why = f"no stationary point (|v| = {found.residual:.3g} after {found.iterations} steps)"
         return LocalAnalysis(found.x, found.residual, False, False, float("nan"), None, why,
@@ -300,8 +301,6 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     apply unchanged and the game is deterministic. WGAN-GP's interpolation weights are drawn
     once from a fixed key. The initial point is cfg's g_init / d_init, or a draw from `key`.
     """
-    from gan_jax import train  # local: train imports exact, which stability also uses
-
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
     parts = train.make_parts(static)
     if parts.target.dim != 1 or parts.latent_dim != 1:
