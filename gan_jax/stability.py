@@ -42,8 +42,6 @@ from gan_jax import config as config_lib
 from gan_jax import exact, losses, models, train
 from gan_jax.config import ConfigError, RunConfig
 
-VERDICTS = ("converges", "circles", "neutral", "diverges")
-
 
 # ----------------------------------------------------------------------------- gradient signal
 
