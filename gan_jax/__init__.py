@@ -4,6 +4,9 @@ from gan_jax.config import (ConfigError, HParams, RunConfig, StaticConfig, make_
                             stack_hparams, static_part, traced_part, validate)
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
 from gan_jax.engine import compiled_run, run_batch, seed_keys
+from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
+                           estimate_w1, estimated_floor, family_floor, gan_value, optimal_logit,
+                           optimal_value, pushforward)
 from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
                             r2_penalty)
 from gan_jax.metrics import (default_bandwidth, js_divergence, kl_divergence, left_fraction,
@@ -15,6 +18,9 @@ from gan_jax.models import (Model, linear_generator, logistic_discriminator, mak
 from gan_jax.optim import make_optimizer, maximize
 from gan_jax.plots import (heatmap_cells, load_results, plot_curves, plot_heatmap, plot_samples,
                            regenerate_samples)
+from gan_jax.stability import (Game, LocalAnalysis, analyse, analyse_config, find_stationary,
+                               population_game, saturation, trajectory, update_map,
+                               vector_field)
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -24,6 +30,9 @@ __all__ = [
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
     "compiled_run", "run_batch", "seed_keys",
+    "Estimate", "Floor", "Pushforward", "Quadrature", "discriminator_gap", "estimate_w1",
+    "estimated_floor", "family_floor", "gan_value", "optimal_logit", "optimal_value",
+    "pushforward",
     "LOSSES", "Loss", "clip_params", "get_loss", "gradient_penalty", "r1_penalty", "r2_penalty",
     "default_bandwidth", "js_divergence", "kl_divergence", "left_fraction", "mmd2",
     "mode_assignment", "mode_balance", "mode_metrics", "projection_directions",
@@ -33,5 +42,7 @@ __all__ = [
     "make_optimizer", "maximize",
     "heatmap_cells", "load_results", "plot_curves", "plot_heatmap", "plot_samples",
     "regenerate_samples",
+    "Game", "LocalAnalysis", "analyse", "analyse_config", "find_stationary", "population_game",
+    "saturation", "trajectory", "update_map", "vector_field",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]

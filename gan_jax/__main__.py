@@ -17,6 +17,7 @@ COMMANDS = {
     "reproduce-seed": ("gan_jax.seed_repro", "the seed notebook's two runs over 64 seeds, with tables"),
     "bench": ("gan_jax.bench", "throughput in run-steps/s against runs per call"),
     "plot": ("gan_jax.plots", "figures of a sweep's results: curves, heatmaps, samples (matplotlib)"),
+    "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
 }
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import data as data_lib
+from gan_jax import exact
 from gan_jax import losses as losses_lib
 from gan_jax import metrics as metrics_lib
 from gan_jax import models
@@ -204,6 +205,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             row["g_params"] = state.g_params
         if record_params[1]:
             row["d_params"] = state.d_params
+        # Closed-form generators: the discriminator's exact objective gap to D* (static check).
+        row.update(exact.history_fields(static, parts, state.g_params, state.d_params))
         return row
 
     def train(hp: HParams, key: jax.Array):

@@ -1,0 +1,197 @@
+"""The Dirac-GAN of Mescheder et al. (2018): where GAN training converges, circles or diverges.
+
+    PYTHONPATH=. python experiments/dirac_gan.py --out out/dirac
+
+Target: a point mass at 0. Generator: a point mass at theta, i.e. the library's linear
+generator with its slope held at 0, G(z) = 0 z + theta. Discriminator: the logit psi x, i.e.
+the library's logistic discriminator with its bias held at 0. Losses, R1 and the gradient
+penalty are the library's own (gan_jax.losses), evaluated on the one real and one fake point.
+The unique equilibrium is (theta, psi) = (0, 0).
+
+For each arm the script writes one row: the eigenvalues of the vector field's Jacobian at the
+equilibrium, the spectral radius of the simultaneous and alternating update maps at the given
+learning rate, and the distance to the equilibrium after N steps of each map from (1, 1);
+and a figure of the trajectories. References: Mescheder, Geiger, Nowozin, "Which Training
+Methods for GANs do actually Converge?", ICML 2018, Sections 2-4 and Figure 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import losses, models, stability
+from gan_jax.config import ConfigError
+from gan_jax.results import write_atomic
+from gan_jax.seed_repro import _md_table as md_table
+
+REAL = jnp.zeros((1, 1))       # the data: one point at 0
+Z = jnp.zeros((1, 1))          # any z: the generator ignores it (slope 0)
+EQUILIBRIUM = np.zeros(2, np.float32)
+
+
+class Arm(NamedTuple):
+    label: str
+    loss: str
+    r1_weight: float = 0.0
+    gp_weight: float = 0.0
+    clip: float | None = None
+
+
+ARMS = (
+    Arm("GAN (minimax)", "minimax"),
+    Arm("GAN (non-saturating)", "nonsaturating"),
+    Arm("GAN + R1 (gamma = 1)", "nonsaturating", r1_weight=1.0),
+    Arm("WGAN, clip 1", "wgan", clip=1.0),
+    Arm("WGAN-GP (lambda = 1)", "wgan", gp_weight=1.0),
+)
+
+
+def d_apply(psi, x_N1):
+    """The logit psi x: the logistic discriminator with its bias fixed at 0."""
+    return models.logistic_discriminator().apply(jnp.stack([psi[0], 0.0]), x_N1)
+
+
+def generate(theta):
+    """A point mass at theta: the linear generator with its slope fixed at 0."""
+    return models.linear_generator().apply(jnp.stack([0.0, theta[0]]), Z)
+
+
+def dirac_game(arm: Arm) -> stability.Game:
+    loss = losses.get_loss(arm.loss)
+
+    def g_loss(theta, psi):
+        return loss.g_loss(d_apply(psi, generate(theta)))
+
+    def d_loss(theta, psi):
+        fake = generate(theta)
+        value = loss.d_loss(d_apply(psi, REAL), d_apply(psi, fake))
+        if arm.r1_weight:
+            value += arm.r1_weight * losses.r1_penalty(d_apply, psi, REAL)
+        if arm.gp_weight:
+            value += arm.gp_weight * losses.gradient_penalty(d_apply, psi, REAL, fake,
+                                                             jax.random.key(0))
+        return value
+
+    project = None if arm.clip is None else (lambda psi: losses.clip_params(psi, arm.clip))
+    return stability.Game(g_loss, d_loss, 1, project)
+
+
+class ArmResult(NamedTuple):
+    arm: Arm
+    analysis: stability.LocalAnalysis
+    paths: dict[str, np.ndarray]      # update -> f32[steps + 1, 2]
+
+
+def run_arm(arm: Arm, *, lr: float, steps: int, x0) -> ArmResult:
+    game = dirac_game(arm)
+    # The search starts at the known equilibrium: it confirms v = 0 there, and the Jacobian
+    # check then says whether a linearisation describes the dynamics at all.
+    analysis = stability.analyse(game, EQUILIBRIUM, lr_g=lr, lr_d=lr)
+    paths = {u: np.asarray(jax.jit(lambda x, u=u: stability.trajectory(
+        stability.update_map(game, lr, lr, u), x, steps))(jnp.asarray(x0, jnp.float32)))
+        for u in ("simultaneous", "alternating")}
+    return ArmResult(arm, analysis, paths)
+
+
+def _eigs(e) -> str:
+    if e is None:
+        return "-"
+    def part(v):  # round-off (|v| < 1e-9, including -0.0) prints as 0
+        return f"{0.0 if abs(v) < 1e-9 else v:.3g}"
+
+    return ", ".join(f"{part(z.real)} {'-' if z.imag < 0 else '+'} {part(abs(z.imag))}i"
+                     for z in np.sort_complex(e))
+
+
+def _rho(r, verdict) -> str:
+    return "-" if r is None else f"{r:.5f} ({verdict})"
+
+
+def table(results: list[ArmResult], lr: float, steps: int) -> str:
+    header = ["arm", "eigenvalues of J at (0, 0)", "gradient flow",
+              f"rho simultaneous (lr {lr})", f"rho alternating (lr {lr})",
+              f"‖x − x*‖ after {steps} simultaneous steps", f"… alternating steps"]
+    rows = []
+    for r in results:
+        a = r.analysis
+        rows.append([r.arm.label, _eigs(a.eigenvalues), a.flow,
+                     _rho(a.rho_simultaneous, a.simultaneous),
+                     _rho(a.rho_alternating, a.alternating),
+                     f"{np.linalg.norm(r.paths['simultaneous'][-1]):.3g}",
+                     f"{np.linalg.norm(r.paths['alternating'][-1]):.3g}"])
+    return md_table(header, rows)
+
+
+def figure(results: list[ArmResult], path: str) -> None:
+    """Phase portraits (theta, psi), one panel per arm; PNG at path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.1 * len(results), 3.3),
+                             sharex=True, sharey=True)
+    styles = {"simultaneous": dict(color="tab:red", lw=0.8),
+              "alternating": dict(color="tab:blue", lw=0.8)}
+    for ax, r in zip(axes, results):
+        for update, xs in r.paths.items():
+            ax.plot(xs[:, 0], xs[:, 1], label=update, **styles[update])
+        ax.plot(*r.paths["alternating"][0], "ko", ms=4)
+        ax.plot(0, 0, "k*", ms=9)
+        ax.set_title(f"{r.arm.label}\nflow at x*: {r.analysis.flow.split(' (')[0].replace(' at x*', '')}", fontsize=8)
+        ax.set_xlabel("theta (generator)", fontsize=8)
+        ax.set_xlim(-2.6, 2.6)
+        ax.set_ylim(-2.6, 2.6)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("psi (discriminator)", fontsize=8)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--lr", type=float, default=0.1, help="both players' step size (0.1)")
+    parser.add_argument("--steps", type=int, default=500, help="steps per trajectory (500)")
+    parser.add_argument("--no-figure", action="store_true", help="skip the PNG (no matplotlib)")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.lr > 0:
+        raise ConfigError(f"--lr: got {args.lr}; must be a positive number")
+    if args.steps < 1:
+        raise ConfigError(f"--steps: got {args.steps}; must be a positive integer")
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.perf_counter()
+    results = [run_arm(arm, lr=args.lr, steps=args.steps, x0=(1.0, 1.0)) for arm in ARMS]
+    report = ["# Dirac-GAN: local stability at the equilibrium (0, 0)\n",
+              f"Start (theta, psi) = (1, 1); plain gradient steps, lr {args.lr} for both "
+              f"players; alternating = one discriminator step, then one generator step.\n",
+              table(results, args.lr, args.steps), ""]
+    if not args.no_figure:
+        png = os.path.join(args.out, "dirac_gan.png")
+        figure(results, png)
+        report.append(f"Figure: {png}\n")
+    report.append(f"Wall time {time.perf_counter() - t0:.1f} s on {jax.devices()[0].platform}.\n")
+    text = "\n".join(report)
+    write_atomic(os.path.join(args.out, "dirac_gan.md"), text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        sys.exit(main(parser.parse_args()))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

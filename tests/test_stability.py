@@ -1,0 +1,117 @@
+"""Local stability: the Dirac-GAN's known eigenvalues, verdicts, update maps, bad inputs."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import dirac_gan
+from gan_jax import stability
+from gan_jax.config import ConfigError
+from gan_jax.seed_repro import SEED_CONFIGS
+
+H = 0.1
+ORIGIN = np.zeros(2, np.float32)
+
+
+def analyse_arm(arm, **kwargs):
+    return stability.analyse(dirac_gan.dirac_game(arm), ORIGIN, lr_g=H, lr_d=H, **kwargs)
+
+
+@pytest.mark.parametrize("loss", ["minimax", "nonsaturating"])
+def test_unregularised_dirac_gan_circles(loss):
+    """J = [[0, 1/2], [-1/2, 0]]: eigenvalues +-i/2; simultaneous |1 + i h/2| > 1."""
+    a = analyse_arm(dirac_gan.Arm(loss, loss))
+    np.testing.assert_allclose(np.sort_complex(a.eigenvalues), [-0.5j, 0.5j], atol=1e-6)
+    assert a.flow == "circles"
+    assert a.rho_simultaneous == pytest.approx(math.sqrt(1 + H**2 / 4), abs=1e-6)
+    assert a.simultaneous == "diverges"
+    assert a.rho_alternating == pytest.approx(1.0, abs=1e-6) and a.alternating == "circles"
+
+
+def test_r1_makes_the_dirac_gan_converge():
+    """J = [[0, 1/2], [-1/2, -gamma]]: eigenvalues (-gamma +- sqrt(gamma^2 - 1)) / 2."""
+    gamma = 2.0
+    a = analyse_arm(dirac_gan.Arm("r1", "nonsaturating", r1_weight=gamma))
+    root = math.sqrt(gamma**2 - 1)
+    np.testing.assert_allclose(np.sort(a.eigenvalues.real), [(-gamma - root) / 2,
+                                                             (-gamma + root) / 2], atol=1e-5)
+    assert (a.flow, a.simultaneous, a.alternating) == ("converges",) * 3
+    assert a.rho_simultaneous == pytest.approx(1 + H * (-gamma + root) / 2, abs=1e-5)
+
+
+def test_wgan_circles_and_wgan_gp_is_not_linearisable():
+    clip = analyse_arm(dirac_gan.Arm("wgan", "wgan", clip=1.0))
+    np.testing.assert_allclose(np.sort_complex(clip.eigenvalues), [-1j, 1j], atol=1e-6)
+    assert (clip.flow, clip.alternating) == ("circles", "circles")
+    gp = analyse_arm(dirac_gan.Arm("wgan-gp", "wgan", gp_weight=1.0))
+    assert gp.converged and not gp.differentiable and gp.eigenvalues is None
+    assert "not differentiable" in gp.flow and gp.rho_simultaneous is None
+
+
+def test_trajectories_circle_spiral_out_and_converge():
+    x0 = jnp.array([1.0, 1.0])
+
+    def norms(arm, update, steps=300):
+        step = stability.update_map(dirac_gan.dirac_game(arm), H, H, update)
+        return np.linalg.norm(stability.trajectory(step, x0, steps), axis=1)
+
+    minimax = dirac_gan.Arm("gan", "minimax")
+    alternating = norms(minimax, "alternating")      # an ellipse: bounded, no trend
+    assert alternating.max() / alternating.min() < 1.1
+    assert norms(minimax, "simultaneous")[-1] > 1.2 * math.sqrt(2)
+    assert norms(dirac_gan.Arm("r1", "nonsaturating", r1_weight=1.0), "alternating")[-1] < 1e-3
+
+
+def test_alternating_map_steps_d_then_g_with_the_new_d():
+    game = dirac_gan.dirac_game(dirac_gan.Arm("gan", "minimax"))
+    theta, psi = 0.7, -0.4
+    step = stability.update_map(game, 0.3, 0.2, "alternating", d_updates=2)
+    sig = jax.nn.sigmoid
+    for _ in range(2):   # minimax Dirac field: v = (psi s(psi theta), -theta s(psi theta))
+        psi = psi - 0.2 * theta * sig(psi * theta)
+    theta = theta + 0.3 * psi * sig(psi * theta)
+    np.testing.assert_allclose(step(jnp.array([0.7, -0.4])), [theta, psi], rtol=1e-6)
+    with pytest.raises(ConfigError, match="d_updates"):
+        stability.update_map(game, 0.1, 0.1, "simultaneous", d_updates=2)
+    with pytest.raises(ConfigError, match="update"):
+        stability.update_map(game, 0.1, 0.1, "leapfrog")
+
+
+def test_no_stationary_point_is_reported_with_its_residual():
+    game = stability.Game(lambda th, ph: th[0], lambda th, ph: ph[0] ** 2, 1)  # v_theta = -1
+    a = stability.analyse(game, np.array([0.5, 0.5], np.float32), lr_g=H, lr_d=H)
+    assert not a.converged and a.eigenvalues is None and a.rho_alternating is None
+    assert a.residual == pytest.approx(1.0, abs=1e-4)
+    assert a.flow.startswith("no stationary point") and "|v| = 1" in a.flow
+
+
+def test_saturation_matches_the_closed_forms():
+    p = np.array([0.001, 0.1, 0.5, 0.9])
+    sat = stability.saturation(p)
+    closed = {  # (|d g_loss / ds|, |d d_loss / ds_fake|) with D(fake) = p
+        "minimax": (p, p), "nonsaturating": (1 - p, p),
+        "lsgan": ((1 - p) ** 2 * p, p**2 * (1 - p)),
+        "wgan": (np.ones_like(p), np.ones_like(p)), "wgan_gp": (np.ones_like(p), np.ones_like(p)),
+        "hinge": (np.ones_like(p), (np.log(p / (1 - p)) > -1).astype(float)),
+    }
+    assert set(sat) == set(closed)
+    for name, (g, d) in closed.items():
+        np.testing.assert_allclose(sat[name]["g"], g, rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(sat[name]["d"], d, rtol=1e-5, atol=1e-7, err_msg=name)
+    with pytest.raises(ConfigError, match="probs"):
+        stability.saturation([0.0, 0.5])
+
+
+def test_seed_linear_configuration_has_a_neutral_spread_direction():
+    """The logistic D sees only the mean: at the stationary point the spread a is a flat
+    direction (one zero eigenvalue); the other directions contract."""
+    a = stability.analyse_config(SEED_CONFIGS["linear"], nodes=64)
+    assert a.converged and a.differentiable
+    assert np.sum(np.abs(a.eigenvalues) < 1e-4) == 1
+    assert np.all(a.eigenvalues.real < 1e-4)
+    assert a.flow == "neutral" and a.alternating == "neutral"
+    with pytest.raises(ConfigError, match="sgd"):
+        stability.analyse_config(SEED_CONFIGS["linear"].replace(optimizer="adam"))
