@@ -76,8 +76,8 @@ def dirac_game(arm: Arm) -> stability.Game:
         if arm.r1_weight:
             value += arm.r1_weight * losses.r1_penalty(d_apply, psi, REAL)
         if arm.gp_weight:
-            value += arm.gp_weight * losses.gradient_penalty(d_apply, psi, REAL, fake,
-                                                             jax.random.key(0))
+            value += arm.gp_weight * losses.gradient_penalty(
+                d_apply, psi, REAL, fake, jax.random.uniform(jax.random.key(0), (REAL.shape[0],)))
         return value
 
     project = None if arm.clip is None else (lambda psi: losses.clip_params(psi, arm.clip))

@@ -69,6 +69,11 @@ class RunConfig:
     eval_batch: int = 1000             # history rows: L_D, L_G on this many fresh samples
     history_samples: int = 2000        # history rows: metrics on this many fresh samples
     eval_samples: int = 4000           # final metrics on this many fresh samples
+    # metric options (gan_jax.metrics)
+    hq_threshold: float = 3.0          # high-quality: within this many stds of the nearest mode
+    min_count: int = 1                 # high-quality samples a mode needs to count as captured
+    num_projections: int = 8           # directions of the sliced W1 (2-D and up)
+    mmd_samples: int = 1000            # MMD on this many points of each sample; 0: no MMD
     # traced numbers
     lr_g: float = 0.04
     lr_d: float = 0.04
@@ -129,6 +134,10 @@ class StaticConfig:
     eval_batch: int
     history_samples: int
     eval_samples: int
+    hq_threshold: float
+    min_count: int
+    num_projections: int
+    mmd_samples: int
     # which traced features exist (their values are traced)
     has_g_init: bool
     has_d_init: bool
@@ -195,7 +204,8 @@ def stack_hparams(hps: list[HParams]) -> HParams:
 # ----------------------------------------------------------------------------- validation
 
 _POSITIVE_INT = ("d_updates", "batch_size", "steps", "log_every", "eval_batch",
-                 "history_samples", "eval_samples", "g_width", "g_depth", "d_width", "d_depth")
+                 "history_samples", "eval_samples", "g_width", "g_depth", "d_width", "d_depth",
+                 "min_count", "num_projections")
 _POSITIVE_FLOAT = ("lr_g", "lr_d")
 _UNIT_INTERVAL = ("beta1", "beta2", "momentum", "rms_decay")  # in [0, 1)
 _NONNEG_FLOAT = ("r1_weight", "r2_weight")
@@ -257,6 +267,15 @@ def validate(cfg: RunConfig, *, prefix: str = "") -> RunConfig:
         v = getattr(cfg, key)
         if not _is_int(v) or v < 1:
             raise field_error(prefix + key, v, "must be a positive integer")
+    for key in ("history_samples", "eval_samples"):
+        if getattr(cfg, key) < 2:
+            raise field_error(prefix + key, getattr(cfg, key), "must be at least 2")
+    if not _is_int(cfg.mmd_samples) or cfg.mmd_samples < 0 or cfg.mmd_samples == 1:
+        raise field_error(prefix + "mmd_samples", cfg.mmd_samples,
+                          "must be 0 (no MMD) or an integer >= 2")
+    if not _is_number(cfg.hq_threshold) or not cfg.hq_threshold > 0 or not math.isfinite(
+            cfg.hq_threshold):
+        raise field_error(prefix + "hq_threshold", cfg.hq_threshold, "must be a positive number")
     if cfg.latent_dim is not None and (not _is_int(cfg.latent_dim) or cfg.latent_dim < 1):
         raise field_error(prefix + "latent_dim", cfg.latent_dim, "must be a positive integer")
     for key in _POSITIVE_FLOAT:

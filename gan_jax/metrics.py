@@ -209,7 +209,8 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
       hq_threshold: standardised distance under which a sample is high-quality.
       min_count: high-quality samples a mode needs to count as captured.
       num_projections: directions of the sliced W1 (2-D and up).
-      mmd_samples: the MMD uses the first min(N, mmd_samples) points of each sample.
+      mmd_samples: the MMD uses the first min(N, mmd_samples) points of each sample; 0 leaves
+        the MMD out (its cost grows with the square of this number).
       mmd_bandwidth: the Gaussian kernel's h; None: `default_bandwidth(target)`.
 
     Raises:
@@ -239,9 +240,10 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
     else:
         out["sliced_w1"] = sliced_w1(real_ND, fake_ND,
                                      projection_directions(target.dim, num_projections))
-    n = min(real_ND.shape[0], mmd_samples)
-    h = default_bandwidth(target) if mmd_bandwidth is None else mmd_bandwidth
-    out["mmd2"] = mmd2(real_ND[:n], fake_ND[:n], h)
+    if mmd_samples:
+        n = min(real_ND.shape[0], mmd_samples)
+        h = default_bandwidth(target) if mmd_bandwidth is None else mmd_bandwidth
+        out["mmd2"] = mmd2(real_ND[:n], fake_ND[:n], h)
     return out
 
 
@@ -249,8 +251,10 @@ def _check_options(hq_threshold, min_count, num_projections, mmd_samples, mmd_ba
     if not hq_threshold > 0 or not math.isfinite(hq_threshold):
         raise ConfigError(f"hq_threshold: got {hq_threshold!r}; must be a positive number")
     for name, v, low in (("min_count", min_count, 1), ("num_projections", num_projections, 1),
-                         ("mmd_samples", mmd_samples, 2)):
+                         ("mmd_samples", mmd_samples, 0)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
             raise ConfigError(f"{name}: got {v!r}; must be an integer >= {low}")
+    if mmd_samples == 1:
+        raise ConfigError("mmd_samples: got 1; must be 0 (no MMD) or at least 2")
     if mmd_bandwidth is not None and (not mmd_bandwidth > 0 or not math.isfinite(mmd_bandwidth)):
         raise ConfigError(f"mmd_bandwidth: got {mmd_bandwidth!r}; must be a positive number")

@@ -307,6 +307,7 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     hp = config_lib.traced_part(cfg)
     key = jax.random.key(0) if key is None else key
     k_g, k_d, k_pen = jax.random.split(key, 3)
+    gp_u = jax.random.uniform(k_pen, (nodes,))   # fixed interpolation weights of the GP
     g0 = models.init_params(parts.generator, k_g, hp.g_init if static.has_g_init else None)
     d0 = models.init_params(parts.discriminator, k_d, hp.d_init if static.has_d_init else None)
     theta0, unravel_g = ravel_pytree(g0)
@@ -321,7 +322,7 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
         return parts.loss.g_loss(d_apply(unravel_d(phi), g_apply(unravel_g(theta), z)))
 
     def d_loss(theta, phi):
-        return d_objective(unravel_d(phi), real, g_apply(unravel_g(theta), z), k_pen)
+        return d_objective(unravel_d(phi), real, g_apply(unravel_g(theta), z), gp_u)
 
     project = None
     if parts.loss.clip:

@@ -170,11 +170,14 @@ def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
     return parts.generator.apply(g_params, jax.random.normal(key, (n, parts.latent_dim)))
 
 
-def sample_metrics(parts: Parts, g_params, key, n: int) -> dict[str, jax.Array]:
+def sample_metrics(static: StaticConfig, parts: Parts, g_params, key,
+                   n: int) -> dict[str, jax.Array]:
     """Metrics of n fresh generated samples against n fresh real ones."""
     k_real, k_fake = jax.random.split(key)
-    return metrics_lib.sample_metrics(parts.target, parts.target.sample(k_real, n),
-                                      sample_fake(parts, g_params, k_fake, n))
+    return metrics_lib.sample_metrics(
+        parts.target, parts.target.sample(k_real, n), sample_fake(parts, g_params, k_fake, n),
+        hq_threshold=static.hq_threshold, min_count=static.min_count,
+        num_projections=static.num_projections, mmd_samples=static.mmd_samples)
 
 
 def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[TrainState, dict]]:
@@ -200,7 +203,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         k_loss, k_metrics = jax.random.split(key)
         loss_d, loss_g = loss_row(state, k_loss)
         row = {"step": state.step - 1, "loss_d": loss_d, "loss_g": loss_g}
-        row.update(sample_metrics(parts, state.g_params, k_metrics, static.history_samples))
+        row.update(sample_metrics(static, parts, state.g_params, k_metrics,
+                                  static.history_samples))
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
@@ -240,7 +244,7 @@ def make_evaluate(static: StaticConfig) -> Callable[[TrainState, jax.Array], dic
     parts = make_parts(static)
 
     def evaluate(state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        return sample_metrics(parts, state.g_params, key, static.eval_samples)
+        return sample_metrics(static, parts, state.g_params, key, static.eval_samples)
 
     return evaluate
 
