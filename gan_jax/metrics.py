@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
+from gan_jax import rand
 from gan_jax.config import ConfigError
 
 # Defaults of sample_metrics' keyword options (the training loop uses these).
@@ -53,7 +54,8 @@ def w1_1d(x_N: jax.Array, y_N: jax.Array) -> jax.Array:
     """Empirical 1-D Wasserstein-1 distance of two equal-size samples: mean |x_(i) - y_(i)|."""
     if x_N.shape != y_N.shape:
         raise ValueError(f"w1_1d needs equal-size samples, got {x_N.shape} and {y_N.shape}")
-    return jnp.mean(jnp.abs(jnp.sort(x_N) - jnp.sort(y_N)))
+    both = rand.sort(jnp.stack([x_N, y_N]))
+    return jnp.mean(jnp.abs(both[0] - both[1]))
 
 
 def left_fraction(x_N: jax.Array) -> jax.Array:
@@ -146,9 +148,8 @@ def sliced_w1(x_ND: jax.Array, y_ND: jax.Array, directions_PD) -> jax.Array:
     if x_ND.shape != y_ND.shape:
         raise ValueError(f"sliced_w1 needs equal-size samples, got {x_ND.shape} and {y_ND.shape}")
     u_PD = jnp.asarray(directions_PD, x_ND.dtype)
-    x_PN = jnp.sort(u_PD @ x_ND.T, axis=1)
-    y_PN = jnp.sort(u_PD @ y_ND.T, axis=1)
-    return jnp.mean(jnp.abs(x_PN - y_PN))
+    both_2PN = rand.sort(jnp.stack([u_PD @ x_ND.T, u_PD @ y_ND.T]))
+    return jnp.mean(jnp.abs(both_2PN[0] - both_2PN[1]))
 
 
 def _kernel_sum(a_ND: jax.Array, b_MD: jax.Array, inv_two_h2: float) -> jax.Array:

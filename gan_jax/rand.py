@@ -19,9 +19,48 @@ SPARE_BITS = 32 - MANTISSA_BITS  # low bits of a word that a float32 uniform lea
 _NORMAL_LO = np.nextafter(np.float32(-1.0), np.float32(0.0))
 
 
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _rotl(x, r: int):
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def threefry2x32(k1, k2, x0, x1):
+    """The Threefry-2x32 block cipher, 20 rounds (Salmon et al. 2011), as JAX defines it.
+
+    Unrolled with constant rotations so that XLA fuses the whole hash into one vectorised
+    loop; JAX's own CPU lowering runs the rounds as a rolled loop, through memory.
+    """
+    k3 = k1 ^ k2 ^ np.uint32(0x1BD11BDA)
+    ks = (k1, k2, k3)
+    x0, x1 = x0 + k1, x1 + k2
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = _rotl(x1, r) ^ x0
+        x0 = x0 + ks[(block + 1) % 3]
+        x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+    return x0, x1
+
+
 def words(key: jax.Array, shape) -> jax.Array:
-    """u32 random words."""
-    return jax.random.bits(key, shape, jnp.uint32)
+    """u32 random words: exactly `jax.random.bits(key, shape, uint32)` for threefry keys.
+
+    JAX (with its default, partitionable threefry) hashes the 64-bit flat index of each word,
+    as (hi, lo) 32-bit halves, and XORs the two output halves; so do we, in one fusion.
+    Other key implementations fall back to jax.random.bits.
+    """
+    shape = tuple(shape)
+    if jax.random.key_impl(key) != "threefry2x32" or not jax.config.jax_threefry_partitionable:
+        return jax.random.bits(key, shape, jnp.uint32)
+    size = int(np.prod(shape))
+    if size >= 2**32:
+        raise ValueError(f"at most 2**32 words per call, asked for {shape}")
+    k = jax.random.key_data(key)
+    lo = lax.iota(jnp.uint32, size).reshape(shape)
+    x0, x1 = threefry2x32(k[0], k[1], jnp.zeros_like(lo), lo)
+    return x0 ^ x1
 
 
 def uniform_from_bits(bits: jax.Array, minval=0.0, maxval=1.0) -> jax.Array:
@@ -43,3 +82,39 @@ def low_bits(bits: jax.Array, n: int) -> jax.Array:
     if not 0 <= n <= SPARE_BITS:
         raise ValueError(f"at most {SPARE_BITS} spare bits, asked for {n}")
     return (bits & np.uint32((1 << n) - 1)).astype(jnp.int32)
+
+
+def normal(key: jax.Array, shape) -> jax.Array:
+    """f32 standard normals: exactly `jax.random.normal(key, shape)`, from `words`."""
+    return normal_from_bits(words(key, shape))
+
+
+def sort(x: jax.Array) -> jax.Array:
+    """Ascending sort along the last axis: the same values as `jnp.sort` for non-NaN input.
+
+    A bitonic sorting network (Batcher 1968) of min/max stages over the axis padded to a power
+    of two with +inf: every stage is a vectorised pass over the array, which on CPU runs
+    several times faster than XLA's comparison sort (0.24 vs 0.87 ms for 2 x 2000 floats).
+    """
+    n = x.shape[-1]
+    m = max(1, (n - 1).bit_length())
+    size = 1 << m
+    lead = x.shape[:-1]
+    if size != n:
+        x = jnp.concatenate([x, jnp.full(lead + (size - n,), jnp.inf, x.dtype)], axis=-1)
+
+    def exchange(x, group, reverse):
+        v = x.reshape(lead + (size // (2 * group), 2, group))
+        lo, hi = v[..., 0, :], v[..., 1, :]
+        if reverse:   # the first stage of a merge compares each element with its mirror
+            hi = hi[..., ::-1]
+        small, large = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
+        if reverse:
+            large = large[..., ::-1]
+        return jnp.stack([small, large], axis=-2).reshape(lead + (size,))
+
+    for k in range(1, m + 1):
+        x = exchange(x, 1 << (k - 1), reverse=True)
+        for j in range(k - 2, -1, -1):
+            x = exchange(x, 1 << j, reverse=False)
+    return x[..., :n]

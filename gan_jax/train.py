@@ -167,7 +167,7 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
 
 
 def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
-    return parts.generator.apply(g_params, jax.random.normal(key, (n, parts.latent_dim)))
+    return parts.generator.apply(g_params, rand.normal(key, (n, parts.latent_dim)))
 
 
 def sample_metrics(static: StaticConfig, parts: Parts, g_params, key,
