@@ -126,9 +126,19 @@ class GaussianMixture:
 
     def place(self, mode_N: jax.Array, noise_ND: jax.Array) -> jax.Array:
         """Samples from component indices and standard-normal noise."""
-        means = jnp.asarray(self.means, jnp.float32)
-        stds = jnp.asarray(self.stds, jnp.float32)
-        return means[mode_N] + stds[mode_N][:, None] * noise_ND
+        means = np.asarray(self.means, np.float32)
+        stds = np.asarray(self.stds, np.float32)
+        if self.num_modes > 32:
+            return jnp.asarray(means)[mode_N] + jnp.asarray(stds)[mode_N][:, None] * noise_ND
+        # Few modes: a chain of selects against constants, which XLA fuses and vectorises on
+        # CPU, instead of a gather; the values are the same.
+        mode_N1 = mode_N[:, None]
+        mean_ND = jnp.broadcast_to(means[0], noise_ND.shape)
+        std_N1 = jnp.full(mode_N1.shape, stds[0])
+        for k in range(1, self.num_modes):
+            mean_ND = jnp.where(mode_N1 == k, means[k], mean_ND)
+            std_N1 = jnp.where(mode_N1 == k, stds[k], std_N1)
+        return mean_ND + std_N1 * noise_ND
 
     def log_prob(self, x_ND: jax.Array) -> jax.Array:
         """f32[N] log density at each point (x may also be f32[N] for a 1-D mixture)."""

@@ -84,6 +84,19 @@ def low_bits(bits: jax.Array, n: int) -> jax.Array:
     return (bits & np.uint32((1 << n) - 1)).astype(jnp.int32)
 
 
+def fold_in(key: jax.Array, data) -> jax.Array:
+    """`jax.random.fold_in(key, data)` for threefry keys, by the unrolled hash.
+
+    JAX folds a u32 `data` in by hashing the counter pair (0, data) under the key; the two
+    output words are the new key.
+    """
+    if jax.random.key_impl(key) != "threefry2x32":
+        return jax.random.fold_in(key, data)
+    k = jax.random.key_data(key)
+    y0, y1 = threefry2x32(k[0], k[1], jnp.uint32(0), jnp.asarray(data, jnp.uint32))
+    return jax.random.wrap_key_data(jnp.stack([y0, y1]), impl="threefry2x32")
+
+
 def normal(key: jax.Array, shape) -> jax.Array:
     """f32 standard normals: exactly `jax.random.normal(key, shape)`, from `words`."""
     return normal_from_bits(words(key, shape))

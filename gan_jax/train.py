@@ -230,7 +230,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state = jax.lax.fori_loop(
-                0, n_iters, lambda _, s: step(s, jax.random.fold_in(k_loop, s.step)), state)
+                0, n_iters, lambda _, s: step(s, rand.fold_in(k_loop, s.step)), state)
             return state, history_row(state, jax.random.fold_in(k_hist, log_index))
 
         state, history = jax.lax.scan(block, state, jnp.arange(static.num_logs))

@@ -41,3 +41,15 @@ def test_sort_equals_jnp_sort(n):
     x = x.at[0, : n // 2].set(0.5)            # ties
     np.testing.assert_array_equal(rand.sort(x), jnp.sort(x, axis=-1))
     np.testing.assert_array_equal(jax.jit(jax.vmap(rand.sort))(x), jnp.sort(x, axis=-1))
+
+
+@pytest.mark.parametrize("data", [0, 1, 12345, 2**32 - 1])
+def test_fold_in_equals_jax(data):
+    key = jax.random.key(7)
+    np.testing.assert_array_equal(jax.random.key_data(rand.fold_in(key, data)),
+                                  jax.random.key_data(jax.random.fold_in(key, data)))
+    keys = jax.random.split(key, 4)
+    steps = jnp.arange(4, dtype=jnp.int32) + data % 1000
+    np.testing.assert_array_equal(
+        jax.random.key_data(jax.jit(jax.vmap(rand.fold_in))(keys, steps)),
+        jax.random.key_data(jax.vmap(jax.random.fold_in)(keys, steps)))
