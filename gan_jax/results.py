@@ -86,28 +86,78 @@ def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def read_records(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
+def read_records(path: str | os.PathLike,
+                 fields: tuple[str, ...] | None = None) -> tuple[list[dict], list[str]]:
     """All complete records of a results file, and a list of problems found.
 
-    A line cut short by a kill (the last one, without its newline) is skipped and reported,
-    not fatal. A malformed line elsewhere is reported too.
+    A last line without its newline was cut short by a kill: it is skipped and reported, not
+    fatal (`cut_partial_tail` removes it before more records are appended). A malformed line
+    elsewhere is reported too.
+
+    Args:
+      path: a results file; a missing file has no records.
+      fields: keep only these keys of each record (e.g. ("run_id", "sweep") to check a large
+        file for resuming without holding its histories); None keeps every key.
     """
     records, problems = [], []
     if not os.path.exists(path):
         return records, problems
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    lines = text.split("\n")
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            last = n == len(lines)
-            problems.append(f"{path}:{n}: " + ("truncated last line (an interrupted write) skipped"
-                                               if last else "malformed line skipped"))
+        for n, line in enumerate(f, start=1):
+            if not line.endswith("\n"):
+                problems.append(f"{path}:{n}: truncated last line (an interrupted write) skipped")
+                break
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                problems.append(f"{path}:{n}: malformed line skipped")
+                continue
+            if fields is not None:
+                record = {k: record.get(k) for k in fields}
+            records.append(record)
     return records, problems
+
+
+def cut_partial_tail(path: str | os.PathLike) -> int:
+    """Cut a results file after its last newline, so appends start on a fresh line.
+
+    Returns the number of bytes removed (0 when the file ends cleanly or does not exist).
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path, "r+b") as f:
+        end = pos = f.seek(0, os.SEEK_END)
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            f.seek(pos - step)
+            newline = f.read(step).rfind(b"\n")
+            if newline >= 0:
+                pos = pos - step + newline + 1
+                break
+            pos -= step
+        if pos < end:
+            f.truncate(pos)
+            f.flush()
+            os.fsync(f.fileno())
+    return end - pos
+
+
+def results_file_name(index: int = 0, count: int = 1) -> str:
+    """The results file of shard `index` of `count`: results.jsonl when the sweep is unsplit."""
+    if count == 1:
+        return RESULTS_FILE
+    return f"results.shard-{index:0{len(str(count - 1))}d}-of-{count}.jsonl"
+
+
+def results_files(directory: str | os.PathLike) -> list[str]:
+    """Every results file in a directory (the unsplit one and those of shards), sorted."""
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(n for n in os.listdir(directory)
+                   if n == RESULTS_FILE or (n.startswith("results.shard-") and n.endswith(".jsonl")))
+    return [os.path.join(directory, n) for n in names]
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
