@@ -15,6 +15,8 @@ from gan_jax.config import ConfigError
 # command -> (module, one-line help)
 COMMANDS = {
     "reproduce-seed": ("gan_jax.seed_repro", "the seed notebook's two runs over 64 seeds, with tables"),
+    "sweep": ("gan_jax.sweep", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
 }
 
 
@@ -26,16 +28,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    modules = {}
+    # Import only the chosen command's module: importing one may touch JAX's backends, and
+    # `sweep` must be able to start jax.distributed before anything does.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
     args = parser.parse_args(argv)
     try:
-        return int(modules[args.command].main(args) or 0)
+        return int(module.main(args) or 0)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
