@@ -10,6 +10,9 @@ from gan_jax.metrics import left_fraction, mode_balance, sample_metrics, w1_1d
 from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
+from gan_jax.sweep import (Group, Plan, Report, Run, Sweep, load_sweep, parse_sweep, plan_sweep,
+                           run_sweep)
+from gan_jax.tables import Table, load_results, make_table, to_csv, to_latex, to_markdown
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -24,5 +27,8 @@ __all__ = [
     "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
+    "Group", "Plan", "Report", "Run", "Sweep", "load_sweep", "parse_sweep", "plan_sweep",
+    "run_sweep",
+    "Table", "load_results", "make_table", "to_csv", "to_latex", "to_markdown",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]
