@@ -39,10 +39,13 @@ SWEEP_KEYS = ("name", "seeds", "base", "grid")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
 DEFAULT_MEMORY_BUDGET = "1GiB"      # per device
 DEFAULT_MAX_CHUNK = 8192            # runs per call, all devices together
-# The per-run estimate is the peak of live arrays in the run's jaxpr; XLA's buffers for sorts
-# and scans can exceed it (2.4x for the linear run), so plan with this margin. The compiled
-# program's own memory analysis is checked before running (see `_compile`).
+# Planning estimates a chunk's device memory as FIXED + runs x (MARGIN x the peak of live
+# arrays in one run's jaxpr). XLA's buffers for random bits, sorts and loops exceed the jaxpr's
+# peak (2.4x for the seed's linear run, 1.3x for MLPs), and a program has buffers that do not
+# grow with the runs. Before running, the compiled program's own memory analysis is checked
+# against the budget (see `_compile`); the estimate only sizes the first try and the dry run.
 ESTIMATE_MARGIN = 3
+ESTIMATE_FIXED = 256 << 10
 RUN_AXIS = "runs"
 
 
@@ -281,10 +284,15 @@ def chunk_size(num_runs: int, run_bytes: int, *, num_devices: int, memory_budget
 
     Always a multiple of num_devices (so the run axis splits evenly) and at least num_devices.
     """
-    fits = max(1, memory_budget // max(run_bytes, 1)) * num_devices
+    fits = max(1, (memory_budget - ESTIMATE_FIXED) // max(run_bytes, 1)) * num_devices
     needed = -(-max(num_runs, 1) // num_devices) * num_devices
     size = min(fits, max_chunk, needed)
     return max(num_devices, size // num_devices * num_devices)
+
+
+def estimate_chunk_bytes(run_bytes: int, runs_per_device: int) -> int:
+    """Estimated device memory of a chunk with `runs_per_device` runs on each device."""
+    return ESTIMATE_FIXED + runs_per_device * run_bytes
 
 
 def _abstract_inputs(cfg: RunConfig):
@@ -365,6 +373,9 @@ class Report(NamedTuple):
     diverged: int              # of which diverged
     skipped: int               # runs found recorded already
     compilations: int          # programs compiled (one per group with runs, unless shrunk)
+    chunks: int                # calls made
+    chunk_sizes: tuple[int, ...]           # per group run: runs per call
+    num_devices: int
     compile_s: float
     wall_s: float
     run_steps: int
@@ -385,9 +396,9 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     version_info = results.versions()
     progress = progress or Progress(plan, enabled=False)
     t_start = time.perf_counter()
-    done = diverged = compilations = run_steps = 0
+    done = diverged = compilations = run_steps = chunks = 0
     compile_s = 0.0
-    measured = []
+    measured, sizes = [], []
 
     def finish(chunk: list[Run], output, steps_per_run: int) -> None:
         nonlocal done, diverged, run_steps
@@ -410,8 +421,10 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
         compile_s += time.perf_counter() - t
         compilations += tries
         measured.append(nbytes)
+        sizes.append(size)
         pending = None
         for start in range(0, len(group.runs), size):
+            chunks += 1
             chunk = list(group.runs[start:start + size])
             output = compiled(*_chunk_inputs(chunk, size, sharding))   # dispatched, not awaited
             if pending is not None:
@@ -419,8 +432,9 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
             pending = (chunk, output, group.static.run_steps)
         finish(*pending)
     progress.close()
-    return Report(path, done, diverged, plan.recorded, compilations, compile_s,
-                  time.perf_counter() - t_start, run_steps, tuple(measured))
+    return Report(path, done, diverged, plan.recorded, compilations, chunks, tuple(sizes),
+                  len(plan.devices), compile_s, time.perf_counter() - t_start, run_steps,
+                  tuple(measured))
 
 
 def _compile(group: Group, sharding: NamedSharding, budget: int):
@@ -648,7 +662,9 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
     return path, (recorded if resume else set()), notes
 
 
-def print_plan(plan: Plan, stream: TextIO = sys.stdout) -> None:
+def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
+    """The plan, for --dry-run: groups, runs, chunks, devices, estimated memory."""
+    stream = stream or sys.stdout
     sweep = plan.sweep
     n_dev = len(plan.devices)
     kinds = sorted({d.platform for d in plan.devices})
@@ -663,7 +679,7 @@ def print_plan(plan: Plan, stream: TextIO = sys.stdout) -> None:
         f"{'est. memory/device':>18}  program",
     ]
     for i, (g, label) in enumerate(zip(plan.groups, plan.labels()), start=1):
-        est = g.run_bytes * (g.chunk_size // n_dev)
+        est = estimate_chunk_bytes(g.run_bytes, g.chunk_size // n_dev)
         lines.append(f"{i:>5}  {g.total:>7}  {len(g.runs):>7}  {g.chunk_size:>6}  "
                      f"{g.num_chunks:>6}  {fmt_bytes(est):>18}  {label}")
     compiles = sum(bool(g.runs) for g in plan.groups)
@@ -711,8 +727,10 @@ def main(args: argparse.Namespace) -> int:
     report = run_sweep(plan, path, progress=Progress(plan, enabled=False if args.quiet else None))
     rate = report.run_steps / max(report.wall_s - report.compile_s, 1e-9)
     measured = [b for b in report.device_bytes if b is not None]
+    sizes = "/".join(map(str, sorted(set(report.chunk_sizes)))) or "0"
     print(f"sweep {sweep.name!r}: {report.done} runs recorded in {report.path} "
           f"({report.diverged} diverged; {report.skipped} were recorded already); "
+          f"{report.chunks} chunks of {sizes} runs on {report.num_devices} devices; "
           f"{report.compilations} compilations in {report.compile_s:.1f} s; "
           f"wall {report.wall_s:.1f} s; {rate:,.0f} run-steps/s outside compiles"
           + (f"; largest chunk {fmt_bytes(max(measured))}/device (XLA)" if measured else ""))
