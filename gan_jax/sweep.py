@@ -132,12 +132,17 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise fail(f"grid: got {grid!r}; must be a table ([grid]) of lists")
+    swept: dict[str, str] = {}                   # field -> the grid key that sets it
     for key, values in grid.items():
-        if key not in FIELD_NAMES:
-            hint = ("; seeds are set by the top-level `seeds`" if key in ("seed", "seeds")
-                    else suggest(key, FIELD_NAMES))
-            raise fail(f"[grid].{key}: unknown field{hint}; a grid may sweep any [base] field: "
-                       f"{', '.join(FIELD_NAMES)}")
+        for field in tied_fields(key):
+            if field not in FIELD_NAMES:
+                hint = ("; seeds are set by the top-level `seeds`" if field in ("seed", "seeds")
+                        else suggest(field, FIELD_NAMES))
+                raise fail(f"[grid].{key}: {field!r} is not a field{hint}; a grid may sweep "
+                           f"any [base] field: {', '.join(FIELD_NAMES)}")
+            if field in swept:
+                raise fail(f"[grid].{key}: {field} is already swept by [grid].{swept[field]}")
+            swept[field] = key
         if not isinstance(values, list):
             raise fail(f"[grid].{key}: got {values!r}; must be a list of values to sweep")
         if not values:
@@ -145,23 +150,34 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
         seen = []
         for i, value in enumerate(values):
             try:
-                cfg = make_config({**base, key: value})
+                cfg = make_config({**base, **_assign(key, value)})
             except ConfigError as e:
                 raise fail(f"[grid].{key}[{i}]: {e}") from None
-            if getattr(cfg, key) in seen:
+            if getattr(cfg, tied_fields(key)[0]) in seen:
                 raise fail(f"[grid].{key}[{i}]: {value!r} appears twice; each grid point "
                            "would run twice under the same run id")
-            seen.append(getattr(cfg, key))
+            seen.append(getattr(cfg, tied_fields(key)[0]))
 
     keys = list(grid)
     configs = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         try:
-            configs.append(make_config({**base, **dict(zip(keys, combo))}))
+            configs.append(make_config({**base, **{f: v for k, value in zip(keys, combo)
+                                                   for f, v in _assign(k, value).items()}}))
         except ConfigError as e:
             point = ", ".join(f"{k} = {v!r}" for k, v in zip(keys, combo))
             raise fail(f"[grid] point {{{point}}}: {e}") from None
     return Sweep(name, path, seeds, tuple((k, tuple(grid[k])) for k in keys), tuple(configs))
+
+
+def tied_fields(grid_key: str) -> list[str]:
+    """The fields a grid key sets: 'lr_d', or several joined by '+' ("lr_g+lr_d") that take
+    each listed value together."""
+    return [f.strip() for f in grid_key.split("+")]
+
+
+def _assign(grid_key: str, value: Any) -> dict[str, Any]:
+    return {field: value for field in tied_fields(grid_key)}
 
 
 def _parse_seeds(value: Any, fail) -> tuple[int, ...]:

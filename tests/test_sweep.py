@@ -56,6 +56,17 @@ def test_integer_and_float_spellings_are_the_same_run():
     assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
 
 
+def test_tied_grid_keys_take_values_together():
+    s = make_sweep({"lr_g+lr_d": [0.01, 0.03], "loss": ["hinge", "wgan"]}, seeds=1)
+    assert [(c.lr_g, c.lr_d, c.loss) for c in s.configs] == [
+        (0.01, 0.01, "hinge"), (0.01, 0.01, "wgan"), (0.03, 0.03, "hinge"), (0.03, 0.03, "wgan")]
+    with pytest.raises(ConfigError, match=r"\[grid\].lr_d: lr_d is already swept by "
+                                          r"\[grid\].lr_g\+lr_d"):
+        make_sweep({"lr_g+lr_d": [0.01], "lr_d": [0.02]})
+    with pytest.raises(ConfigError, match=r"'lr_dd' is not a field \(did you mean 'lr_d'\?\)"):
+        make_sweep({"lr_g+lr_dd": [0.01]})
+
+
 def test_grid_points_that_conflict_are_reported_with_the_point():
     with pytest.raises(ConfigError, match=r"test.toml: \[grid\] point .*steps = 30.*log_every"):
         make_sweep(dict(steps=[20, 30], log_every=[10, 20]))

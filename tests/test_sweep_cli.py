@@ -37,7 +37,7 @@ BAD_FILES = {
     "seeds_below_one": (GOOD.replace("seeds = 2", "seeds = 0"),
                         ["seeds: got 0", "at least 1"]),
     "grid_key_missing": (GOOD.replace("lr_d = [0.02, 0.05]", "lr_dd = [0.02, 0.05]"),
-                         ["[grid].lr_dd: unknown field", "did you mean 'lr_d'?"]),
+                         ["[grid].lr_dd: 'lr_dd' is not a field", "did you mean 'lr_d'?"]),
     "grid_not_a_list": (GOOD.replace("lr_d = [0.02, 0.05]", "lr_d = 0.02"),
                         ["[grid].lr_d: got 0.02", "must be a list"]),
 }
