@@ -22,8 +22,19 @@ RESULTS_FILE = "results.jsonl"
 
 def run_id(cfg: RunConfig, seed: int) -> str:
     """A stable hash of a run's configuration and seed (independent of sweep, order, chunk)."""
-    blob = json.dumps({"config": cfg.to_dict(), "seed": int(seed)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return run_ids(cfg, [seed])[0]
+
+
+def run_ids(cfg: RunConfig, seeds) -> list[str]:
+    """`run_id(cfg, seed)` for each seed, serialising the configuration once.
+
+    The hashed text is `json.dumps({"config": cfg.to_dict(), "seed": seed}, sort_keys=True)`,
+    assembled from the configuration's JSON so that 100,000 seeds do not serialise it 100,000
+    times.
+    """
+    config = json.dumps(cfg.to_dict(), sort_keys=True)
+    return [hashlib.sha256(f'{{"config": {config}, "seed": {int(seed)}}}'.encode())
+            .hexdigest()[:20] for seed in seeds]
 
 
 def versions() -> dict[str, str]:
@@ -50,20 +61,27 @@ def _clean(x: Any) -> Any:
 
 
 def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
-                 *, version_info: dict[str, str] | None = None) -> list[dict]:
-    """One record per run from a batched RunOutput (NumPy arrays with a leading run axis)."""
+                 *, version_info: dict[str, str] | None = None,
+                 ids: list[str] | None = None) -> list[dict]:
+    """One record per run from a batched RunOutput (NumPy arrays with a leading run axis).
+
+    `ids`, if given, are the runs' run_id values, already computed by the caller.
+    """
     version_info = version_info or versions()
     diverged_at = np.asarray(output.state.diverged_at)
+    config_dicts: dict[RunConfig, dict] = {}     # runs of a batch share few configurations
     records = []
     for i, (cfg, seed) in enumerate(zip(cfgs, seeds)):
         final = {k: np.asarray(v)[i] for k, v in output.final.items()}
         div = int(diverged_at[i])
         nonfinite = not all(np.all(np.isfinite(v)) for v in final.values())
+        if cfg not in config_dicts:
+            config_dicts[cfg] = cfg.to_dict()
         records.append({
-            "run_id": run_id(cfg, seed),
+            "run_id": ids[i] if ids is not None else run_id(cfg, seed),
             "sweep": sweep,
             "seed": int(seed),
-            "config": cfg.to_dict(),
+            "config": config_dicts[cfg],
             "status": "diverged" if div >= 0 or nonfinite else "ok",
             "diverged_at": div if div >= 0 else None,
             "final": _clean(final),

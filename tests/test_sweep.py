@@ -4,9 +4,9 @@ chunk- and device-independence of every run's numbers, resuming from a cut-off f
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
-import os
-import shutil
+import json
 
 import hypothesis.strategies as st
 import numpy as np
@@ -44,6 +44,15 @@ def test_grid_expands_to_the_cartesian_product_with_seeds_fastest():
     assert runs[0].run_id == results.run_id(s.configs[0], 5)
     # Everything not in the grid comes from [base].
     assert all(c.steps == TINY_BASE["steps"] and c.g_init == (0.15, 0.0) for c in s.configs)
+
+
+def test_run_ids_hash_config_and_seed_as_designed():
+    cfg = make_config(dict(TINY_BASE, loss="hinge"))
+    seeds = [0, 7, 2**32 - 1]
+    blobs = [json.dumps({"config": cfg.to_dict(), "seed": s}, sort_keys=True) for s in seeds]
+    expected = [hashlib.sha256(b.encode()).hexdigest()[:20] for b in blobs]
+    assert results.run_ids(cfg, seeds) == expected
+    assert [results.run_id(cfg, s) for s in seeds] == expected
 
 
 def test_seed_count_and_list():
