@@ -83,8 +83,8 @@ class Sweep:
         """Every run, grid point by grid point, seeds fastest."""
         out = []
         for cfg in self.configs:
-            for seed in self.seeds:
-                out.append(Run(len(out), cfg, seed, results.run_id(cfg, seed)))
+            for seed, run_id in zip(self.seeds, results.run_ids(cfg, self.seeds)):
+                out.append(Run(len(out), cfg, seed, run_id))
         return out
 
 
@@ -267,22 +267,23 @@ def plan_sweep(sweep: Sweep, *, devices=None, memory_budget: int = 1 << 30,
     """
     devices = tuple(devices if devices is not None else jax.local_devices())
     index, count = shard
-    statics: dict[RunConfig, StaticConfig] = {}
     members: dict[StaticConfig, list[Run]] = {}
     examples: dict[StaticConfig, RunConfig] = {}
     totals: dict[StaticConfig, int] = {}
     recorded = 0
-    for run in sweep.runs():
-        static = statics.get(run.cfg) or statics.setdefault(run.cfg, static_part(run.cfg))
-        examples.setdefault(static, run.cfg)
-        members.setdefault(static, [])
-        totals[static] = totals.get(static, 0) + 1
-        if run.index % count != index:
-            continue
-        if run.run_id in recorded_ids:
-            recorded += 1
-            continue
-        members[static].append(run)
+    runs, per_point = sweep.runs(), len(sweep.seeds)
+    for point, cfg in enumerate(sweep.configs):
+        static = static_part(cfg)
+        examples.setdefault(static, cfg)
+        totals[static] = totals.get(static, 0) + per_point
+        todo = members.setdefault(static, [])
+        for run in runs[point * per_point:(point + 1) * per_point]:
+            if run.index % count != index:
+                continue
+            if run.run_id in recorded_ids:
+                recorded += 1
+                continue
+            todo.append(run)
     n_dev = len(devices)
     groups = []
     for static, runs in members.items():
@@ -421,7 +422,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
         host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
         records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
                                        [r.seed for r in chunk], host,
-                                       version_info=version_info)
+                                       version_info=version_info,
+                                       ids=[r.run_id for r in chunk])
         results.append_records(path, records)
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
