@@ -637,6 +637,23 @@ def _start_distributed(args: argparse.Namespace) -> None:
                                num_processes=args.num_processes, process_id=args.process_id)
 
 
+def recorded_runs(out: str, sweep: Sweep) -> tuple[dict[str, set[str]], list[str]]:
+    """Run ids recorded in each results file of `out`, and problems found reading them.
+
+    Raises ConfigError if a file there holds another sweep's results.
+    """
+    recorded, problems = {}, []
+    for f in results.results_files(out):
+        recs, found = results.read_records(f, fields=("run_id", "sweep"))
+        others = sorted({str(r["sweep"]) for r in recs} - {sweep.name})
+        if others:
+            raise ConfigError(f"--out: {f} holds results of sweep {others[0]!r}, not "
+                              f"{sweep.name!r} ({sweep.path}); choose another directory")
+        recorded[f] = {r["run_id"] for r in recs}
+        problems += found
+    return recorded, problems
+
+
 def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
                 ) -> tuple[str, set[str], list[str]]:
     """Check an output directory before any compute; create it if needed.
@@ -648,18 +665,9 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
     """
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"--out: {out!r} exists and is not a directory")
-    recorded, notes = set(), []
-    files = results.results_files(out)
-    for f in files:
-        recs, problems = results.read_records(f, fields=("run_id", "sweep"))
-        others = sorted({str(r["sweep"]) for r in recs} - {sweep.name})
-        if others:
-            raise ConfigError(f"--out: {f} holds results of sweep {others[0]!r}, not "
-                              f"{sweep.name!r} ({sweep.path}); choose another directory")
-        recorded.update(r["run_id"] for r in recs)
-        notes += problems
+    recorded, notes = recorded_runs(out, sweep)
     path = os.path.join(out, file_name)
-    own, _ = results.read_records(path, fields=("run_id",))
+    own = recorded.get(path, set())
     if own and not resume:
         raise ConfigError(f"--out: {path} already holds {len(own)} results of sweep "
                           f"{sweep.name!r}; pass --resume to finish it, or choose another "
@@ -672,12 +680,14 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
         os.remove(probe)
     except OSError as e:
         raise ConfigError(f"--out: cannot write to {out!r}: {e.strerror}") from None
-    if resume:
-        cut = results.cut_partial_tail(path)
-        if cut:
-            notes.append(f"{path}: cut off {cut} bytes of an interrupted write; "
-                         "those runs will be done again")
-    return path, (recorded if resume else set()), notes
+    if not resume:
+        return path, set(), notes
+    cut = results.cut_partial_tail(path)
+    if cut:
+        notes = [n for n in notes if not n.startswith(f"{path}:")]
+        notes.append(f"{path}: cut off {cut} bytes of an interrupted write; "
+                     "those runs will be done again")
+    return path, set().union(*recorded.values()), notes
 
 
 def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
@@ -728,12 +738,13 @@ def main(args: argparse.Namespace) -> int:
         devices = devices[:args.devices]
 
     recorded, notes, path = set(), [], None
-    if args.out and not args.dry_run:
-        path, recorded, notes = prepare_out(args.out, sweep, results.results_file_name(index, count),
+    if args.dry_run and args.out:               # show what is left; write nothing
+        by_file, notes = recorded_runs(args.out, sweep)
+        recorded = set().union(*by_file.values()) if args.resume else set()
+    elif args.out:
+        path, recorded, notes = prepare_out(args.out, sweep,
+                                            results.results_file_name(index, count),
                                             resume=args.resume)
-    elif args.out and args.resume:
-        for f in results.results_files(args.out):
-            recorded.update(r["run_id"] for r in results.read_records(f, fields=("run_id",))[0])
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     plan = plan_sweep(sweep, devices=devices, memory_budget=budget, max_chunk=args.max_chunk,
