@@ -15,6 +15,7 @@ anything is compiled, and reported as a ConfigError naming the place.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -39,6 +40,7 @@ SWEEP_KEYS = ("name", "seeds", "base", "grid")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
 DEFAULT_MEMORY_BUDGET = "1GiB"      # per device
 DEFAULT_MAX_CHUNK = 8192            # runs per call, all devices together
+DEFAULT_COMPILE_WORKERS = 2         # groups compiled ahead, in threads, while one computes
 # Planning estimates a chunk's device memory as FIXED + runs x (MARGIN x the peak of live
 # arrays in one run's jaxpr). XLA's buffers for random bits, sorts and loops exceed the jaxpr's
 # peak (2.4x for the seed's linear run, 1.3x for MLPs), and a program has buffers that do not
@@ -393,19 +395,21 @@ class Report(NamedTuple):
     chunks: int                # calls made
     chunk_sizes: tuple[int, ...]           # per group run: runs per call
     num_devices: int
-    compile_s: float
+    compile_s: float           # seconds compiling, summed over the compiling threads
+    compile_wait_s: float      # seconds of the wall time spent waiting for a compilation
     wall_s: float
     run_steps: int
     device_bytes: tuple[int | None, ...]   # per group run: the program's measured bytes/device
 
 
-def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None
-              ) -> Report:
+def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None,
+              compile_workers: int = DEFAULT_COMPILE_WORKERS) -> Report:
     """Run a plan's groups and append their records to `path`, chunk by chunk.
 
     Each group is compiled once for its chunk size (the last chunk is padded with copies of a
-    real run, whose outputs are dropped) and the next chunk is dispatched before the previous
-    one's records are written, so the host's work overlaps the devices'.
+    real run, whose outputs are dropped). Compilation runs ahead in `compile_workers` threads,
+    so the next groups compile while this one computes, and the next chunk is dispatched
+    before the previous one's records are written, so the host's work overlaps the devices'.
     """
     path = os.fspath(path)
     mesh = Mesh(np.asarray(plan.devices), (RUN_AXIS,))
@@ -414,7 +418,7 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     progress = progress or Progress(plan, enabled=False)
     t_start = time.perf_counter()
     done = diverged = compilations = run_steps = chunks = 0
-    compile_s = 0.0
+    compile_s = compile_wait_s = 0.0
     measured, sizes = [], []
 
     def finish(chunk: list[Run], output, steps_per_run: int) -> None:
@@ -428,38 +432,47 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
         run_steps += len(chunk) * steps_per_run
-        progress.update(runs_done=done, run_steps_done=run_steps, compile_s=compile_s)
+        progress.update(runs_done=done, run_steps_done=run_steps,
+                        compile_wait_s=compile_wait_s)
 
-    for number, group in enumerate(plan.groups, start=1):
-        if not group.runs:
-            continue
-        progress.start_group(number)
-        t = time.perf_counter()
-        compiled, size, nbytes, tries = _compile(group, sharding, plan.memory_budget)
-        compile_s += time.perf_counter() - t
-        compilations += tries
-        measured.append(nbytes)
-        sizes.append(size)
-        pending = None
-        for start in range(0, len(group.runs), size):
-            chunks += 1
-            chunk = list(group.runs[start:start + size])
-            output = compiled(*_chunk_inputs(chunk, size, sharding))   # dispatched, not awaited
-            if pending is not None:
-                finish(*pending)
-            pending = (chunk, output, group.static.run_steps)
-        finish(*pending)
+    groups = [g for g in plan.groups if g.runs]
+    with concurrent.futures.ThreadPoolExecutor(max(1, compile_workers)) as pool:
+        compiling = [pool.submit(_compile, g, sharding, plan.memory_budget)
+                     for g in groups[:compile_workers]]
+        for number, group in enumerate(groups):
+            if number + compile_workers < len(groups):
+                compiling.append(pool.submit(_compile, groups[number + compile_workers],
+                                             sharding, plan.memory_budget))
+            progress.start_group(number + 1, compiling=not compiling[number].done())
+            t = time.perf_counter()
+            compiled, size, nbytes, tries, seconds = compiling[number].result()
+            compiling[number] = None                     # let the executable go with the group
+            compile_wait_s += time.perf_counter() - t
+            compile_s += seconds
+            compilations += tries
+            measured.append(nbytes)
+            sizes.append(size)
+            pending = None
+            for start in range(0, len(group.runs), size):
+                chunks += 1
+                chunk = list(group.runs[start:start + size])
+                output = compiled(*_chunk_inputs(chunk, size, sharding))   # not awaited
+                if pending is not None:
+                    finish(*pending)
+                pending = (chunk, output, group.static.run_steps)
+            finish(*pending)
     progress.close()
     return Report(path, done, diverged, plan.recorded, compilations, chunks, tuple(sizes),
-                  len(plan.devices), compile_s, time.perf_counter() - t_start, run_steps,
-                  tuple(measured))
+                  len(plan.devices), compile_s, compile_wait_s, time.perf_counter() - t_start,
+                  run_steps, tuple(measured))
 
 
 def _compile(group: Group, sharding: NamedSharding, budget: int):
     """Compile a group's program for its chunk size; shrink the chunk if XLA says it won't fit.
 
-    Returns (compiled, chunk size, measured bytes per device or None, compilations).
+    Returns (compiled, chunk size, measured bytes per device or None, compilations, seconds).
     """
+    t0 = time.perf_counter()
     n_dev = sharding.mesh.size
     program = engine.compiled_run(group.static, sharding)
     hp, key = _abstract_inputs(group.example)
@@ -472,7 +485,7 @@ def _compile(group: Group, sharding: NamedSharding, budget: int):
         tries += 1
         nbytes = _device_bytes(compiled)
         if nbytes is None or nbytes <= budget or size <= n_dev:
-            return compiled, size, nbytes, tries
+            return compiled, size, nbytes, tries, time.perf_counter() - t0
         smaller = max(n_dev, int(size * budget / nbytes) // n_dev * n_dev)
         size = smaller if smaller < size else size - n_dev
 
@@ -529,12 +542,14 @@ class Progress:
             self.stream.flush()
             self.shown = True
 
-    def start_group(self, number: int) -> None:
-        self.group += 1
-        self._show(f"group {self.group}/{self.groups}: compiling...")
+    def start_group(self, number: int, compiling: bool = True) -> None:
+        """Group `number` (1-based, among groups with runs) starts; it may wait to compile."""
+        self.group = number
+        if compiling:
+            self._show(f"group {self.group}/{self.groups}: compiling...")
 
-    def update(self, *, runs_done: int, run_steps_done: int, compile_s: float) -> None:
-        running = max(time.perf_counter() - self.t0 - compile_s, 1e-9)
+    def update(self, *, runs_done: int, run_steps_done: int, compile_wait_s: float) -> None:
+        running = max(time.perf_counter() - self.t0 - compile_wait_s, 1e-9)
         rate = run_steps_done / running
         left = (self.total_steps - run_steps_done) / rate if rate > 0 else float("nan")
         self._show(f"group {self.group}/{self.groups} | runs {runs_done}/{self.total} "
@@ -598,6 +613,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", default="0/1", metavar="I/N",
                         help="do only shard I of N (0-based), writing results.shard-I-of-N.jsonl; "
                              "for independent jobs, e.g. a SLURM job array")
+    parser.add_argument("--compile-workers", type=int, default=DEFAULT_COMPILE_WORKERS,
+                        metavar="W", help="compile up to W groups ahead, in parallel threads, "
+                        f"while one group computes ({DEFAULT_COMPILE_WORKERS})")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     multi = parser.add_argument_group(
         "multi-host (jax.distributed; on with --distributed, explicit settings, or a cluster "
@@ -720,6 +738,8 @@ def main(args: argparse.Namespace) -> int:
     budget = parse_size(args.memory_budget)
     if args.max_chunk < 1:
         raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
+    if args.compile_workers < 1:
+        raise ConfigError(f"--compile-workers: got {args.compile_workers}; must be at least 1")
     shard_index, shard_count = parse_shard(args.shard)
     if not args.dry_run and not args.out:
         raise ConfigError("--out: missing; give an output directory (or use --dry-run)")
@@ -753,14 +773,16 @@ def main(args: argparse.Namespace) -> int:
         print_plan(plan)
         return 0
 
-    report = run_sweep(plan, path, progress=Progress(plan, enabled=False if args.quiet else None))
-    rate = report.run_steps / max(report.wall_s - report.compile_s, 1e-9)
+    report = run_sweep(plan, path, progress=Progress(plan, enabled=False if args.quiet else None),
+                       compile_workers=args.compile_workers)
+    rate = report.run_steps / max(report.wall_s - report.compile_wait_s, 1e-9)
     measured = [b for b in report.device_bytes if b is not None]
     sizes = "/".join(map(str, sorted(set(report.chunk_sizes)))) or "0"
     print(f"sweep {sweep.name!r}: {report.done} runs recorded in {report.path} "
           f"({report.diverged} diverged; {report.skipped} were recorded already); "
           f"{report.chunks} chunks of {sizes} runs on {report.num_devices} devices; "
-          f"{report.compilations} compilations in {report.compile_s:.1f} s; "
-          f"wall {report.wall_s:.1f} s; {rate:,.0f} run-steps/s outside compiles"
+          f"{report.compilations} compilations ({report.compile_s:.1f} s, "
+          f"{report.compile_wait_s:.1f} s of it waited for); wall {report.wall_s:.1f} s; "
+          f"{rate:,.0f} run-steps/s outside compile waits"
           + (f"; largest chunk {fmt_bytes(max(measured))}/device (XLA)" if measured else ""))
     return 0

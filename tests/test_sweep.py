@@ -264,18 +264,18 @@ def test_progress_only_on_a_terminal():
     plan = sweep.plan_sweep(make_sweep(), max_chunk=4)
     shown = sweep.Progress(plan, stream=_Terminal())
     shown.start_group(1)
-    shown.update(runs_done=4, run_steps_done=4 * 21, compile_s=0.0)
+    shown.update(runs_done=4, run_steps_done=4 * 21, compile_wait_s=0.0)
     shown.close()
     text = shown.stream.getvalue()
     assert "group 1/2" in text and "runs 4/12 (33%)" in text and "run-steps/s" in text
     assert "left" in text and text.endswith("\n")
     hidden = sweep.Progress(plan, stream=io.StringIO())
     hidden.start_group(1)
-    hidden.update(runs_done=4, run_steps_done=84, compile_s=0.0)
+    hidden.update(runs_done=4, run_steps_done=84, compile_wait_s=0.0)
     hidden.close()
     assert hidden.stream.getvalue() == ""
     quiet = sweep.Progress(plan, stream=_Terminal(), enabled=False)
-    quiet.update(runs_done=4, run_steps_done=84, compile_s=0.0)
+    quiet.update(runs_done=4, run_steps_done=84, compile_wait_s=0.0)
     assert quiet.stream.getvalue() == ""
 
 
