@@ -4,9 +4,11 @@ compiled), a sweep killed with SIGKILL and resumed, job-array shards and multi-h
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -202,3 +204,16 @@ def test_multi_host_processes_split_the_runs(killable, tmp_path):
     assert sorted(os.listdir(out)) == ["results.shard-0-of-2.jsonl",
                                        "results.shard-1-of-2.jsonl"]
     assert_same_runs(records_by_id(out), killable["whole"])
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_for_a_large_sweep(tmp_path):
+    """A scaled-down experiments/memory_100k.py: 20,000 runs in chunks under 4 GiB resident."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "experiments", "memory_100k.py"), "--seeds", "20000",
+         "--out", str(tmp_path)], env=cli_env(), cwd=ROOT, capture_output=True, text=True,
+        timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    peak = float(re.search(r"peak resident memory ([\d.]+) GiB", proc.stdout).group(1))
+    assert peak < 4.0
+    assert len(records_by_id(tmp_path)) == 20000
