@@ -588,13 +588,15 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def fmt_bytes(n: float | None) -> str:
+    """A byte count for people: '1.5 GiB', '300 B'; 'n/a' when unknown."""
     if n is None:
         return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         n /= 1024
-    return ""
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
