@@ -16,11 +16,14 @@ from gan_jax.metrics import (default_bandwidth, js_divergence, kl_divergence, le
 from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
-from gan_jax.plots import (heatmap_cells, load_results, plot_curves, plot_heatmap, plot_samples,
+from gan_jax.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
                            regenerate_samples)
 from gan_jax.stability import (Game, LocalAnalysis, analyse, analyse_config, find_stationary,
                                population_game, saturation, trajectory, update_map,
                                vector_field)
+from gan_jax.sweep import (Group, Plan, Report, Run, Sweep, load_sweep, parse_sweep, plan_sweep,
+                           run_sweep)
+from gan_jax.tables import Table, load_results, make_table, to_csv, to_latex, to_markdown
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -40,9 +43,12 @@ __all__ = [
     "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
-    "heatmap_cells", "load_results", "plot_curves", "plot_heatmap", "plot_samples",
+    "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
     "regenerate_samples",
     "Game", "LocalAnalysis", "analyse", "analyse_config", "find_stationary", "population_game",
     "saturation", "trajectory", "update_map", "vector_field",
+    "Group", "Plan", "Report", "Run", "Sweep", "load_sweep", "parse_sweep", "plan_sweep",
+    "run_sweep",
+    "Table", "load_results", "make_table", "to_csv", "to_latex", "to_markdown",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]

@@ -18,6 +18,8 @@ COMMANDS = {
     "bench": ("gan_jax.bench", "throughput in run-steps/s against runs per call"),
     "plot": ("gan_jax.plots", "figures of a sweep's results: curves, heatmaps, samples (matplotlib)"),
     "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
+    "sweep": ("gan_jax.sweep", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
 }
 
 
@@ -29,16 +31,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    modules = {}
+    # Import only the chosen command's module: importing one may touch JAX's backends, and
+    # `sweep` must be able to start jax.distributed before anything does.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
     args = parser.parse_args(argv)
     try:
-        return int(modules[args.command].main(args) or 0)
+        return int(module.main(args) or 0)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

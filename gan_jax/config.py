@@ -107,6 +107,10 @@ class RunConfig:
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
+# Fields holding a real number; an integer given for one is stored as a float, so that
+# `lr_d = 1` and `lr_d = 1.0` are the same run (same run_id, same table row).
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig)
+                     if f.type in ("float", "float | None"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +257,8 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
             values[key] = tuple(float(x) for x in v)
     cfg = RunConfig(**values)
     validate(cfg, prefix=prefix)
-    return cfg
+    return cfg.replace(**{k: float(getattr(cfg, k)) for k in FLOAT_FIELDS
+                          if _is_int(getattr(cfg, k))})
 
 
 def validate(cfg: RunConfig, *, prefix: str = "") -> RunConfig:

@@ -18,9 +18,18 @@ from gan_jax.train import RunOutput, make_run
 
 
 @functools.cache
-def compiled_run(static: StaticConfig):
-    """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R]."""
-    return jax.jit(jax.vmap(make_run(static)))
+def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None):
+    """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R].
+
+    Args:
+      static: the static configuration; picks the program.
+      sharding: where the run axis lives, e.g. `NamedSharding(mesh, PartitionSpec("runs"))`
+        to split runs across devices; applied to every input and output (all lead with the
+        run axis). None: jit's default placement.
+    """
+    if sharding is None:
+        return jax.jit(jax.vmap(make_run(static)))
+    return jax.jit(jax.vmap(make_run(static)), in_shardings=sharding, out_shardings=sharding)
 
 
 def seed_keys(seeds) -> jax.Array:

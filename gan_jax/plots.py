@@ -27,7 +27,6 @@ is fixed by the layout constants below (no tight bounding box), so tests can che
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_jax import results
+from gan_jax import results, tables
 from gan_jax.config import FIELD_NAMES, ConfigError, suggest
 
 DPI = 100
@@ -55,23 +54,16 @@ PLOT_STREAM = 0x9107            # fold_in constant: the samples' key from the ru
 # ----------------------------------------------------------------------------- records
 
 def load_results(directory: str) -> list[dict]:
-    """Every record of DIR/results*.jsonl (a sweep's file and any shards).
+    """Every record of DIR's results files (tables.load_results), problems as warnings.
 
     Raises:
       ConfigError: if DIR holds no results.
     """
     if not os.path.isdir(directory):
         raise ConfigError(f"{directory}: no such directory")
-    paths = sorted(glob.glob(os.path.join(directory, "results*.jsonl")))
-    records = []
-    for path in paths:
-        found, problems = results.read_records(path)
-        for p in problems:
-            print(f"warning: {p}", file=sys.stderr)
-        records += found
-    if not records:
-        raise ConfigError(f"{directory}: no results (no records in {directory}/results*.jsonl); "
-                          "run a sweep into it first")
+    records, problems = tables.load_results(directory)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
     return records
 
 
