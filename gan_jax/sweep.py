@@ -301,12 +301,19 @@ def chunk_size(num_runs: int, run_bytes: int, *, num_devices: int, memory_budget
                max_chunk: int) -> int:
     """Runs per call: what fits the per-device budget, capped, and no more than needed.
 
-    Always a multiple of num_devices (so the run axis splits evenly) and at least num_devices.
+    Always a multiple of num_devices (so the run axis splits evenly) and at least two runs per
+    device: a unit run axis compiles to other kernels whose rounding differs, and GAN training
+    can amplify that (see engine.run_batch), so a run's numbers would depend on its chunk.
     """
     fits = max(1, (memory_budget - ESTIMATE_FIXED) // max(run_bytes, 1)) * num_devices
     needed = -(-max(num_runs, 1) // num_devices) * num_devices
-    size = min(fits, max_chunk, needed)
-    return max(num_devices, size // num_devices * num_devices)
+    cap = max(num_devices, min(fits, max_chunk) // num_devices * num_devices)
+    # As many chunks as the cap requires, made equal: 32 runs under a cap of 28 are two chunks
+    # of 16, not 28 + 4 padded to 28.
+    chunks = -(-needed // cap)
+    size = -(-needed // chunks)
+    size = -(-size // num_devices) * num_devices
+    return max(2 * num_devices, size)
 
 
 def estimate_chunk_bytes(run_bytes: int, runs_per_device: int) -> int:

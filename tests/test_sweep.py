@@ -113,12 +113,13 @@ def test_plan_skips_recorded_runs_and_takes_its_shard():
 def test_chunk_size_fits_budget_cap_and_devices():
     budget = sweep.ESTIMATE_FIXED + 1000
     kw = dict(num_devices=4, memory_budget=budget, max_chunk=64)
-    assert sweep.chunk_size(100, 100, **kw) == 40          # 10 runs per device fit
+    assert sweep.chunk_size(100, 100, **kw) == 36          # 10/device fit: 3 equal chunks
     assert sweep.estimate_chunk_bytes(100, 10) == budget
     assert sweep.chunk_size(6, 100, **kw) == 8             # no more than needed, padded
-    assert sweep.chunk_size(100, 10, **kw) == 64           # the cap
-    assert sweep.chunk_size(100, 10**6, **kw) == 4         # at least one run per device
-    assert sweep.chunk_size(100, 10, num_devices=4, memory_budget=10**9, max_chunk=6) == 4
+    assert sweep.chunk_size(100, 10, **kw) == 52           # the cap 64: 2 equal chunks
+    assert sweep.chunk_size(32, 1, num_devices=1, memory_budget=10**9, max_chunk=28) == 16
+    assert sweep.chunk_size(100, 10**6, **kw) == 8         # at least two runs per device
+    assert sweep.chunk_size(100, 10, num_devices=4, memory_budget=10**9, max_chunk=6) == 8
 
 
 STATIC_CHOICES = dict(loss=["nonsaturating", "hinge", "wgan"], batch_size=[16, 32])
@@ -210,9 +211,10 @@ def test_chunked_equals_unchunked(baseline, tmp_path):
 def test_sharded_over_four_devices_equals_one_device(baseline, tmp_path):
     file = write_sweep(tmp_path / "s.toml", "tiny", 3, TINY_BASE,
                        dict(GRID, loss=["nonsaturating"]))
+    # At least two runs per device (sweep.chunk_size): 6 runs pad to one chunk of 8.
     proc = run_cli("sweep", file, "--out", tmp_path / "out", "--max-chunk", 4, devices=4)
     assert proc.returncode == 0, proc.stderr
-    assert "2 chunks of 4 runs on 4 devices" in proc.stdout
+    assert "1 chunks of 8 runs on 4 devices" in proc.stdout
     sharded = records_by_id(tmp_path / "out")
     assert len(sharded) == 6
     assert_same_runs(sharded, {k: baseline["records"][k] for k in sharded})
