@@ -27,6 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
@@ -123,7 +124,14 @@ def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
     hps = config_lib.stack_hparams([config_lib.traced_part(cfg)] * runs)
     hps = jax.tree.map(jnp.asarray, hps)
     keys = engine.seed_keys(np.arange(runs))
-    fn = jax.jit(jax.vmap(make_run(static)))
+    # The run axis over every local device, as the sweep engine places it (when it divides).
+    devices = jax.devices()
+    if len(devices) > 1 and runs % len(devices) == 0:
+        sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+        hps, keys = jax.device_put((hps, keys), sharding)
+        fn = jax.jit(jax.vmap(make_run(static)), in_shardings=sharding, out_shardings=sharding)
+    else:
+        fn = jax.jit(jax.vmap(make_run(static)))
     t = time.perf_counter()
     compiled = fn.lower(hps, keys).compile()
     compile_s = time.perf_counter() - t
