@@ -340,10 +340,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        sys.exit(main(parser.parse_args()))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from gan_jax.__main__ import run_script
+    run_script(__doc__, add_arguments, main)

@@ -51,5 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def run_script(doc: str, add_arguments, command) -> None:
+    """Run an experiment script as a command: its arguments, ConfigError -> exit 2."""
+    parser = _Parser(description=doc.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    try:
+        code = int(command(args) or 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())
