@@ -9,7 +9,7 @@ the metrics of `gan_jax.metrics` on `history_samples` fresh samples. The whole l
 (one before the first row, log_every before each later one), so the step is compiled once.
 
 Keys: the run's key is split once into named streams (init, loop, history); iteration i draws
-from `fold_in(loop_key, i)` with one `jax.random.bits` call (see `make_step`), so a run's
+from `fold_in(loop_key, i)` with one call for random words (see `make_step`), so a run's
 numbers depend on its key alone.
 """
 
@@ -105,8 +105,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
               tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
     """`step(state, key) -> state`: one run-step (d_updates D-steps and one G-step).
 
-    All of a step's randomness comes from one `jax.random.bits` call, cut into the batches it
-    needs (see gan_jax.rand: the same distributions as jax.random.normal / uniform).
+    All of a step's randomness comes from one `rand.words` call (the words of
+    `jax.random.bits`), cut into the batches it needs and turned into exactly jax.random's
+    normals and uniforms (see gan_jax.rand).
     """
     g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
     batch, latent = static.batch_size, parts.latent_dim
