@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import engine, losses, results, stats
+from gan_jax import engine, losses, results, stability, stats
 from gan_jax.config import ConfigError, RunConfig, make_config
 from gan_jax.train import make_parts
 from gan_jax import config as config_lib
@@ -120,13 +120,8 @@ def comparison_table(outs) -> str:
 
 def saturation_table() -> str:
     """|d g_loss / d s| at D(fake) = sigmoid(s) = p, by autodiff of the library's G losses."""
-    probs = jnp.asarray(SATURATION_PROBS, jnp.float64 if jax.config.x64_enabled else jnp.float32)
-    logits = jnp.log(probs) - jnp.log1p(-probs)
-    grads = {}
-    for name in ("minimax", "nonsaturating"):
-        g_loss = losses.get_loss(name).g_loss
-        grads[name] = np.abs(np.asarray(jax.vmap(jax.grad(lambda s: g_loss(s[None])))(logits)))
-    rows = [[str(p), f"{grads['minimax'][i]:.4f}", f"{grads['nonsaturating'][i]:.4f}"]
+    grads = stability.saturation(SATURATION_PROBS, names=("minimax", "nonsaturating"))
+    rows = [[str(p), f"{grads['minimax']['g'][i]:.4f}", f"{grads['nonsaturating']['g'][i]:.4f}"]
             for i, p in enumerate(SATURATION_PROBS)]
     return _md_table(["D(fake)", "abs d(minimax)/ds", "abs d(non-sat)/ds"], rows)
 

@@ -45,12 +45,16 @@ from gan_jax.config import ConfigError, RunConfig
 
 # ----------------------------------------------------------------------------- gradient signal
 
-def saturation(probs) -> dict[str, dict[str, np.ndarray]]:
+def saturation(probs, names=None) -> dict[str, dict[str, np.ndarray]]:
     """|d g_loss / d s| and |d d_loss / d s_fake| at D(fake) = sigmoid(s) = p, for every loss.
 
     Every registered d_loss is a sum of a real and a fake term, so its derivative in the fake
     logit does not depend on the real one. For wgan / hinge, whose critic value is not a
     probability, p = sigmoid(critic value) just places s on the same axis.
+
+    Args:
+      probs: values of D(fake) in (0, 1).
+      names: the losses to include (default: every registered loss).
 
     Returns:
       loss name -> {"g": f32[len(probs)], "d": f32[len(probs)]}.
@@ -61,7 +65,8 @@ def saturation(probs) -> dict[str, dict[str, np.ndarray]]:
     logits = jnp.asarray(np.log(probs) - np.log1p(-probs), jnp.float32)
     real = jnp.zeros((1,))
     out = {}
-    for name, loss in losses.LOSSES.items():
+    for name in losses.LOSSES if names is None else names:
+        loss = losses.get_loss(name)
         g = jax.vmap(jax.grad(lambda s, loss=loss: loss.g_loss(s[None])))(logits)
         d = jax.vmap(jax.grad(lambda s, loss=loss: loss.d_loss(real, s[None])))(logits)
         out[name] = {"g": np.abs(np.asarray(g)), "d": np.abs(np.asarray(d))}
