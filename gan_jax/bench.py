@@ -27,7 +27,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
@@ -127,7 +126,7 @@ def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
     # The run axis over every local device, as the sweep engine places it (when it divides).
     devices = jax.devices()
     if len(devices) > 1 and runs % len(devices) == 0:
-        sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+        sharding = engine.run_sharding(devices)
         hps, keys = jax.device_put((hps, keys), sharding)
         fn = jax.jit(jax.vmap(make_run(static)), in_shardings=sharding, out_shardings=sharding)
     else:

@@ -17,6 +17,15 @@ from gan_jax.config import RunConfig, StaticConfig
 from gan_jax.train import RunOutput, make_run
 
 
+RUN_AXIS = "runs"
+
+
+def run_sharding(devices) -> jax.sharding.NamedSharding:
+    """The run axis split over `devices` (a 1-D mesh named RUN_AXIS)."""
+    mesh = jax.sharding.Mesh(np.asarray(devices), (RUN_AXIS,))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(RUN_AXIS))
+
+
 @functools.cache
 def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None):
     """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R].

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TextIO
 import jax
 import numpy as np
 from jax.extend import core as jax_core
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 
 from gan_jax import engine, results
 from gan_jax.config import (FIELD_NAMES, ConfigError, RunConfig, StaticConfig, _is_int,
@@ -48,7 +48,6 @@ DEFAULT_COMPILE_WORKERS = 2         # groups compiled ahead, in threads, while o
 # against the budget (see `_compile`); the estimate only sizes the first try and the dry run.
 ESTIMATE_MARGIN = 3
 ESTIMATE_FIXED = 256 << 10
-RUN_AXIS = "runs"
 
 
 # ----------------------------------------------------------------------------- the file
@@ -419,8 +418,7 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     before the previous one's records are written, so the host's work overlaps the devices'.
     """
     path = os.fspath(path)
-    mesh = Mesh(np.asarray(plan.devices), (RUN_AXIS,))
-    sharding = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
+    sharding = engine.run_sharding(plan.devices)
     version_info = results.versions()
     progress = progress or Progress(plan, enabled=False)
     t_start = time.perf_counter()
