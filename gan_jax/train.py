@@ -75,12 +75,12 @@ def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callabl
 
     gp_u_N1 holds the gradient penalty's interpolation weights, u ~ U(0, 1) per sample."""
     d_apply = parts.discriminator.apply
-    batch = static.batch_size
 
     def objective(d_params, real_ND, fake_ND, gp_u_N1):
-        # One discriminator pass over real and fake together.
-        logits = d_apply(d_params, jnp.concatenate([real_ND, fake_ND]))
-        value = parts.loss.d_loss(logits[:batch], logits[batch:])
+        # Two passes, not one over the concatenated batch: on CPU, XLA fuses the concatenation
+        # with both samplers and then duplicates that fusion into each consumer, recomputing
+        # the random draws (3x slower for the seed's linear run, and twice the compile time).
+        value = parts.loss.d_loss(d_apply(d_params, real_ND), d_apply(d_params, fake_ND))
         if static.use_gp:
             value += hp.gp_weight * losses_lib.gradient_penalty(
                 d_apply, d_params, real_ND, fake_ND, gp_u_N1)
@@ -101,13 +101,24 @@ class Batch(NamedTuple):
     gp_u_N1: jax.Array   # gradient-penalty interpolation weights (empty without GP)
 
 
+class StepDraws(NamedTuple):
+    """All random inputs of one run-step."""
+
+    d_batches: tuple[Batch, ...]   # one per D-step (one shared batch for simultaneous updates)
+    z_g_NL: jax.Array              # the G-step's latent draws (empty for simultaneous updates)
+
+
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,
               tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
-    """`step(state, key) -> state`: one run-step (d_updates D-steps and one G-step).
+    """`(draw, step)`: `draw(key) -> StepDraws` and `step(state, draws) -> state`, one run-step
+    (d_updates D-steps and one G-step).
 
     All of a step's randomness comes from one `rand.words` call (the words of
     `jax.random.bits`), cut into the batches it needs and turned into exactly jax.random's
-    normals and uniforms (see gan_jax.rand).
+    normals and uniforms (see gan_jax.rand). Drawing is kept apart from stepping so that the
+    training loop can carry the next step's draws as loop state: XLA then computes them once
+    into memory. Left inside the step, XLA's CPU fusion duplicates the hash and the inverse
+    error function into every consumer of a sample, about five times over.
     """
     g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
     batch, latent = static.batch_size, parts.latent_dim
@@ -123,6 +134,12 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         z = rand.normal_from_bits(bits_NW[:, n_real:n_real + latent])
         u = rand.uniform_from_bits(bits_NW[:, n_real + latent:per_batch])
         return Batch(real, z, u)
+
+    def draw(key) -> StepDraws:
+        bits_NW = rand.words(key, (batch, n_d_batches * per_batch + g_extra))
+        d_batches = tuple(cut(bits_NW[:, i * per_batch:(i + 1) * per_batch])
+                          for i in range(n_d_batches))
+        return StepDraws(d_batches, rand.normal_from_bits(bits_NW[:, n_d_batches * per_batch:]))
 
     def g_objective(g_params, d_params, z_NL):
         return parts.loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
@@ -142,41 +159,51 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         fake = g_apply(state.g_params, b.z_NL)
         return jax.grad(d_objective)(state.d_params, b.real_ND, fake, b.gp_u_N1)
 
-    def alternating(state, bits_NW):
-        for i in range(static.d_updates):
-            b = cut(bits_NW[:, i * per_batch:(i + 1) * per_batch])
+    def alternating(state, draws: StepDraws):
+        for b in draws.d_batches:
             state = apply_d(state, d_grads(state, b))
-        z = rand.normal_from_bits(bits_NW[:, n_d_batches * per_batch:])
-        return apply_g(state, jax.grad(g_objective)(state.g_params, state.d_params, z))
+        return apply_g(state, jax.grad(g_objective)(state.g_params, state.d_params, draws.z_g_NL))
 
-    def simultaneous(state, bits_NW):
+    def simultaneous(state, draws: StepDraws):
         # Both gradients at the same (theta, phi) and the same batch, applied together.
-        b = cut(bits_NW)
+        b, = draws.d_batches
         g_grads = jax.grad(g_objective)(state.g_params, state.d_params, b.z_NL)
         return apply_g(apply_d(state, d_grads(state, b)), g_grads)
 
     body = alternating if static.update == "alternating" else simultaneous
 
-    def step(state, key):
-        bits_NW = rand.words(key, (batch, n_d_batches * per_batch + g_extra))
-        state = body(state, bits_NW)
+    def step(state, draws: StepDraws):
+        state = body(state, draws)
         finite = _all_finite((state.g_params, state.d_params))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return state._replace(step=state.step + 1, diverged_at=diverged_at)
 
-    return step
+    return draw, step
 
 
 def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
     return parts.generator.apply(g_params, rand.normal(key, (n, parts.latent_dim)))
 
 
-def sample_metrics(static: StaticConfig, parts: Parts, g_params, key,
-                   n: int) -> dict[str, jax.Array]:
-    """Metrics of n fresh generated samples against n fresh real ones."""
+class EvalDraws(NamedTuple):
+    """Fresh real samples and latent draws for one evaluation (a history row's loss values, or
+    sample metrics); the fake samples are G(z) under the parameters of the moment."""
+
+    real_ND: jax.Array
+    z_NL: jax.Array
+
+
+def eval_draws(parts: Parts, key, n: int) -> EvalDraws:
     k_real, k_fake = jax.random.split(key)
+    return EvalDraws(parts.target.sample(k_real, n),
+                     rand.normal(k_fake, (n, parts.latent_dim)))
+
+
+def sample_metrics(static: StaticConfig, parts: Parts, g_params,
+                   draws: EvalDraws) -> dict[str, jax.Array]:
+    """Metrics of generated samples G(z) against the real ones of `draws`."""
     return metrics_lib.sample_metrics(
-        parts.target, parts.target.sample(k_real, n), sample_fake(parts, g_params, k_fake, n),
+        parts.target, draws.real_ND, parts.generator.apply(g_params, draws.z_NL),
         hq_threshold=static.hq_threshold, min_count=static.min_count,
         num_projections=static.num_projections, mmd_samples=static.mmd_samples)
 
@@ -192,20 +219,20 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
 
-    def loss_row(state, key):
-        k_real, k_fake = jax.random.split(key)
-        n = static.eval_batch
-        real = parts.target.sample(k_real, n)
-        fake = sample_fake(parts, state.g_params, k_fake, n)
-        logits = parts.discriminator.apply(state.d_params, jnp.concatenate([real, fake]))
-        return parts.loss.d_loss(logits[:n], logits[n:]), parts.loss.g_loss(logits[n:])
-
-    def history_row(state, key):
+    def history_draws(key) -> tuple[EvalDraws, EvalDraws]:
         k_loss, k_metrics = jax.random.split(key)
-        loss_d, loss_g = loss_row(state, k_loss)
-        row = {"step": state.step - 1, "loss_d": loss_d, "loss_g": loss_g}
-        row.update(sample_metrics(static, parts, state.g_params, k_metrics,
-                                  static.history_samples))
+        return (eval_draws(parts, k_loss, static.eval_batch),
+                eval_draws(parts, k_metrics, static.history_samples))
+
+    def history_row(state, draws: tuple[EvalDraws, EvalDraws]):
+        loss_draws, metric_draws = draws
+        d_apply = parts.discriminator.apply
+        real_logits = d_apply(state.d_params, loss_draws.real_ND)
+        fake_logits = d_apply(state.d_params, parts.generator.apply(state.g_params,
+                                                                    loss_draws.z_NL))
+        row = {"step": state.step - 1, "loss_d": parts.loss.d_loss(real_logits, fake_logits),
+               "loss_g": parts.loss.g_loss(fake_logits)}
+        row.update(sample_metrics(static, parts, state.g_params, metric_draws))
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
@@ -218,7 +245,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         chex.assert_shape(hp.lr_g, ())
         chex.assert_shape(key, ())
         tx_g, tx_d = optim.player_optimizers(static, hp)
-        step = make_step(static, parts, hp, tx_g, tx_d)
+        draw, step = make_step(static, parts, hp, tx_g, tx_d)
         k_g, k_d, k_loop, k_hist = jax.random.split(key, 4)
         g_params = models.init_params(parts.generator, k_g,
                                       hp.g_init if static.has_g_init else None)
@@ -227,14 +254,22 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         state = TrainState(g_params, d_params, tx_g.init(g_params), tx_d.init(d_params),
                            step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
 
-        def block(state, log_index):
+        def iteration(_, carry):
+            # Iteration i steps on the draws of fold_in(k_loop, i), made at the end of
+            # iteration i - 1 (see make_step), and draws for iteration i + 1.
+            state, draws = carry
+            state = step(state, draws)
+            return state, draw(rand.fold_in(k_loop, state.step))
+
+        def block(carry, log_index):
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
-            state = jax.lax.fori_loop(
-                0, n_iters, lambda _, s: step(s, rand.fold_in(k_loop, s.step)), state)
-            return state, history_row(state, jax.random.fold_in(k_hist, log_index))
+            state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
+            row = history_row(state, history_draws(jax.random.fold_in(k_hist, log_index)))
+            return (state, draws), row
 
-        state, history = jax.lax.scan(block, state, jnp.arange(static.num_logs))
+        first = draw(rand.fold_in(k_loop, state.step))
+        (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))
         return state, history
 
     return train
@@ -245,7 +280,8 @@ def make_evaluate(static: StaticConfig) -> Callable[[TrainState, jax.Array], dic
     parts = make_parts(static)
 
     def evaluate(state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        return sample_metrics(static, parts, state.g_params, key, static.eval_samples)
+        return sample_metrics(static, parts, state.g_params,
+                              eval_draws(parts, key, static.eval_samples))
 
     return evaluate
 
