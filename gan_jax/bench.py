@@ -195,8 +195,9 @@ def main(args: argparse.Namespace) -> int:
               "machine": machine_info(), "configs": {}}
     rate = matmul_rate(args.matmul_size)
     report["matmul_flops_per_s"] = rate
-    print(f"# {report['machine']['device_kind']} ({report['machine']['platform']}), "
-          f"{report['machine']['cpu_count']} CPUs; f32 matmul {args.matmul_size}^3: "
+    m = report["machine"]
+    print(f"# {m['device_count']} x {m['device_kind']} ({m['platform']}), "
+          f"{m['cpu_count']} CPUs; f32 matmul {args.matmul_size}^3: "
           f"{rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
     rows = []
     for name in names:
