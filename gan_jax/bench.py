@@ -32,7 +32,6 @@ from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import engine, models, seed_repro
 from gan_jax.config import ConfigError, RunConfig
-from gan_jax.train import make_run
 
 BENCH_CONFIGS: dict[str, RunConfig] = {
     # The seed's linear run: batch 128, d_updates 2, 321 run-steps, its history and final
@@ -128,9 +127,9 @@ def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
     if len(devices) > 1 and runs % len(devices) == 0:
         sharding = engine.run_sharding(devices)
         hps, keys = jax.device_put((hps, keys), sharding)
-        fn = jax.jit(jax.vmap(make_run(static)), in_shardings=sharding, out_shardings=sharding)
+        fn = jax.jit(engine.batched_run(static), in_shardings=sharding, out_shardings=sharding)
     else:
-        fn = jax.jit(jax.vmap(make_run(static)))
+        fn = jax.jit(engine.batched_run(static))
     t = time.perf_counter()
     compiled = fn.lower(hps, keys).compile()
     compile_s = time.perf_counter() - t

@@ -8,6 +8,9 @@ and `jax.random.normal` (float32), so `normal_from_bits(jax.random.bits(key, s))
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,17 +105,31 @@ def normal(key: jax.Array, shape) -> jax.Array:
     return normal_from_bits(words(key, shape))
 
 
-# Longest axis sorted by the network: its log2(n)(log2(n)+1)/2 stages (78 at 4096) each add to
-# compile time. 4096 covers the default final evaluation (4000 samples): for the seed's run at
-# 1024 runs per call, the network costs about 2.5 s more compilation and saves about 2 s of
-# every call against XLA's sort.
-MAX_NETWORK = 4096
+# Longest axis sorted by the network: its log2(n)(log2(n)+1)/2 stages (66 at 2048, 78 at 4096)
+# each add to compile time, which only a large call repays. By default the network sorts up to
+# MAX_NETWORK values (the history rows' 2000); `network_limit` raises that for one trace, as
+# the engine does for calls of many runs, whose final evaluation (4000 values by default) then
+# takes 0.4 s instead of 2.5 s per 1024 runs against about 2.5 s more compilation.
+MAX_NETWORK = 2048
+LARGE_NETWORK = 4096
+_network_limit = contextvars.ContextVar("network_limit", default=MAX_NETWORK)
+
+
+@contextlib.contextmanager
+def network_limit(n: int):
+    """Within this context (at trace time, in this thread), `sort` uses the network for axes
+    of up to n values."""
+    token = _network_limit.set(n)
+    try:
+        yield
+    finally:
+        _network_limit.reset(token)
 
 
 def sort(x: jax.Array) -> jax.Array:
     """Ascending sort along the last axis: the same values as `jnp.sort` for non-NaN input.
 
-    Up to MAX_NETWORK, a bitonic sorting network (Batcher 1968) of min/max stages over the axis
+    Up to MAX_NETWORK (or `network_limit`), a bitonic sorting network (Batcher 1968) of min/max stages over the axis
     padded to a power of two with +inf: every stage is a vectorised pass over the array, which
     on CPU runs several times faster than XLA's comparison sort (0.24 vs 0.87 ms for
     2 x 2000 floats). Longer axes use jnp.sort.
@@ -120,7 +137,7 @@ def sort(x: jax.Array) -> jax.Array:
     n = x.shape[-1]
     m = max(1, (n - 1).bit_length())
     size = 1 << m
-    if size > MAX_NETWORK:
+    if size > _network_limit.get():
         return jnp.sort(x, axis=-1)
     lead = x.shape[:-1]
     if size != n:

@@ -43,6 +43,13 @@ def test_sort_equals_jnp_sort(n):
     np.testing.assert_array_equal(jax.jit(jax.vmap(rand.sort))(x), jnp.sort(x, axis=-1))
 
 
+def test_network_limit_sorts_longer_axes_with_the_same_values():
+    x = jax.random.normal(jax.random.key(4), (2, 4000))
+    assert 4000 > rand.MAX_NETWORK       # by default this axis goes to jnp.sort
+    with rand.network_limit(rand.LARGE_NETWORK):
+        np.testing.assert_array_equal(jax.jit(rand.sort)(x), jnp.sort(x, axis=-1))
+
+
 @pytest.mark.parametrize("data", [0, 1, 12345, 2**32 - 1])
 def test_fold_in_equals_jax(data):
     key = jax.random.key(7)

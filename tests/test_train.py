@@ -40,6 +40,24 @@ def test_vmapped_equals_single_runs():
         _tree_close(jax.tree.map(lambda x: x[i], batched), one)
 
 
+def test_large_calls_sort_with_the_network_and_get_the_same_numbers():
+    # A call of engine.NETWORK_RUNS runs or more traces the final evaluation's sort as a
+    # network (3000 values > rand.MAX_NETWORK); its runs equal those of a small call.
+    cfg = small_config(steps=1, log_every=1, eval_samples=3000)
+    n = engine.NETWORK_RUNS
+    fn = engine.compiled_run(config.static_part(cfg))
+
+    def xla_sorts(runs):
+        hps = config.stack_hparams([config.traced_part(cfg)] * runs)
+        return fn.lower(hps, engine.seed_keys(np.arange(runs))).as_text().count("stablehlo.sort")
+
+    assert xla_sorts(n) == xla_sorts(2) - 1      # the final sort became the network
+    large = engine.run_batch([cfg] * n, list(range(n)))
+    small = engine.run_batch([cfg] * 2, [0, n - 1])
+    for i, j in ((0, 0), (1, n - 1)):
+        _tree_close(jax.tree.map(lambda x: x[i], small), jax.tree.map(lambda x: x[j], large))
+
+
 def test_same_seed_same_numbers_and_different_seeds_differ():
     cfg = small_config()
     a = engine.run_batch([cfg] * 3, [5, 6, 5])
