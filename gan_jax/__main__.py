@@ -40,7 +40,7 @@ def use_every_core() -> None:
     XLA spreads one CPU program over the cores only within each operation, which for the
     step's many small operations leaves much of the machine idle; the sweep engine and the
     bench shard runs over every device, so with one device per core a 2-core machine runs the
-    seed's linear run 1.3x faster and the MLP 2x64 1.6x faster (BENCHMARKS.md). A run's
+    seed's linear run 1.1-1.3x faster and the MLP 2x64 1.6x faster (BENCHMARKS.md). A run's
     numbers do not depend on the device count. Only the CPU platform is affected, and only
     if set before JAX starts its backends (JAX reads XLA_FLAGS when it first needs a device).
     """

@@ -129,10 +129,10 @@ def network_limit(n: int):
 def sort(x: jax.Array) -> jax.Array:
     """Ascending sort along the last axis: the same values as `jnp.sort` for non-NaN input.
 
-    Up to MAX_NETWORK (or `network_limit`), a bitonic sorting network (Batcher 1968) of min/max stages over the axis
-    padded to a power of two with +inf: every stage is a vectorised pass over the array, which
-    on CPU runs several times faster than XLA's comparison sort (0.24 vs 0.87 ms for
-    2 x 2000 floats). Longer axes use jnp.sort.
+    Up to MAX_NETWORK values (or those of `network_limit`), a bitonic sorting network
+    (Batcher 1968) of min/max stages over the axis padded to a power of two with +inf: every
+    stage is a vectorised pass over the array, which on CPU runs several times faster than
+    XLA's comparison sort (0.24 vs 0.87 ms for 2 x 2000 floats). Longer axes use jnp.sort.
     """
     n = x.shape[-1]
     m = max(1, (n - 1).bit_length())
