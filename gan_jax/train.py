@@ -7,6 +7,8 @@ batch and fresh z, then one generator step on fresh z. History rows are taken af
 the metrics of `gan_jax.metrics` on `history_samples` fresh samples. The whole loop is an outer
 `lax.scan` over log points around an inner `fori_loop` over the iterations before each row
 (one before the first row, log_every before each later one), so the step is compiled once.
+Each iteration's random draws are made at the end of the iteration before it and carried as
+loop state (see `make_step`).
 
 Keys: the run's key is split once into named streams (init, loop, history); iteration i draws
 from `fold_in(loop_key, i)` with one call for random words (see `make_step`), so a run's
