@@ -221,13 +221,10 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
 
-    def history_draws(key) -> tuple[EvalDraws, EvalDraws]:
+    def history_row(state, key):
         k_loss, k_metrics = jax.random.split(key)
-        return (eval_draws(parts, k_loss, static.eval_batch),
-                eval_draws(parts, k_metrics, static.history_samples))
-
-    def history_row(state, draws: tuple[EvalDraws, EvalDraws]):
-        loss_draws, metric_draws = draws
+        loss_draws = eval_draws(parts, k_loss, static.eval_batch)
+        metric_draws = eval_draws(parts, k_metrics, static.history_samples)
         d_apply = parts.discriminator.apply
         real_logits = d_apply(state.d_params, loss_draws.real_ND)
         fake_logits = d_apply(state.d_params, parts.generator.apply(state.g_params,
@@ -267,8 +264,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
-            row = history_row(state, history_draws(jax.random.fold_in(k_hist, log_index)))
-            return (state, draws), row
+            return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index))
 
         first = draw(rand.fold_in(k_loop, state.step))
         (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))
