@@ -30,7 +30,7 @@ import numpy as np
 from gan_jax import losses, models, stability
 from gan_jax.config import ConfigError
 from gan_jax.results import write_atomic
-from gan_jax.seed_repro import _md_table as md_table
+from gan_jax.tables import markdown_table as md_table
 
 REAL = jnp.zeros((1, 1))       # the data: one point at 0
 Z = jnp.zeros((1, 1))          # any z: the generator ignores it (slope 0)
@@ -94,7 +94,7 @@ def run_arm(arm: Arm, *, lr: float, steps: int, x0) -> ArmResult:
     game = dirac_game(arm)
     # The search starts at the known equilibrium: it confirms v = 0 there, and the Jacobian
     # check then says whether a linearisation describes the dynamics at all.
-    analysis = stability.analyse(game, EQUILIBRIUM, lr_g=lr, lr_d=lr)
+    analysis = stability.analyze(game, EQUILIBRIUM, lr_g=lr, lr_d=lr)
     paths = {u: np.asarray(jax.jit(lambda x, u=u: stability.trajectory(
         stability.update_map(game, lr, lr, u), x, steps))(jnp.asarray(x0, jnp.float32)))
         for u in ("simultaneous", "alternating")}
@@ -188,5 +188,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from gan_jax.__main__ import run_script
+    from gan_jax.cli import run_script
     run_script(__doc__, add_arguments, main)

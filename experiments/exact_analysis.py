@@ -35,9 +35,9 @@ from gan_jax import config as config_lib
 from gan_jax import engine, exact, stability, stats, train
 from gan_jax.config import ConfigError, RunConfig, make_config
 from gan_jax.results import write_atomic
-from gan_jax.seed_repro import SEED_CONFIGS
-from gan_jax.seed_repro import _md_table as md_table
-from gan_jax.seed_repro import _pm as pm_summary
+from gan_jax.presets import SEED_CONFIGS
+from gan_jax.tables import markdown_table as md_table
+from gan_jax.seed_repro import pm as pm_summary
 
 ARMS: dict[str, RunConfig] = {
     "linear (seed)": SEED_CONFIGS["linear"],
@@ -207,7 +207,7 @@ def stability_table() -> str:
     rows = []
     for name in ("linear", "piecewise"):
         cfg = SEED_CONFIGS[name]
-        a = stability.analyse_config(cfg)
+        a = stability.analyze_config(cfg)
         eigs = ("-" if a.eigenvalues is None else
                 ", ".join(f"{z.real:.3g}" + (f"{z.imag:+.3g}i" if abs(z.imag) > 1e-6 else "")
                           for z in np.sort_complex(a.eigenvalues)))
@@ -340,5 +340,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from gan_jax.__main__ import run_script
+    from gan_jax.cli import run_script
     run_script(__doc__, add_arguments, main)

@@ -16,8 +16,8 @@ import os
 import sys
 
 from gan_jax import results, stats, tables
+from gan_jax.cli import main as gan_jax
 from gan_jax.sweep import load_sweep
-from gan_jax.__main__ import main as gan_jax
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SWEEP_FILE = os.path.join(HERE, "loss_ablation.toml")
@@ -35,8 +35,7 @@ def best_rate_table(table: tables.Table, order: dict[str, tuple]) -> str:
         if best is None or _median_w1(row) < _median_w1(best):
             cells[key] = row
     losses = order["loss"]
-    lines = ["| generator | discriminator | " + " | ".join(losses) + " |",
-             "|---|---|" + "---|" * len(losses)]
+    rows = []
     for g in order["generator"]:
         for d in order["discriminator"]:
             row = [g, d]
@@ -46,8 +45,8 @@ def best_rate_table(table: tables.Table, order: dict[str, tuple]) -> str:
                 balance = r.summaries["mode_balance"].mean
                 row.append(f"{stats.fmt(_median_w1(r), 3)} ({stats.fmt(balance, 2)}; "
                            f"{r.values[3]:g}{div})")
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+            rows.append(row)
+    return tables.markdown_table(["generator", "discriminator", *losses], rows) + "\n"
 
 
 def _median_w1(row: tables.Row) -> float:
@@ -60,7 +59,7 @@ def write_tables(out: str) -> str:
     status = gan_jax(["table", out, "--by", ",".join(BY), "--metrics", ",".join(METRICS)])
     if status:
         raise SystemExit(status)
-    records, _ = tables.load_results(out)
+    records, _ = results.load_results(out)
     table = tables.make_table(records, BY, METRICS)
     order = dict(load_sweep(SWEEP_FILE).grid)
     text = ("# Loss ablation on bimodal_1d\n\n"

@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python experiments/memory_100k.py [--seeds 100000] [--out DIR] [sweep flags]
 
-Writes a sweep file of the seed notebook's linear configuration (reproduce-seed's) with
+Writes a sweep file of the seed notebook's linear configuration (gan_jax.presets, as
+reproduce-seed runs it) with
 `--seeds` seeds, runs `python -m gan_jax sweep` on it in a child process, and reports the
 child's peak resident set size (getrusage), wall time and CPU time. Chunking is what keeps
 memory flat: the default 1 GiB per-device budget bounds each call, whatever the seed count.
@@ -11,32 +12,24 @@ memory flat: the default 1 GiB per-device budget bounds each call, whatever the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
 import sys
 import time
 
+from gan_jax import presets
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SWEEP = """\
-name = "memory-{seeds}"
-seeds = {seeds}
 
-[base]                      # the seed notebook's linear run (gan_jax.seed_repro.SEED_CONFIGS)
-generator = "linear"
-discriminator = "logistic"
-loss = "nonsaturating"
-optimizer = "sgd"
-g_init = [0.15, 0.0]
-d_init = [0.25, 0.0]
-steps = 320
-lr_g = 0.04
-lr_d = 0.04
-d_updates = 2
-batch_size = 128
-log_every = 40
-"""
+def sweep_text(seeds: int) -> str:
+    """A sweep file of the seed notebook's linear run (gan_jax.presets.SEED_CONFIGS) as is."""
+    base = presets.non_default_fields(presets.SEED_CONFIGS["linear"])
+    lines = [f'name = "memory-{seeds}"', f"seeds = {seeds}", "", "[base]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in base.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     file = os.path.join(args.out, "sweep.toml")
     with open(file, "w", encoding="utf-8") as f:
-        f.write(SWEEP.format(seeds=args.seeds))
+        f.write(sweep_text(args.seeds))
     env = dict(os.environ, PYTHONPATH=ROOT)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gan_jax", "sweep", file, "--out", args.out,

@@ -22,8 +22,8 @@ import jax
 import numpy as np
 
 from gan_jax import bench, config, engine
-from gan_jax.__main__ import run_script
-from gan_jax.config import ConfigError
+from gan_jax.cli import run_script
+from gan_jax.errors import ConfigError
 
 
 def add_arguments(parser):

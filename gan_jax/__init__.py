@@ -1,9 +1,10 @@
 """gan_jax: GAN training dynamics on low-dimensional targets with known answers, in JAX."""
 
-from gan_jax.config import (ConfigError, HParams, RunConfig, StaticConfig, make_config,
-                            stack_hparams, static_part, traced_part, validate)
+from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, stack_hparams,
+                            static_part, traced_part, validate)
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
-from gan_jax.engine import compiled_run, run_batch, seed_keys
+from gan_jax.engine import compiled_run, rerun, run_batch, seed_keys
+from gan_jax.errors import ConfigError
 from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
                            estimate_w1, estimated_floor, family_floor, gan_value, optimal_logit,
                            optimal_value, pushforward)
@@ -17,13 +18,15 @@ from gan_jax.models import (Model, linear_generator, logistic_discriminator, mak
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
 from gan_jax.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
-                           regenerate_samples)
-from gan_jax.stability import (Game, LocalAnalysis, analyse, analyse_config, find_stationary,
+                           recorded_samples)
+from gan_jax.presets import BENCH_CONFIGS, SEED_CONFIGS
+from gan_jax.results import load_results
+from gan_jax.stability import (Game, LocalAnalysis, analyze, analyze_config, find_stationary,
                                population_game, saturation, trajectory, update_map,
                                vector_field)
 from gan_jax.sweep import (Group, Plan, Report, Run, Sweep, load_sweep, parse_sweep, plan_sweep,
                            run_sweep)
-from gan_jax.tables import Table, load_results, make_table, to_csv, to_latex, to_markdown
+from gan_jax.tables import Table, make_table, markdown_table, to_csv, to_latex, to_markdown
 from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_train
 
 __version__ = "0.1.0"
@@ -32,7 +35,7 @@ __all__ = [
     "ConfigError", "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
-    "compiled_run", "run_batch", "seed_keys",
+    "compiled_run", "rerun", "run_batch", "seed_keys",
     "Estimate", "Floor", "Pushforward", "Quadrature", "discriminator_gap", "estimate_w1",
     "estimated_floor", "family_floor", "gan_value", "optimal_logit", "optimal_value",
     "pushforward",
@@ -44,11 +47,11 @@ __all__ = [
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
-    "regenerate_samples",
-    "Game", "LocalAnalysis", "analyse", "analyse_config", "find_stationary", "population_game",
+    "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results",
+    "Game", "LocalAnalysis", "analyze", "analyze_config", "find_stationary", "population_game",
     "saturation", "trajectory", "update_map", "vector_field",
     "Group", "Plan", "Report", "Run", "Sweep", "load_sweep", "parse_sweep", "plan_sweep",
     "run_sweep",
-    "Table", "load_results", "make_table", "to_csv", "to_latex", "to_markdown",
+    "Table", "make_table", "markdown_table", "to_csv", "to_latex", "to_markdown",
     "RunOutput", "TrainState", "make_evaluate", "make_run", "make_train",
 ]

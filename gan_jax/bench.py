@@ -1,6 +1,6 @@
 """Throughput benchmark: `python -m gan_jax bench [--json FILE]`.
 
-A *run-step* is one generator update with its d_updates discriminator updates (DESIGN.md).
+A *run-step* is one generator update with its d_updates discriminator updates.
 For each benchmark configuration and each number of runs per call R (doubling from 1 until
 throughput stops growing, or a given list), it compiles `jit(vmap(run))` for R runs (compile
 time reported apart), times the compiled call `--repeats` times, and reports the median:
@@ -30,19 +30,11 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import engine, models, seed_repro
-from gan_jax.config import ConfigError, RunConfig
+from gan_jax import engine, models, presets
+from gan_jax.config import RunConfig
+from gan_jax.errors import ConfigError, suggest
 
-BENCH_CONFIGS: dict[str, RunConfig] = {
-    # The seed's linear run: batch 128, d_updates 2, 321 run-steps, its history and final
-    # evaluation (W1, left/right, mode metrics; no MMD, as in the seed).
-    "seed_linear": seed_repro.SEED_CONFIGS["linear"],
-    # MLP 2x64 generator and discriminator on the seed's target, Adam.
-    "mlp_2x64": config_lib.make_config(dict(
-        generator="mlp", discriminator="mlp", g_width=64, g_depth=2, d_width=64, d_depth=2,
-        optimizer="adam", lr_g=1e-3, lr_d=1e-3, steps=200, log_every=100, d_updates=2,
-        batch_size=128)),
-}
+BENCH_CONFIGS = presets.BENCH_CONFIGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     for n in names:
         if n not in BENCH_CONFIGS:
             raise ConfigError(f"--configs: got {n!r}; must be among {', '.join(BENCH_CONFIGS)}"
-                              f"{config_lib.suggest(n, BENCH_CONFIGS)}")
+                              f"{suggest(n, BENCH_CONFIGS)}")
     if args.runs:
         try:
             runs = [int(r) for r in args.runs.split(",")]

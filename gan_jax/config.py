@@ -1,100 +1,179 @@
-"""Run configuration: one frozen dataclass, validated once, split into static and traced parts.
+"""Run configuration: every field declared once, validated on construction, split in two.
 
-A run is fully described by a :class:`RunConfig` and a seed. Fields that change array shapes or
-the program (families, widths, loss, optimizer kind, d_updates, batch, steps, log cadence) are
-*static*: they pick the compiled program. Numeric fields that a grid sweeps (learning rates,
-betas, clip value, penalty weights, explicit initial parameters) are *traced*: they become
-arrays with a leading run axis, so one compiled program serves every value.
+A run is fully described by a :class:`RunConfig` and a seed. Each field is declared once, below,
+with its default, its type, its *kind*, its check and its meaning; everything else is derived
+from that declaration:
+
+* **static** fields change array shapes or the program (families, widths, loss, optimizer
+  kind, d_updates, batch, steps, log cadence): they pick the compiled program and make up
+  :data:`StaticConfig`, together with the static facts derived from traced values
+  (:data:`DERIVED_STATIC`: whether explicit initial values or a penalty exist at all);
+* **traced** fields are numbers a grid sweeps (learning rates, betas, clip value, penalty
+  weights, explicit initial parameters): they make up :data:`HParams`, arrays with a leading
+  run axis, so one compiled program serves every value.
+
+A RunConfig checks itself whenever it is made (`RunConfig(...)`, `make_config`, `replace`),
+without touching a JAX device: the allowed names come from the registries of the modules that
+own them (`data.TARGETS`, `models.GENERATORS` / `DISCRIMINATORS` / `ACTIVATIONS`,
+`losses.LOSSES`, `optim.OPTIMIZERS`), parameter counts are arithmetic, and an integer given for
+a real-valued field is stored as a float (`lr_d = 1` and `lr_d = 1.0` are the same run).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-DATA = ("bimodal_1d", "ring_2d", "grid_2d")
-GENERATORS = ("linear", "piecewise", "mlp")
-DISCRIMINATORS = ("logistic", "mlp")
-LOSSES = ("nonsaturating", "minimax", "lsgan", "wgan", "wgan_gp", "hinge")
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
+from gan_jax import data, losses, metrics, models, optim
+from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, is_number, suggest
+
+STATIC, TRACED = "static", "traced"
 UPDATES = ("alternating", "simultaneous")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu", "gelu", "softplus")
 
-# Traced fields: numbers a grid may sweep without recompiling. Everything else is static.
-TRACED_FIELDS = (
-    "lr_g", "lr_d", "beta1", "beta2", "momentum", "rms_decay",
-    "clip", "gp_weight", "r1_weight", "r2_weight", "g_init", "d_init",
-)
+# ----------------------------------------------------------------------------- checks
+# A check maps a value to None (allowed) or to the rule it breaks, worded for a message.
+
+Check = Callable[[Any], "str | None"]
 
 
-class ConfigError(ValueError):
-    """A configuration value is not allowed; the message names the field, value and rule."""
+def choice(options) -> Check:
+    names = tuple(options)
+    return lambda v: None if isinstance(v, str) and v in names else (
+        f"must be one of {', '.join(names)}{suggest(str(v), names)}")
 
 
-def field_error(field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{field}: got {value!r}; {allowed}")
+def int_at_least(low: int) -> Check:
+    rule = "must be a positive integer" if low == 1 else f"must be an integer >= {low}"
+    return lambda v: None if is_int(v) and v >= low else rule
+
+
+def positive_number(v) -> str | None:
+    return None if is_finite_number(v) and v > 0 else "must be a positive number"
+
+
+def nonnegative_number(v) -> str | None:
+    return None if is_finite_number(v) and v >= 0 else "must be a non-negative number"
+
+
+def unit_interval(v) -> str | None:
+    return None if is_number(v) and 0 <= v < 1 else "must be a number in [0, 1)"
+
+
+def optional(check: Check, when_none: str = "") -> Check:
+    return lambda v: None if v is None else (lambda p: p and p + when_none)(check(v))
+
+
+def number_list(v) -> str | None:
+    if isinstance(v, (list, tuple)) and all(is_finite_number(x) for x in v):
+        return None
+    return "must be a list of finite numbers"
+
+
+def metric_option(name: str) -> Check:
+    return lambda v: metrics.option_problem(name, v)
+
+
+def _field(default, kind: str, check: Check, doc: str):
+    return dataclasses.field(default=default,
+                             metadata={"kind": kind, "check": check, "doc": doc})
+
+
+# ----------------------------------------------------------------------------- the fields
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run, except its seed.
 
-    Defaults are the seed notebook's linear run. See README.md for each field's meaning.
+    Defaults are the seed notebook's linear run (docs/seed.md). Each field's meaning is its
+    `doc` (see :func:`describe`).
     """
 
     # what is trained
-    data: str = "bimodal_1d"
-    data_std: float | None = None      # None: the preset's default std
-    data_radius: float | None = None   # ring_2d only; None: the preset's default radius
-    generator: str = "linear"
-    discriminator: str = "logistic"
-    latent_dim: int | None = None      # None: the data's dimension
-    g_width: int = 64
-    g_depth: int = 2
-    d_width: int = 64
-    d_depth: int = 2
-    activation: str = "relu"
+    data: str = _field("bimodal_1d", STATIC, choice(data.TARGETS),
+                       "target: a named Gaussian mixture")
+    data_std: float | None = _field(None, STATIC, optional(positive_number, " (or omitted)"),
+                                    "the target's component std (None: the preset's)")
+    data_radius: float | None = _field(None, STATIC, optional(positive_number, " (or omitted)"),
+                                       "ring_2d's radius (None: the preset's)")
+    generator: str = _field("linear", STATIC, choice(models.GENERATORS), "generator family")
+    discriminator: str = _field("logistic", STATIC, choice(models.DISCRIMINATORS),
+                                "discriminator family")
+    latent_dim: int | None = _field(None, STATIC, optional(int_at_least(1)),
+                                    "dimension of z (None: the data's)")
+    g_width: int = _field(64, STATIC, int_at_least(1), "MLP generator: units per hidden layer")
+    g_depth: int = _field(2, STATIC, int_at_least(1), "MLP generator: hidden layers")
+    d_width: int = _field(64, STATIC, int_at_least(1),
+                          "MLP discriminator: units per hidden layer")
+    d_depth: int = _field(2, STATIC, int_at_least(1), "MLP discriminator: hidden layers")
+    activation: str = _field("relu", STATIC, choice(models.ACTIVATIONS), "MLP activation")
     # how it is trained
-    loss: str = "nonsaturating"
-    optimizer: str = "sgd"
-    update: str = "alternating"
-    d_updates: int = 2
-    batch_size: int = 128
-    steps: int = 320
-    log_every: int = 40
-    eval_batch: int = 1000             # history rows: L_D, L_G on this many fresh samples
-    history_samples: int = 2000        # history rows: metrics on this many fresh samples
-    eval_samples: int = 4000           # final metrics on this many fresh samples
-    # metric options (gan_jax.metrics)
-    hq_threshold: float = 3.0          # high-quality: within this many stds of the nearest mode
-    min_count: int = 1                 # high-quality samples a mode needs to count as captured
-    num_projections: int = 8           # directions of the sliced W1 (2-D and up)
-    mmd_samples: int = 1000            # MMD on this many points of each sample; 0: no MMD
+    loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
+    optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")
+    update: str = _field("alternating", STATIC, choice(UPDATES), "update scheme")
+    d_updates: int = _field(2, STATIC, int_at_least(1), "discriminator steps per generator step")
+    batch_size: int = _field(128, STATIC, int_at_least(1), "samples per step and player")
+    steps: int = _field(320, STATIC, int_at_least(1),
+                        "generator steps (the seed's loop runs steps + 1 iterations)")
+    log_every: int = _field(40, STATIC, int_at_least(1), "iterations between history rows")
+    eval_batch: int = _field(1000, STATIC, int_at_least(1),
+                             "history rows: loss values on this many fresh samples")
+    history_samples: int = _field(2000, STATIC, int_at_least(2),
+                                  "history rows: metrics on this many fresh samples")
+    eval_samples: int = _field(4000, STATIC, int_at_least(2),
+                               "final metrics on this many fresh samples")
+    # metric options (gan_jax.metrics owns their defaults and rules)
+    hq_threshold: float = _field(metrics.HQ_THRESHOLD, STATIC, metric_option("hq_threshold"),
+                                 "high-quality: within this many stds of the nearest mode")
+    min_count: int = _field(metrics.MIN_COUNT, STATIC, metric_option("min_count"),
+                            "high-quality samples a mode needs to count as captured")
+    num_projections: int = _field(metrics.NUM_PROJECTIONS, STATIC,
+                                  metric_option("num_projections"),
+                                  "directions of the sliced W1 (2-D and up)")
+    mmd_samples: int = _field(metrics.MMD_SAMPLES, STATIC, metric_option("mmd_samples"),
+                              "MMD on this many points of each sample; 0: no MMD")
     # traced numbers
-    lr_g: float = 0.04
-    lr_d: float = 0.04
-    beta1: float = 0.5
-    beta2: float = 0.999
-    momentum: float = 0.0
-    rms_decay: float = 0.9
-    clip: float = 0.01
-    gp_weight: float | None = None     # None: 10 for wgan_gp, else 0
-    r1_weight: float = 0.0
-    r2_weight: float = 0.0
-    g_init: tuple[float, ...] | None = None
-    d_init: tuple[float, ...] | None = None
+    lr_g: float = _field(0.04, TRACED, positive_number, "generator learning rate")
+    lr_d: float = _field(0.04, TRACED, positive_number, "discriminator learning rate")
+    beta1: float = _field(0.5, TRACED, unit_interval, "Adam's beta1")
+    beta2: float = _field(0.999, TRACED, unit_interval, "Adam's beta2")
+    momentum: float = _field(0.0, TRACED, unit_interval, "SGD's heavy-ball momentum")
+    rms_decay: float = _field(0.9, TRACED, unit_interval, "RMSProp's decay")
+    clip: float = _field(0.01, TRACED, positive_number, "WGAN weight-clipping bound")
+    gp_weight: float | None = _field(None, TRACED, optional(nonnegative_number),
+                                     "gradient-penalty weight (None: the loss's default)")
+    r1_weight: float = _field(0.0, TRACED, nonnegative_number,
+                              "R1 weight gamma (gamma/2 E_real |grad D|^2)")
+    r2_weight: float = _field(0.0, TRACED, nonnegative_number,
+                              "R2 weight gamma (gamma/2 E_fake |grad D|^2)")
+    g_init: tuple[float, ...] | None = _field(None, TRACED, optional(number_list),
+                                              "explicit initial generator parameters")
+    d_init: tuple[float, ...] | None = _field(None, TRACED, optional(number_list),
+                                              "explicit initial discriminator parameters")
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def __post_init__(self):
+        validate(self)
+        for f in dataclasses.fields(self):            # normalise, so equal runs compare equal
+            value = getattr(self, f.name)
+            if f.name in FLOAT_FIELDS and is_int(value):
+                object.__setattr__(self, f.name, float(value))
+            elif f.name in LIST_FIELDS and isinstance(value, (list, tuple)) and \
+                    not number_list(value):
+                object.__setattr__(self, f.name, tuple(float(x) for x in value))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with some fields changed, validated like any new configuration."""
+        unknown = [k for k in changes if k not in FIELD_NAMES]
+        if unknown:
+            raise _unknown_field(unknown[0])
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
         out = dataclasses.asdict(self)
-        for k in ("g_init", "d_init"):
+        for k in LIST_FIELDS:
             if out[k] is not None:
                 out[k] = list(out[k])
         return out
@@ -102,102 +181,81 @@ class RunConfig:
     @property
     def resolved_gp_weight(self) -> float:
         if self.gp_weight is None:
-            return 10.0 if self.loss == "wgan_gp" else 0.0
+            return losses.LOSSES[self.loss].gp_weight
         return self.gp_weight
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
-# Fields holding a real number; an integer given for one is stored as a float, so that
-# `lr_d = 1` and `lr_d = 1.0` are the same run (same run_id, same table row).
-FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig)
-                     if f.type in ("float", "float | None"))
+FIELDS = dataclasses.fields(RunConfig)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+STATIC_FIELDS = tuple(f.name for f in FIELDS if f.metadata["kind"] == STATIC)
+TRACED_FIELDS = tuple(f.name for f in FIELDS if f.metadata["kind"] == TRACED)
+FLOAT_FIELDS = tuple(f.name for f in FIELDS if f.type in ("float", "float | None"))
+LIST_FIELDS = tuple(f.name for f in FIELDS if f.type.startswith("tuple"))
+
+# Static facts derived from traced values: whether a traced feature exists in the program at
+# all (its value stays traced).
+DERIVED_STATIC: dict[str, Callable[[RunConfig], bool]] = {
+    "has_g_init": lambda cfg: cfg.g_init is not None,
+    "has_d_init": lambda cfg: cfg.d_init is not None,
+    "use_gp": lambda cfg: cfg.resolved_gp_weight > 0,
+    "use_r1": lambda cfg: cfg.r1_weight > 0,
+    "use_r2": lambda cfg: cfg.r2_weight > 0,
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class StaticConfig:
-    """The part of a run's configuration that picks the compiled program (hashable)."""
-
-    data: str
-    data_std: float | None
-    data_radius: float | None
-    generator: str
-    discriminator: str
-    latent_dim: int | None
-    g_width: int
-    g_depth: int
-    d_width: int
-    d_depth: int
-    activation: str
-    loss: str
-    optimizer: str
-    update: str
-    d_updates: int
-    batch_size: int
-    steps: int
-    log_every: int
-    eval_batch: int
-    history_samples: int
-    eval_samples: int
-    hq_threshold: float
-    min_count: int
-    num_projections: int
-    mmd_samples: int
-    # which traced features exist (their values are traced)
-    has_g_init: bool
-    has_d_init: bool
-    use_gp: bool
-    use_r1: bool
-    use_r2: bool
-
-    @property
-    def num_logs(self) -> int:
-        return self.steps // self.log_every + 1
-
-    @property
-    def run_steps(self) -> int:
-        """Generator updates per run: the seed loops over steps + 1 iterations."""
-        return self.steps + 1
+def tied_fields(key: str) -> list[str]:
+    """The fields a key names: 'lr_d', or several joined by '+' ("lr_g+lr_d") that take one
+    value together (a sweep file's tied grid keys)."""
+    return [f.strip() for f in key.split("+")]
 
 
-class HParams(NamedTuple):
-    """The traced numbers of one run (or, stacked, of many: a leading run axis)."""
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(name, kind, default, meaning) of every field, in declaration order."""
+    return [(f.name, f.metadata["kind"], f.default, f.metadata["doc"]) for f in FIELDS]
 
-    lr_g: Any        # f32[]
-    lr_d: Any        # f32[]
-    beta1: Any       # f32[]
-    beta2: Any       # f32[]
-    momentum: Any    # f32[]
-    rms_decay: Any   # f32[]
-    clip: Any        # f32[]
-    gp_weight: Any   # f32[]
-    r1_weight: Any   # f32[]
-    r2_weight: Any   # f32[]
-    g_init: Any      # f32[n_g] (n_g = 0 without explicit initial values)
-    d_init: Any      # f32[n_d]
+
+# ----------------------------------------------------------------------------- the two parts
+
+
+def _num_logs(self) -> int:
+    return self.steps // self.log_every + 1
+
+
+def _run_steps(self) -> int:
+    """Generator updates per run: the seed loops over steps + 1 iterations."""
+    return self.steps + 1
+
+
+StaticConfig = dataclasses.make_dataclass(
+    "StaticConfig",
+    [(f.name, f.type) for f in FIELDS if f.name in STATIC_FIELDS]
+    + [(name, "bool") for name in DERIVED_STATIC],
+    frozen=True,
+    namespace={"__doc__": "The part of a run's configuration that picks the compiled program "
+                          "(hashable): the static fields and DERIVED_STATIC.",
+               "num_logs": property(_num_logs), "run_steps": property(_run_steps)})
+
+StaticConfig.__module__ = __name__
+
+HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS])
+HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, and f32[n] explicit initial "
+                   "values (n = 0 when none are given); stacked, a leading run axis.")
 
 
 def static_part(cfg: RunConfig) -> StaticConfig:
-    kept = {f: getattr(cfg, f) for f in FIELD_NAMES if f not in TRACED_FIELDS}
-    return StaticConfig(
-        **kept,
-        has_g_init=cfg.g_init is not None,
-        has_d_init=cfg.d_init is not None,
-        use_gp=cfg.resolved_gp_weight > 0,
-        use_r1=cfg.r1_weight > 0,
-        use_r2=cfg.r2_weight > 0,
-    )
+    return StaticConfig(**{f: getattr(cfg, f) for f in STATIC_FIELDS},
+                        **{name: fact(cfg) for name, fact in DERIVED_STATIC.items()})
 
 
 def traced_part(cfg: RunConfig) -> HParams:
-    f32 = np.float32
-    return HParams(
-        lr_g=f32(cfg.lr_g), lr_d=f32(cfg.lr_d), beta1=f32(cfg.beta1), beta2=f32(cfg.beta2),
-        momentum=f32(cfg.momentum), rms_decay=f32(cfg.rms_decay), clip=f32(cfg.clip),
-        gp_weight=f32(cfg.resolved_gp_weight), r1_weight=f32(cfg.r1_weight),
-        r2_weight=f32(cfg.r2_weight),
-        g_init=np.asarray(cfg.g_init if cfg.g_init is not None else (), f32),
-        d_init=np.asarray(cfg.d_init if cfg.d_init is not None else (), f32),
-    )
+    def value(name):
+        if name == "gp_weight":
+            return np.float32(cfg.resolved_gp_weight)
+        if name in LIST_FIELDS:
+            return np.asarray(getattr(cfg, name) or (), np.float32)
+        return np.float32(getattr(cfg, name))
+
+    return HParams(*(value(name) for name in TRACED_FIELDS))
 
 
 def stack_hparams(hps: list[HParams]) -> HParams:
@@ -207,29 +265,10 @@ def stack_hparams(hps: list[HParams]) -> HParams:
 
 # ----------------------------------------------------------------------------- validation
 
-_POSITIVE_INT = ("d_updates", "batch_size", "steps", "log_every", "eval_batch",
-                 "history_samples", "eval_samples", "g_width", "g_depth", "d_width", "d_depth",
-                 "min_count", "num_projections")
-_POSITIVE_FLOAT = ("lr_g", "lr_d")
-_UNIT_INTERVAL = ("beta1", "beta2", "momentum", "rms_decay")  # in [0, 1)
-_NONNEG_FLOAT = ("r1_weight", "r2_weight")
-_CHOICES = {
-    "data": DATA, "generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES,
-    "optimizer": OPTIMIZERS, "update": UPDATES, "activation": ACTIVATIONS,
-}
 
-
-def suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+def _unknown_field(key: str) -> ConfigError:
+    return ConfigError(f"{key}: unknown field{suggest(key, FIELD_NAMES)}; "
+                       f"allowed fields: {', '.join(FIELD_NAMES)}")
 
 
 def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> RunConfig:
@@ -243,98 +282,47 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
       ConfigError: naming the field, the value and what is allowed.
     """
     values = dict(values or {})
-    prefix = f"{where}." if where else ""
-    for key in values:
-        if key not in FIELD_NAMES:
-            raise ConfigError(
-                f"{prefix}{key}: unknown field{suggest(key, FIELD_NAMES)}; "
-                f"allowed fields: {', '.join(FIELD_NAMES)}")
-    for key in ("g_init", "d_init"):
-        v = values.get(key)
-        if v is not None:
-            if not isinstance(v, (list, tuple)) or not all(_is_number(x) for x in v):
-                raise field_error(prefix + key, v, "must be a list of numbers")
-            values[key] = tuple(float(x) for x in v)
-    cfg = RunConfig(**values)
-    validate(cfg, prefix=prefix)
-    return cfg.replace(**{k: float(getattr(cfg, k)) for k in FLOAT_FIELDS
-                          if _is_int(getattr(cfg, k))})
+    try:
+        for key in values:
+            if key not in FIELD_NAMES:
+                raise _unknown_field(key)
+        return RunConfig(**values)
+    except ConfigError as e:
+        if where:
+            raise ConfigError(f"{where}.{e}") from None
+        raise
 
 
-def validate(cfg: RunConfig, *, prefix: str = "") -> RunConfig:
-    """Check every field of a RunConfig; raise ConfigError on the first bad one."""
-    for key, options in _CHOICES.items():
-        v = getattr(cfg, key)
-        if v not in options:
-            raise field_error(prefix + key, v,
-                              f"must be one of {', '.join(options)}{suggest(str(v), options)}")
-    for key in _POSITIVE_INT:
-        v = getattr(cfg, key)
-        if not _is_int(v) or v < 1:
-            raise field_error(prefix + key, v, "must be a positive integer")
-    for key in ("history_samples", "eval_samples"):
-        if getattr(cfg, key) < 2:
-            raise field_error(prefix + key, getattr(cfg, key), "must be at least 2")
-    if not _is_int(cfg.mmd_samples) or cfg.mmd_samples < 0 or cfg.mmd_samples == 1:
-        raise field_error(prefix + "mmd_samples", cfg.mmd_samples,
-                          "must be 0 (no MMD) or an integer >= 2")
-    if not _is_number(cfg.hq_threshold) or not cfg.hq_threshold > 0 or not math.isfinite(
-            cfg.hq_threshold):
-        raise field_error(prefix + "hq_threshold", cfg.hq_threshold, "must be a positive number")
-    if cfg.latent_dim is not None and (not _is_int(cfg.latent_dim) or cfg.latent_dim < 1):
-        raise field_error(prefix + "latent_dim", cfg.latent_dim, "must be a positive integer")
-    for key in _POSITIVE_FLOAT:
-        v = getattr(cfg, key)
-        if not _is_number(v) or not math.isfinite(v) or v <= 0:
-            raise field_error(prefix + key, v, "must be a positive number")
-    for key in _UNIT_INTERVAL:
-        v = getattr(cfg, key)
-        if not _is_number(v) or not 0 <= v < 1:
-            raise field_error(prefix + key, v, "must be a number in [0, 1)")
-    for key in _NONNEG_FLOAT:
-        v = getattr(cfg, key)
-        if not _is_number(v) or not math.isfinite(v) or v < 0:
-            raise field_error(prefix + key, v, "must be a non-negative number")
-    if cfg.gp_weight is not None and (not _is_number(cfg.gp_weight) or cfg.gp_weight < 0
-                                      or not math.isfinite(cfg.gp_weight)):
-        raise field_error(prefix + "gp_weight", cfg.gp_weight, "must be a non-negative number")
-    if not _is_number(cfg.clip) or not cfg.clip > 0 or not math.isfinite(cfg.clip):
-        raise field_error(prefix + "clip", cfg.clip, "must be a positive number")
-    for key in ("data_std", "data_radius"):
-        v = getattr(cfg, key)
-        if v is not None and (not _is_number(v) or not v > 0 or not math.isfinite(v)):
-            raise field_error(prefix + key, v, "must be a positive number (or omitted)")
-    if cfg.data_radius is not None and cfg.data != "ring_2d":
-        raise field_error(prefix + "data_radius", cfg.data_radius,
-                          f"only applies to data = 'ring_2d', not {cfg.data!r}")
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check every field of a RunConfig, then the rules between fields; raise ConfigError on
+    the first problem."""
+    for f in FIELDS:
+        value = getattr(cfg, f.name)
+        problem = f.metadata["check"](value)
+        if problem:
+            raise field_error(f.name, list(value) if isinstance(value, tuple) else value,
+                              problem)
+    target = data.TARGETS[cfg.data]
+    if cfg.data_radius is not None and not target.has_radius:
+        raise field_error("data_radius", cfg.data_radius,
+                          f"does not apply to data = {cfg.data!r}")
     if cfg.steps % cfg.log_every != 0:
-        raise field_error(prefix + "log_every", cfg.log_every,
-                          f"must divide steps = {cfg.steps} exactly")
+        raise field_error("log_every", cfg.log_every, f"must divide steps = {cfg.steps} exactly")
     if cfg.update == "simultaneous" and cfg.d_updates != 1:
-        raise field_error(prefix + "d_updates", cfg.d_updates,
+        raise field_error("d_updates", cfg.d_updates,
                           "must be 1 with update = 'simultaneous' (both players step together)")
-    # Families with a fixed data dimension.
-    from gan_jax import data as data_lib  # local: data imports jax
-    dim = data_lib.DIMS[cfg.data]
-    if cfg.generator in ("linear", "piecewise"):
-        if dim != 1:
-            raise field_error(prefix + "generator", cfg.generator,
-                              f"makes 1-D samples but data {cfg.data!r} is {dim}-D; use 'mlp'")
-        if cfg.latent_dim not in (None, 1):
-            raise field_error(prefix + "latent_dim", cfg.latent_dim,
-                              f"must be 1 for generator {cfg.generator!r}")
-    if cfg.discriminator == "logistic" and dim != 1:
-        raise field_error(prefix + "discriminator", cfg.discriminator,
-                          f"takes 1-D samples but data {cfg.data!r} is {dim}-D; use 'mlp'")
-    from gan_jax import models  # local: models imports jax
-    for key, family in (("g_init", "generator"), ("d_init", "discriminator")):
+    for role in ("generator", "discriminator"):
+        name = getattr(cfg, role)
+        if models.FAMILIES[role][name].one_d and target.dim != 1:
+            what = "makes" if role == "generator" else "takes"
+            raise field_error(role, name, f"{what} 1-D samples but data {cfg.data!r} is "
+                                          f"{target.dim}-D; use 'mlp'")
+    if models.GENERATORS[cfg.generator].one_d and cfg.latent_dim not in (None, 1):
+        raise field_error("latent_dim", cfg.latent_dim,
+                          f"must be 1 for generator {cfg.generator!r}")
+    for key, role in (("g_init", "generator"), ("d_init", "discriminator")):
         v = getattr(cfg, key)
-        if v is None:
-            continue
-        n = models.num_params(cfg, family)
-        if len(v) != n:
-            raise field_error(prefix + key, list(v),
-                              f"must have {n} values for {family} {getattr(cfg, family)!r}")
-        if not all(math.isfinite(x) for x in v):
-            raise field_error(prefix + key, list(v), "must be finite numbers")
+        if v is not None and len(v) != models.num_params(cfg, role):
+            raise field_error(key, list(v), f"must have {models.num_params(cfg, role)} values "
+                                            f"for {role} {getattr(cfg, role)!r}")
     return cfg

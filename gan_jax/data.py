@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +17,7 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
 from gan_jax import rand
-from gan_jax.config import ConfigError, field_error
-
-DIMS = {"bimodal_1d": 1, "ring_2d": 2, "grid_2d": 2}
+from gan_jax.errors import ConfigError, field_error
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -223,17 +222,31 @@ def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianM
     return GaussianMixture(means, np.full(k, std), np.full(k, 1 / k))
 
 
+class Preset(NamedTuple):
+    """A named target: its factory, dimension, and whether `data_radius` applies."""
+
+    build: Callable[..., GaussianMixture]
+    dim: int
+    has_radius: bool = False
+
+
+# The registry of named targets: configuration validates `data` against it.
+TARGETS: dict[str, Preset] = {
+    "bimodal_1d": Preset(bimodal_1d, 1),
+    "ring_2d": Preset(ring_2d, 2, has_radius=True),
+    "grid_2d": Preset(grid_2d, 2),
+}
+DIMS = {name: preset.dim for name, preset in TARGETS.items()}
+
+
 def make_target(cfg) -> GaussianMixture:
-    """The target named by a RunConfig or StaticConfig (data, data_std, data_radius)."""
+    """The target named by a configuration (its fields data, data_std, data_radius)."""
+    if cfg.data not in TARGETS:
+        raise field_error("data", cfg.data, f"must be one of {', '.join(TARGETS)}")
+    preset = TARGETS[cfg.data]
     kwargs = {}
     if cfg.data_std is not None:
         kwargs["std"] = cfg.data_std
-    if cfg.data == "bimodal_1d":
-        return bimodal_1d(**kwargs)
-    if cfg.data == "ring_2d":
-        if cfg.data_radius is not None:
-            kwargs["radius"] = cfg.data_radius
-        return ring_2d(**kwargs)
-    if cfg.data == "grid_2d":
-        return grid_2d(**kwargs)
-    raise field_error("data", cfg.data, f"must be one of {', '.join(DIMS)}")
+    if preset.has_radius and cfg.data_radius is not None:
+        kwargs["radius"] = cfg.data_radius
+    return preset.build(**kwargs)

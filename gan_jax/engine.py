@@ -26,13 +26,14 @@ RUN_AXIS = "runs"
 NETWORK_RUNS = 256
 
 
-def batched_run(static: StaticConfig):
+def batched_run(static: StaticConfig, keep_samples: int = 0):
     """`vmap(run)` of a static configuration, (HParams[R], keys[R]) -> RunOutput[R], to jit.
 
     Traced once per call shape, so it knows R: calls of NETWORK_RUNS or more trace with the
-    larger sorting network (the same values; see rand.sort).
+    larger sorting network (the same values; see rand.sort). keep_samples: generated samples
+    of the final evaluation each run keeps (train.make_run).
     """
-    run = jax.vmap(make_run(static))
+    run = jax.vmap(make_run(static, keep_samples))
 
     def batched(hps, keys):
         limit = rand.LARGE_NETWORK if keys.shape[0] >= NETWORK_RUNS else rand.MAX_NETWORK
@@ -49,7 +50,8 @@ def run_sharding(devices) -> jax.sharding.NamedSharding:
 
 
 @functools.cache
-def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None):
+def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None,
+                 keep_samples: int = 0):
     """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R].
 
     Args:
@@ -57,10 +59,12 @@ def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = 
       sharding: where the run axis lives, e.g. `NamedSharding(mesh, PartitionSpec("runs"))`
         to split runs across devices; applied to every input and output (all lead with the
         run axis). None: jit's default placement.
+      keep_samples: generated samples of the final evaluation each run keeps.
     """
+    program = batched_run(static, keep_samples)
     if sharding is None:
-        return jax.jit(batched_run(static))
-    return jax.jit(batched_run(static), in_shardings=sharding, out_shardings=sharding)
+        return jax.jit(program)
+    return jax.jit(program, in_shardings=sharding, out_shardings=sharding)
 
 
 def seed_keys(seeds) -> jax.Array:
@@ -68,7 +72,7 @@ def seed_keys(seeds) -> jax.Array:
     return jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds, np.uint32)))
 
 
-def run_batch(cfgs: list[RunConfig], seeds: list[int]) -> RunOutput:
+def run_batch(cfgs: list[RunConfig], seeds: list[int], *, keep_samples: int = 0) -> RunOutput:
     """Run configurations that share one static part, in one call; returns NumPy arrays."""
     statics = {config_lib.static_part(c) for c in cfgs}
     if len(statics) != 1:
@@ -80,5 +84,25 @@ def run_batch(cfgs: list[RunConfig], seeds: list[int]) -> RunOutput:
     if n == 1:
         cfgs, seeds = list(cfgs) * 2, list(seeds) * 2
     hps = config_lib.stack_hparams([config_lib.traced_part(c) for c in cfgs])
-    out = compiled_run(statics.pop())(hps, seed_keys(seeds))
+    out = compiled_run(statics.pop(), None, keep_samples)(hps, seed_keys(seeds))
     return jax.tree.map(lambda x: np.asarray(x)[:n], out)
+
+
+def rerun(records: list[dict], keep_samples: int) -> list[RunOutput]:
+    """Run recorded runs again from their records (configuration and seed), keeping samples.
+
+    A run's numbers depend on its configuration and seed alone, so a re-run repeats the
+    recorded one; runs of one static configuration share one call. Returns one RunOutput per
+    record, NumPy arrays without a run axis.
+    """
+    cfgs = [config_lib.make_config(r["config"], where="record config") for r in records]
+    by_static: dict[StaticConfig, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        by_static.setdefault(config_lib.static_part(cfg), []).append(i)
+    out: list[RunOutput | None] = [None] * len(records)
+    for idx in by_static.values():
+        batch = run_batch([cfgs[i] for i in idx], [records[i]["seed"] for i in idx],
+                          keep_samples=keep_samples)
+        for b, i in enumerate(idx):
+            out[i] = jax.tree.map(lambda a: a[b], batch)
+    return out

@@ -40,7 +40,8 @@ from jax.scipy.special import logsumexp, ndtr, ndtri
 
 from gan_jax import data as data_lib
 from gan_jax import models
-from gan_jax.config import ConfigError
+from gan_jax.config import make_config
+from gan_jax.errors import ConfigError
 
 CLOSED_FORM = ("linear", "piecewise")
 # Losses whose best discriminator is D* = p_data / (p_data + p_g) (LSGAN on probabilities too):
@@ -516,8 +517,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from gan_jax.config import make_config
-
     if args.generator not in CLOSED_FORM:
         raise no_closed_form(args.generator, "this command")
     cfg = make_config({"generator": args.generator, "data_std": args.data_std})

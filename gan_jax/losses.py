@@ -29,13 +29,14 @@ class Loss(NamedTuple):
 
     clip: whether the discriminator's parameters are clipped to [-clip, clip] after each of
       its updates (WGAN's Lipschitz constraint).
-    gradient_penalty: whether the WGAN-GP penalty is part of the objective by default.
+    gp_weight: the gradient penalty's weight when a configuration leaves `gp_weight` unset
+      (10 for WGAN-GP, Gulrajani et al. 2017; 0, no penalty, for the others).
     """
 
     d_loss: Callable[[jax.Array, jax.Array], jax.Array]
     g_loss: Callable[[jax.Array], jax.Array]
     clip: bool = False
-    gradient_penalty: bool = False
+    gp_weight: float = 0.0
 
 
 def _mean(x):
@@ -89,7 +90,7 @@ LOSSES: dict[str, Loss] = {
     "minimax": Loss(nonsaturating_d_loss, minimax_g_loss),
     "lsgan": Loss(lsgan_d_loss, lsgan_g_loss),
     "wgan": Loss(wgan_d_loss, wgan_g_loss, clip=True),
-    "wgan_gp": Loss(wgan_d_loss, wgan_g_loss, gradient_penalty=True),
+    "wgan_gp": Loss(wgan_d_loss, wgan_g_loss, gp_weight=10.0),
     "hinge": Loss(hinge_d_loss, hinge_g_loss),
 }
 

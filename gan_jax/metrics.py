@@ -14,7 +14,8 @@ definitions of VEEGAN, Srivastava et al. 2017, and PacGAN, Lin et al. 2018):
   mode histogram         p_k = fraction of *all* samples whose nearest mode is k (low-quality
                          samples count for their nearest mode: PacGAN's reverse-KL histogram)
   reverse_kl             KL(p || w) = sum_k p_k log(p_k / w_k), w the target's weights (nats)
-  js                     Jensen-Shannon divergence of p and w (nats, at most log 2)
+  mode_js                Jensen-Shannon divergence of p and w (nats, at most log 2); not the
+                         JS of the two laws, which gan_jax.exact.js computes in 1-D
 
 Distances between samples:
 
@@ -31,7 +32,6 @@ Distances between samples:
 from __future__ import annotations
 
 import functools
-import math
 
 import chex
 import jax
@@ -40,7 +40,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from gan_jax import rand
-from gan_jax.config import ConfigError
+from gan_jax.errors import ConfigError, is_finite_number, is_int
 
 # Defaults of sample_metrics' keyword options (the training loop uses these).
 HQ_THRESHOLD = 3.0       # a sample is high-quality within this many stds of its nearest mode
@@ -103,7 +103,7 @@ def js_divergence(p_K: jax.Array, q_K: jax.Array) -> jax.Array:
 
 def mode_metrics(target, x_ND: jax.Array, *, hq_threshold: float = HQ_THRESHOLD,
                  min_count: int = MIN_COUNT) -> dict[str, jax.Array]:
-    """modes_captured, hq_fraction, reverse_kl and js of a sample (see the module docstring)."""
+    """modes_captured, hq_fraction, reverse_kl and mode_js of a sample (module docstring)."""
     k = target.num_modes
     nearest_N, hq_N = mode_assignment(target, x_ND, hq_threshold)
     onehot_NK = jax.nn.one_hot(nearest_N, k, dtype=jnp.float32)
@@ -114,7 +114,7 @@ def mode_metrics(target, x_ND: jax.Array, *, hq_threshold: float = HQ_THRESHOLD,
         "modes_captured": jnp.sum(hq_counts_K >= min_count).astype(jnp.int32),
         "hq_fraction": jnp.mean(hq_N.astype(jnp.float32)),
         "reverse_kl": kl_divergence(hist_K, weights_K),
-        "js": js_divergence(hist_K, weights_K),
+        "mode_js": js_divergence(hist_K, weights_K),
     }
 
 
@@ -201,7 +201,7 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
 
     For 1-D targets: w1, left, right, mode_balance, and real/fake mean and std (population
     std, as the seed's statistics.pstdev). For every target: modes_captured, hq_fraction,
-    reverse_kl, js (of the generated sample's modes, see the module docstring), sliced_w1 and
+    reverse_kl, mode_js (of the generated sample's modes, see the module docstring), sliced_w1 and
     mmd2 (generated against real).
 
     Args:
@@ -218,7 +218,9 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
       ConfigError: at trace time, if a sample's shape is not [N, D] (e.g. a generator whose
         output size is not the target's dimension), or an option is out of range.
     """
-    _check_options(hq_threshold, min_count, num_projections, mmd_samples, mmd_bandwidth)
+    _check_options(hq_threshold=hq_threshold, min_count=min_count,
+                   num_projections=num_projections, mmd_samples=mmd_samples,
+                   mmd_bandwidth=mmd_bandwidth)
     target.check_samples(real_ND, "real samples")
     target.check_samples(fake_ND, "generated samples")
     chex.assert_equal_shape([real_ND, fake_ND])
@@ -248,14 +250,23 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
     return out
 
 
-def _check_options(hq_threshold, min_count, num_projections, mmd_samples, mmd_bandwidth):
-    if not hq_threshold > 0 or not math.isfinite(hq_threshold):
-        raise ConfigError(f"hq_threshold: got {hq_threshold!r}; must be a positive number")
-    for name, v, low in (("min_count", min_count, 1), ("num_projections", num_projections, 1),
-                         ("mmd_samples", mmd_samples, 0)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < low:
-            raise ConfigError(f"{name}: got {v!r}; must be an integer >= {low}")
-    if mmd_samples == 1:
-        raise ConfigError("mmd_samples: got 1; must be 0 (no MMD) or at least 2")
-    if mmd_bandwidth is not None and (not mmd_bandwidth > 0 or not math.isfinite(mmd_bandwidth)):
-        raise ConfigError(f"mmd_bandwidth: got {mmd_bandwidth!r}; must be a positive number")
+def option_problem(name: str, value) -> str | None:
+    """What is wrong with a value of a metric option (the rule), or None if it is allowed."""
+    if name == "hq_threshold":
+        return None if is_finite_number(value) and value > 0 else "must be a positive number"
+    if name in ("min_count", "num_projections"):
+        return None if is_int(value) and value >= 1 else "must be an integer >= 1"
+    if name == "mmd_samples":
+        return None if is_int(value) and (value == 0 or value >= 2) else \
+            "must be 0 (no MMD) or an integer >= 2"
+    if name == "mmd_bandwidth":
+        return None if value is None or (is_finite_number(value) and value > 0) else \
+            "must be a positive number"
+    raise KeyError(name)
+
+
+def _check_options(**options):
+    for name, value in options.items():
+        problem = option_problem(name, value)
+        if problem:
+            raise ConfigError(f"{name}: got {value!r}; {problem}")

@@ -113,21 +113,65 @@ def latent_dim(cfg) -> int:
     return cfg.latent_dim if cfg.latent_dim is not None else data_lib.DIMS[cfg.data]
 
 
+def mlp_sizes(cfg, family: str) -> list[int]:
+    """Layer sizes of cfg's MLP generator (latent -> data) or discriminator (data -> 1)."""
+    dim = data_lib.DIMS[cfg.data]
+    if family == "generator":
+        return [latent_dim(cfg)] + [cfg.g_width] * cfg.g_depth + [dim]
+    return [dim] + [cfg.d_width] * cfg.d_depth + [1]
+
+
+def _mlp_discriminator(cfg) -> Model:
+    net = mlp(*_mlp_args(cfg, "discriminator"))
+    return Model(net.init, lambda params, x_ND: net.apply(params, x_ND)[:, 0])
+
+
+def _mlp_args(cfg, family: str):
+    sizes = mlp_sizes(cfg, family)
+    width, depth = (cfg.g_width, cfg.g_depth) if family == "generator" else (cfg.d_width,
+                                                                           cfg.d_depth)
+    return sizes[0], sizes[-1], width, depth, cfg.activation
+
+
+class Family(NamedTuple):
+    """A named family: `build(cfg) -> Model`, its parameter count, and whether it is 1-D only
+    (samples, and for generators the latent, of dimension 1)."""
+
+    build: Callable[[Any], Model]
+    num_params: Callable[[Any], int]
+    one_d: bool
+
+
+def _mlp_count(family: str) -> Callable[[Any], int]:
+    def count(cfg) -> int:
+        sizes = mlp_sizes(cfg, family)
+        return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    return count
+
+
+# The registries of families: configuration validates `generator` and `discriminator` against
+# them, and counts parameters by arithmetic (no JAX device is touched while validating).
+GENERATORS: dict[str, Family] = {
+    "linear": Family(lambda cfg: linear_generator(), lambda cfg: 2, one_d=True),
+    "piecewise": Family(lambda cfg: piecewise_generator(), lambda cfg: 4, one_d=True),
+    "mlp": Family(lambda cfg: mlp(*_mlp_args(cfg, "generator")), _mlp_count("generator"),
+                  one_d=False),
+}
+DISCRIMINATORS: dict[str, Family] = {
+    "logistic": Family(lambda cfg: logistic_discriminator(), lambda cfg: 2, one_d=True),
+    "mlp": Family(_mlp_discriminator, _mlp_count("discriminator"), one_d=False),
+}
+FAMILIES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
+
+
 def make_generator(cfg) -> Model:
-    """The generator family named by a RunConfig or StaticConfig."""
-    if cfg.generator == "linear":
-        return linear_generator()
-    if cfg.generator == "piecewise":
-        return piecewise_generator()
-    return mlp(latent_dim(cfg), data_lib.DIMS[cfg.data], cfg.g_width, cfg.g_depth, cfg.activation)
+    """The generator family named by a configuration."""
+    return GENERATORS[cfg.generator].build(cfg)
 
 
 def make_discriminator(cfg) -> Model:
-    """The discriminator family named by a RunConfig or StaticConfig; apply returns f32[N]."""
-    if cfg.discriminator == "logistic":
-        return logistic_discriminator()
-    net = mlp(data_lib.DIMS[cfg.data], 1, cfg.d_width, cfg.d_depth, cfg.activation)
-    return Model(net.init, lambda params, x_ND: net.apply(params, x_ND)[:, 0])
+    """The discriminator family named by a configuration; apply returns f32[N]."""
+    return DISCRIMINATORS[cfg.discriminator].build(cfg)
 
 
 def make_model(cfg, family: str) -> Model:
@@ -135,9 +179,8 @@ def make_model(cfg, family: str) -> Model:
 
 
 def num_params(cfg, family: str) -> int:
-    """Number of scalar parameters of cfg's generator or discriminator."""
-    shapes = jax.eval_shape(make_model(cfg, family).init, jax.random.key(0))
-    return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
+    """Number of scalar parameters of cfg's generator or discriminator (arithmetic)."""
+    return FAMILIES[family][getattr(cfg, family)].num_params(cfg)
 
 
 def init_params(model: Model, key: jax.Array, flat: jax.Array | None = None) -> Params:

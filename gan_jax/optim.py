@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import optax
 
+from gan_jax.errors import field_error
+
 
 def maximize(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """Gradient ascent with any optimiser: flips the gradient's sign before `tx`.
@@ -18,6 +20,24 @@ def maximize(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     gradient of -f, so every optimiser (sgd, adam, ...) ascends f.
     """
     return optax.chain(optax.scale(-1.0), tx)
+
+
+def _sgd(lr, *, momentum, **_):
+    # optax.sgd(momentum=None) is plain SGD; with a traced momentum we always keep the trace,
+    # which equals plain SGD when momentum == 0.
+    return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(lr))
+
+
+def _adam(lr, *, beta1, beta2, eps, **_):
+    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+
+
+def _rmsprop(lr, *, rms_decay, eps, **_):
+    return optax.rmsprop(lr, decay=rms_decay, eps=eps)
+
+
+# The registry of optimisers: configuration validates `optimizer` against it.
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
 
 
 def make_optimizer(name: str, lr, *, beta1=0.5, beta2=0.999, momentum=0.0,
@@ -29,15 +49,10 @@ def make_optimizer(name: str, lr, *, beta1=0.5, beta2=0.999, momentum=0.0,
         or "rmsprop" (`rms_decay`).
       lr: learning rate.
     """
-    if name == "sgd":
-        # optax.sgd(momentum=None) is plain SGD; with a traced momentum we always keep the
-        # trace, which equals plain SGD when momentum == 0.
-        return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(lr))
-    if name == "adam":
-        return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
-    if name == "rmsprop":
-        return optax.rmsprop(lr, decay=rms_decay, eps=eps)
-    raise ValueError(f"optimizer: got {name!r}; must be one of sgd, adam, rmsprop")
+    if name not in OPTIMIZERS:
+        raise field_error("optimizer", name, f"must be one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](lr, beta1=beta1, beta2=beta2, momentum=momentum,
+                            rms_decay=rms_decay, eps=eps)
 
 
 def player_optimizers(static, hp) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:

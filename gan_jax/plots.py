@@ -11,13 +11,12 @@ Three kinds, each a PNG under `--out` (default DIR/plots):
            the first two coordinates in more dimensions) or histograms of real and generated
            samples over the exact density (1-D).
 
-Records hold no samples. `samples` re-runs each chosen run from its record (config and seed:
-`engine.run_batch`, a run's numbers depend on its seed alone) and draws fresh samples from its
-final generator; it compares the re-run's final metrics with the record's and says so where
-they differ (float rounding that differs between compiled batch shapes can, in a chaotic
-run, grow into another run; a batch is never re-run alone for that reason). This costs one
-compilation per static configuration shown, and the runs' time. Storing samples in every
-record instead would cost every run of every sweep disk space for the few that are drawn.
+A run's record holds its generated samples when its sweep keeps them (`keep_samples = N`, the
+first N samples of its final evaluation, the ones its final metrics were computed on); `samples`
+draws those. Runs whose records hold none are run again from their records by
+`engine.rerun` (a run's numbers depend on its configuration and seed alone), at the cost of
+one compilation per static configuration shown, and a panel whose re-run's final metrics
+differ from the record's says so.
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never pyplot, so
 nothing global (backend, open figures) changes and no display is needed. Their size in pixels
@@ -35,10 +34,13 @@ import sys
 import warnings
 from typing import Any
 
+import jax
 import numpy as np
 
-from gan_jax import results, tables
-from gan_jax.config import FIELD_NAMES, ConfigError, suggest
+from gan_jax import config as config_lib
+from gan_jax import data, engine, results
+from gan_jax.config import tied_fields
+from gan_jax.errors import ConfigError, suggest
 
 DPI = 100
 CURVE_PANEL = (4.8, 3.0)        # inches per curves panel
@@ -48,23 +50,10 @@ SAMPLE_PANEL = (3.6, 3.6)       # inches per samples panel
 SAMPLE_COLUMNS = 4
 DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
 DEFAULT_CURVES_1D = ("w1", "mode_balance")
-PLOT_STREAM = 0x9107            # fold_in constant: the samples' key from the run's seed
+PLOT_STREAM = 0x9107            # fold_in constant: the real samples' key from the run's seed
 
 
 # ----------------------------------------------------------------------------- records
-
-def load_results(directory: str) -> list[dict]:
-    """Every record of DIR's results files (tables.load_results), problems as warnings.
-
-    Raises:
-      ConfigError: if DIR holds no results.
-    """
-    if not os.path.isdir(directory):
-        raise ConfigError(f"{directory}: no such directory")
-    records, problems = tables.load_results(directory)
-    for p in problems:
-        print(f"warning: {p}", file=sys.stderr)
-    return records
 
 
 def parse_where(items: list[str] | None) -> dict[str, Any]:
@@ -81,72 +70,13 @@ def parse_where(items: list[str] | None) -> dict[str, Any]:
     return where
 
 
-def _key_fields(key: str) -> list[str]:
-    """A config key, or several tied by '+' (a sweep's "lr_g+lr_d")."""
-    return [f.strip() for f in key.split("+")]
-
-
-def check_keys(records: list[dict], keys, what: str) -> None:
-    """Raise ConfigError unless every key names a field of the records' configs."""
-    fields = set().union(*(r["config"] for r in records))
-    for key in keys:
-        for field in _key_fields(key):
-            if field not in fields:
-                raise ConfigError(f"{what}: {field!r} is not a config key{suggest(field, fields)}; "
-                                  f"keys: {', '.join(f for f in FIELD_NAMES if f in fields)}")
-
-
-def key_value(record: dict, key: str):
-    """The value of a config key in a record (a tuple for tied keys that differ)."""
-    values = [record["config"].get(f) for f in _key_fields(key)]
-    if all(_same(v, values[0]) for v in values):
-        return _hashable(values[0])
-    return tuple(_hashable(v) for v in values)
-
-
-def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
-        return float(a) == float(b)
-    return a == b
-
-
-def select(records: list[dict], where: dict[str, Any]) -> list[dict]:
-    check_keys(records, where, "--where")
-    chosen = [r for r in records
-              if all(_same(key_value(r, k), _hashable(v)) for k, v in where.items())]
-    if not chosen:
-        shown = ", ".join(f"{k}={v!r}" for k, v in where.items())
-        raise ConfigError(f"--where: no record has {shown}")
-    return chosen
-
-
-def varying_keys(records: list[dict], exclude=()) -> list[str]:
-    """Config keys whose values differ across the records, in field order."""
-    fields = [f for f in FIELD_NAMES if any(f in r["config"] for r in records)]
-    out = []
-    for f in fields:
-        if f in exclude:
-            continue
-        values = {json.dumps(r["config"].get(f), sort_keys=True) for r in records}
-        if len(values) > 1:
-            out.append(f)
-    return out
-
-
 def _ordered(values) -> list:
-    """Distinct values: sorted if all numbers, else in order of first appearance."""
+    """Distinct values in sorted order (numbers first, then strings, then sequences)."""
     distinct = []
     for v in values:
-        if not any(_same(v, d) for d in distinct):
+        if not any(results.same(v, d) for d in distinct):
             distinct.append(v)
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
-        return sorted(distinct)
-    return distinct
+    return sorted(distinct, key=results.sort_key)
 
 
 def _fmt(v) -> str:
@@ -158,18 +88,7 @@ def _fmt(v) -> str:
 
 
 def label(record: dict, keys) -> str:
-    return ", ".join(f"{k}={_fmt(key_value(record, k))}" for k in keys) or "all runs"
-
-
-def _group(records: list[dict], keys) -> dict[tuple, list[dict]]:
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        groups.setdefault(tuple(json.dumps(key_value(r, k)) for k in keys), []).append(r)
-    return groups
-
-
-def _number(v) -> float:
-    return float("nan") if v is None else float(v)
+    return ", ".join(f"{k}={_fmt(results.key_value(record, k))}" for k in keys) or "all runs"
 
 
 def _slug(text: str) -> str:
@@ -209,22 +128,22 @@ def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: st
             raise ConfigError(f"--curves: {m!r} is not a history metric{suggest(m, available)}; "
                               f"metrics: {', '.join(sorted(available))}")
     if facet is not None:
-        check_keys(records, [facet], "--facet")
-    columns = _group(records, [facet]) if facet else {(): records}
-    line_keys = varying_keys(records, exclude=set(_key_fields(facet)) if facet else ())
-    line_ids = list(_group(records, line_keys))
+        results.check_keys(records, [facet], "--facet")
+    columns = results.group_records(records, [facet]) if facet else {(): records}
+    line_keys = results.varying_keys(records, exclude=set(tied_fields(facet)) if facet else ())
+    line_ids = list(results.group_records(records, line_keys))
     colors = dict(zip(line_ids, _colors(len(line_ids))))
     nrows, ncols = len(metrics), len(columns)
     fig = _figure(CURVE_PANEL[0] * ncols + LEGEND_WIDTH, CURVE_PANEL[1] * nrows, dpi)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex="col")
     handles = {}
     for j, col in enumerate(columns.values()):
-        for gid, runs in _group(col, line_keys).items():
+        for gid, runs in results.group_records(col, line_keys).items():
             steps = np.asarray(runs[0]["history"]["step"], float)
             for i, metric in enumerate(metrics):
                 ax = axes[i, j]
                 rows = [r["history"].get(metric) for r in runs]
-                rows = [[_number(v) for v in row] for row in rows
+                rows = [[results.number(v) for v in row] for row in rows
                         if row is not None and len(row) == len(steps)]
                 if not rows:
                     continue
@@ -257,15 +176,15 @@ def heatmap_cells(records: list[dict], x: str, y: str, metric: str, stat: str = 
     value and std are over the n runs of a cell whose metric is finite (of its `runs` runs).
     """
     from gan_jax import stats
-    xs = _ordered(key_value(r, x) for r in records)
-    ys = _ordered(key_value(r, y) for r in records)
+    xs = _ordered(results.key_value(r, x) for r in records)
+    ys = _ordered(results.key_value(r, y) for r in records)
     value = np.full((len(ys), len(xs)), np.nan)
     spread = np.full_like(value, np.nan)
     count = np.zeros(value.shape, int)
     runs = np.zeros(value.shape, int)
     for (i, yv), (j, xv) in ((a, b) for a in enumerate(ys) for b in enumerate(xs)):
-        cell = [_number(r["final"].get(metric)) for r in records
-                if _same(key_value(r, x), xv) and _same(key_value(r, y), yv)]
+        cell = [results.number(r["final"].get(metric)) for r in records
+                if results.same(results.key_value(r, x), xv) and results.same(results.key_value(r, y), yv)]
         s = stats.summarize(cell)
         count[i, j], runs[i, j] = s.n, len(cell)
         if s.n:
@@ -277,19 +196,19 @@ def heatmap_cells(records: list[dict], x: str, y: str, metric: str, stat: str = 
 def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
                  stat: str = "mean", dpi: int = DPI) -> str:
     """A final metric over two config keys; one panel per combination of other varying keys."""
-    check_keys(records, [x, y], "--heatmap")
+    results.check_keys(records, [x, y], "--heatmap")
     available = set().union(*(r["final"] for r in records))
     if metric not in available:
         raise ConfigError(f"--heatmap: {metric!r} is not a final metric"
                           f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
-    panel_keys = varying_keys(records, exclude=set(_key_fields(x)) | set(_key_fields(y)))
-    panels = _group(records, panel_keys)
+    panel_keys = results.varying_keys(records, exclude=set(tied_fields(x)) | set(tied_fields(y)))
+    panels = results.group_records(records, panel_keys)
     fig = _figure(HEATMAP_PANEL[0] * len(panels), HEATMAP_PANEL[1], dpi)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, runs in zip(axes, panels.values()):
         xs, ys, value, spread, count, total = heatmap_cells(runs, x, y, metric, stat)
         masked = np.ma.masked_invalid(value)
-        vmin, vmax = _colour_range(metric, runs[0])
+        vmin, vmax = _color_range(metric, runs[0])
         image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower", vmin=vmin,
                           vmax=vmax)
         fig.colorbar(image, ax=ax, shrink=0.85)
@@ -320,49 +239,44 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
 _UNIT_METRICS = ("hq_fraction", "mode_balance", "left", "right")
 
 
-def _colour_range(metric: str, record: dict) -> tuple[float | None, float | None]:
+def _color_range(metric: str, record: dict) -> tuple[float | None, float | None]:
     if metric in _UNIT_METRICS:
         return 0.0, 1.0
     if metric == "modes_captured":
-        from gan_jax import config as config_lib
-        from gan_jax import data
         return 0.0, float(data.make_target(config_lib.make_config(record["config"])).num_modes)
     return None, None
 
 
-def regenerate_samples(records: list[dict], num_samples: int):
-    """Re-run each record's run and draw num_samples from its final generator.
+def recorded_samples(records: list[dict], num_samples: int) -> list[dict]:
+    """Each run's generated samples: those its record kept, or else a re-run's.
+
+    A sweep keeps samples in its records with `keep_samples = N` (docs/sweeps.md); the runs
+    whose records hold fewer than num_samples are run again from their records
+    (engine.rerun), and their re-run final metrics are checked against the record's.
 
     Returns:
-      One dict per record: samples (f32[n, D] NumPy), target, final (the re-run's final
-      metrics), matches (whether they equal the record's to float32 rounding).
+      One dict per record: samples (f32[n, D] NumPy), target, matches (whether the samples
+      come from the record or a re-run that equals it), diverged_at.
     """
-    import jax
-
-    from gan_jax import config as config_lib
-    from gan_jax import engine
-    from gan_jax.train import make_parts, sample_fake
-
-    cfgs = [config_lib.make_config(r["config"], where="record config") for r in records]
-    by_static: dict[Any, list[int]] = {}
-    for i, cfg in enumerate(cfgs):
-        by_static.setdefault(config_lib.static_part(cfg), []).append(i)
     out: list[dict | None] = [None] * len(records)
-    for static, idx in by_static.items():
-        parts = make_parts(static)
-        seeds = [records[i]["seed"] for i in idx]
-        # A batch of one run compiles to other kernels (XLA drops the unit run axis), whose
-        # rounding a GAN's chaotic training amplifies into a different run: pad to two.
-        pad = 1 if len(idx) == 1 else 0
-        run = engine.run_batch([cfgs[i] for i in idx] * (1 + pad), seeds * (1 + pad))
-        draw = jax.jit(lambda g, key: sample_fake(parts, g, key, num_samples))
-        for b, i in enumerate(idx):
-            g_params = jax.tree.map(lambda a: a[b], run.state.g_params)
-            key = jax.random.fold_in(jax.random.key(seeds[b]), PLOT_STREAM)
-            final = {k: float(np.asarray(v)[b]) for k, v in run.final.items()}
-            out[i] = dict(samples=np.asarray(draw(g_params, key)), target=parts.target,
-                          final=final, matches=_same_metrics(final, records[i]["final"]),
-                          diverged_at=int(np.asarray(run.state.diverged_at)[b]))
+    missing = []
+    for i, r in enumerate(records):
+        target = data.make_target(config_lib.make_config(r["config"], where="record config"))
+        kept = r.get("samples")
+        if kept is not None and len(kept) >= num_samples:
+            samples = np.asarray([[results.number(v) for v in row] for row in kept[:num_samples]],
+                                 np.float32)
+            out[i] = dict(samples=samples, target=target, matches=True,
+                          diverged_at=r.get("diverged_at") if r.get("diverged_at") is not None
+                          else -1)
+        else:
+            missing.append(i)
+            out[i] = dict(target=target)
+    if missing:
+        for i, run in zip(missing, engine.rerun([records[i] for i in missing], num_samples)):
+            final = {k: float(v) for k, v in run.final.items()}
+            out[i].update(samples=np.asarray(run.samples), matches=_same_metrics(
+                final, records[i]["final"]), diverged_at=int(run.state.diverged_at))
     return out
 
 
@@ -370,7 +284,7 @@ def _same_metrics(a: dict, b: dict) -> bool:
     for k, v in b.items():
         if k not in a:
             continue
-        x, y = a[k], _number(v)
+        x, y = a[k], results.number(v)
         if not (math.isnan(x) and math.isnan(y)) and not math.isclose(x, y, rel_tol=1e-5,
                                                                        abs_tol=1e-6):
             return False
@@ -378,12 +292,12 @@ def _same_metrics(a: dict, b: dict) -> bool:
 
 
 def plot_samples(records: list[dict], drawn: list[dict], path: str, *, dpi: int = DPI) -> str:
-    """Generated samples of the given runs, one panel each (`drawn`: regenerate_samples')."""
+    """Generated samples of the given runs, one panel each (`drawn`: recorded_samples')."""
     ncols = min(SAMPLE_COLUMNS, len(records))
     nrows = math.ceil(len(records) / ncols)
     fig = _figure(SAMPLE_PANEL[0] * ncols, SAMPLE_PANEL[1] * nrows, dpi)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    shown = varying_keys(records, exclude=("seed",))
+    shown = results.varying_keys(records, exclude=("seed",))
     for ax, record, d in zip(axes, records, drawn):
         target, x = d["target"], d["samples"]
         finite = x[np.all(np.isfinite(x), axis=1)]
@@ -408,10 +322,10 @@ def plot_samples(records: list[dict], drawn: list[dict], path: str, *, dpi: int 
 
 def _final_summary(final: dict, dim: int) -> str:
     if dim == 1 and "w1" in final:
-        return f"W1 {_number(final['w1']):.3g}, balance {_number(final.get('mode_balance')):.2f}"
+        return f"W1 {results.number(final['w1']):.3g}, balance {results.number(final.get('mode_balance')):.2f}"
     if "modes_captured" in final:
-        return (f"{_number(final['modes_captured']):.0f} modes, "
-                f"{100 * _number(final['hq_fraction']):.0f}% HQ")
+        return (f"{results.number(final['modes_captured']):.0f} modes, "
+                f"{100 * results.number(final['hq_fraction']):.0f}% HQ")
     return ""
 
 
@@ -436,8 +350,7 @@ def _draw_2d(ax, target, x):
 
 
 def _draw_1d(ax, target, x, n, seed):
-    import jax
-    real = np.asarray(target.sample(jax.random.fold_in(jax.random.key(seed), PLOT_STREAM + 1), n))
+    real = np.asarray(target.sample(jax.random.fold_in(jax.random.key(seed), PLOT_STREAM), n))
     lo = float(min(target.means.min() - 4 * target.stds.max(), np.percentile(x, 0.5) if len(x) else 0))
     hi = float(max(target.means.max() + 4 * target.stds.max(), np.percentile(x, 99.5) if len(x) else 0))
     bins = np.linspace(lo, hi, 61)
@@ -472,7 +385,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stat", choices=("mean", "median"), default="mean",
                         help="heatmap cells: mean (default) or median over seeds")
     parser.add_argument("--samples", action="store_true",
-                        help="scatter (2-D) or histograms (1-D) of generated samples; re-runs "
+                        help="scatter (2-D) or histograms (1-D) of generated samples: those the "
+                             "records kept (keep_samples), else re-runs "
                              "the chosen runs from their records")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                         help="samples: these seeds of each configuration (default: the lowest)")
@@ -491,9 +405,11 @@ def main(args: argparse.Namespace) -> int:
                               "must be a positive integer")
     if args.heatmap is not None and len(args.heatmap) not in (2, 3):
         raise ConfigError(f"--heatmap: got {len(args.heatmap)} values; give X Y [METRIC]")
-    records = load_results(args.dir)
+    records, problems = results.load_results(args.dir)
+    for p in problems:
+        print(f"note: {p}", file=sys.stderr)
     where = parse_where(args.where)
-    records = select(records, where)
+    records = results.select(records, where)
     out_dir = args.out or os.path.join(args.dir, "plots")
     suffix = "".join(f"__{_slug(f'{k}={v}')}" for k, v in where.items())
     one_d = all(_dim(r) == 1 for r in records)
@@ -503,7 +419,7 @@ def main(args: argparse.Namespace) -> int:
     if args.curves is not None or nothing_chosen:
         names = args.curves or _defaults(records, DEFAULT_CURVES_1D if one_d else DEFAULT_CURVES_2D)
         facet = args.facet
-        if facet is None and "data" in varying_keys(records):
+        if facet is None and "data" in results.varying_keys(records):
             facet = "data"
         written.append(plot_curves(records, names, os.path.join(out_dir, f"curves{suffix}.png"),
                                    facet=facet, dpi=args.dpi))
@@ -516,7 +432,7 @@ def main(args: argparse.Namespace) -> int:
                                     stat=args.stat, dpi=args.dpi))
     if args.samples:
         chosen = choose_runs(records, args.seeds, args.max_runs)
-        drawn = regenerate_samples(chosen, args.num_samples)
+        drawn = recorded_samples(chosen, args.num_samples)
         written.append(plot_samples(chosen, drawn, os.path.join(out_dir, f"samples{suffix}.png"),
                                     dpi=args.dpi))
     for path in written:
@@ -526,9 +442,9 @@ def main(args: argparse.Namespace) -> int:
 
 def choose_runs(records: list[dict], seeds: list[int] | None, max_runs: int) -> list[dict]:
     """The runs to show: the given seeds (default: the lowest) of each configuration."""
-    keys = varying_keys(records)
+    keys = results.varying_keys(records)
     chosen = []
-    for runs in _group(records, keys).values():
+    for runs in results.group_records(records, keys).values():
         present = sorted({r["seed"] for r in runs})
         wanted = seeds if seeds is not None else present[:1]
         missing = [s for s in wanted if s not in present]
@@ -546,8 +462,7 @@ def choose_runs(records: list[dict], seeds: list[int] | None, max_runs: int) -> 
 
 
 def _dim(record: dict) -> int:
-    from gan_jax.data import DIMS
-    return DIMS.get(record["config"].get("data"), 2)
+    return data.DIMS.get(record["config"].get("data"), 2)
 
 
 def _defaults(records: list[dict], names) -> list[str]:

@@ -1,8 +1,11 @@
 """The results record: one JSON object per finished run, appended to OUT/results.jsonl.
 
-Format (see DESIGN.md): run_id, sweep, seed, config (every field), status ("ok" or
+Format (docs/records.md): run_id, sweep, seed, config (every field), status ("ok" or
 "diverged"), diverged_at (iteration or null), final (metrics), history (lists per log row),
 versions. Non-finite numbers are written as null, so every line is standard JSON.
+
+This module writes records, reads them back (a whole directory, shards merged), and selects and
+groups them by configuration keys: tables and figures read records through it and nothing else.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from gan_jax.config import RunConfig
+from gan_jax.config import RunConfig, tied_fields
+from gan_jax.errors import ConfigError, suggest
 
 RESULTS_FILE = "results.jsonl"
 
@@ -88,6 +92,8 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
             "history": _clean({k: np.asarray(v)[i] for k, v in output.history.items()}),
             "versions": version_info,
         })
+        if output.samples is not None:
+            records[-1]["samples"] = _clean(np.asarray(output.samples)[i])
     return records
 
 
@@ -186,3 +192,128 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load_results(directory: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """Every record of a directory's results files (shards merged), and the problems found.
+
+    A run recorded twice (e.g. by two job-array tasks given overlapping shards) counts once.
+
+    Raises:
+      ConfigError: if the directory holds no results file or no complete record.
+    """
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{directory}: no such directory")
+    files = results_files(directory)
+    if not files:
+        raise ConfigError(f"{directory}: no results files (results.jsonl or "
+                          "results.shard-*.jsonl); run `python -m gan_jax sweep FILE --out "
+                          f"{directory}` first")
+    records, problems, seen = [], [], set()
+    for path in files:
+        recs, probs = read_records(path)
+        problems += probs
+        for r in recs:
+            if r.get("run_id") in seen:
+                problems.append(f"{path}: run {r.get('run_id')} recorded twice; counted once")
+                continue
+            seen.add(r.get("run_id"))
+            records.append(r)
+    if not records:
+        raise ConfigError(f"{directory}: the results files hold no complete records")
+    return records, problems
+
+
+# ----------------------------------------------------------------------------- keys and groups
+# A key names a configuration field, or several tied by '+' as in a sweep file's grid
+# ("lr_g+lr_d"): its value in a record is the fields' common value, or a tuple if they differ.
+
+
+def hashable(value: Any) -> Any:
+    """A hashable form of a record's value (lists become tuples)."""
+    return tuple(hashable(v) for v in value) if isinstance(value, list) else value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values, 1 and 1.0 alike."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def key_value(record: dict, key: str) -> Any:
+    """The value of a key in a record's configuration (hashable)."""
+    values = [hashable(record["config"].get(f)) for f in tied_fields(key)]
+    if all(same(v, values[0]) for v in values):
+        return values[0]
+    return tuple(values)
+
+
+def config_keys(records: list[dict]) -> list[str]:
+    """The configuration fields the records have, in the order of the first record."""
+    return list(dict.fromkeys(k for r in records for k in r["config"]))
+
+
+def check_keys(records: list[dict], keys, what: str) -> None:
+    """Raise ConfigError unless every key (tied keys too) names a field of the records."""
+    known = config_keys(records)
+    for key in keys:
+        for field in tied_fields(key):
+            if field not in known:
+                raise ConfigError(f"{what}: {field!r} is not a config key"
+                                  f"{suggest(field, known)}; keys: {', '.join(known)}")
+
+
+def varying_keys(records: list[dict], exclude=()) -> tuple[str, ...]:
+    """The configuration keys whose value differs between records, in configuration order."""
+    out = []
+    for k in config_keys(records):
+        if k in exclude:
+            continue
+        first = hashable(records[0]["config"].get(k))
+        if any(not same(hashable(r["config"].get(k)), first) for r in records):
+            out.append(k)
+    return tuple(out)
+
+
+def sort_key(value: Any) -> tuple:
+    """Order for mixed configuration values: missing, then numbers, strings, sequences."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, str(value))
+
+
+def group_records(records: list[dict], keys) -> dict[tuple, list[dict]]:
+    """Records grouped by their values of the keys, groups in sorted order of those values."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        value = tuple(key_value(r, k) for k in keys)
+        match = next((g for g in groups if all(map(same, g, value))), value)
+        groups.setdefault(match, []).append(r)
+    return {k: groups[k] for k in sorted(groups, key=lambda v: tuple(map(sort_key, v)))}
+
+
+def select(records: list[dict], where: dict[str, Any]) -> list[dict]:
+    """The records whose configuration has every `key: value` of where."""
+    check_keys(records, where, "--where")
+    chosen = [r for r in records
+              if all(same(key_value(r, k), hashable(v)) for k, v in where.items())]
+    if not chosen:
+        shown = ", ".join(f"{k}={v!r}" for k, v in where.items())
+        raise ConfigError(f"--where: no record has {shown}")
+    return chosen
+
+
+def number(value: Any) -> float:
+    """A record's number as a float (null -> nan)."""
+    return float("nan") if value is None else float(value)

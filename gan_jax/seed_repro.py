@@ -4,7 +4,7 @@ Runs the seed's two configurations (linear and piecewise generator, logistic dis
 non-saturating loss, plain gradient steps, the seed's initial values and hyperparameters), each
 over `--seeds` seeds in one `jit(vmap(train))` call, and writes under DIR:
 
-  results.jsonl  one record per run (DESIGN.md's format)
+  results.jsonl  one record per run (docs/records.md)
   report.md      the tables below, also printed
 
 Tables: training history (median and quartiles over seeds per log step), final statistics
@@ -25,25 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import engine, losses, results, stability, stats
-from gan_jax.config import ConfigError, RunConfig, make_config
-from gan_jax.train import make_parts
 from gan_jax import config as config_lib
+from gan_jax import engine, losses, presets, results, stability, stats
+from gan_jax.config import RunConfig
+from gan_jax.errors import ConfigError
+from gan_jax.tables import markdown_table
+from gan_jax.train import make_parts
 
 SWEEP = "reproduce-seed"
-
-# The seed notebook's two runs (SEED_NOTES.md). The seed computes no MMD, whose cost (the
-# square of its sample count) would exceed the training itself in these tiny models.
-SEED_CONFIGS: dict[str, RunConfig] = {
-    "linear": make_config(dict(
-        generator="linear", g_init=[0.15, 0.0], d_init=[0.25, 0.0],
-        steps=320, lr_g=0.04, lr_d=0.04, d_updates=2, batch_size=128, log_every=40,
-        mmd_samples=0)),
-    "piecewise": make_config(dict(
-        generator="piecewise", g_init=[0.35, -1.8, 0.35, 1.8], d_init=[0.25, 0.0],
-        steps=400, lr_g=0.02, lr_d=0.03, d_updates=2, batch_size=128, log_every=40,
-        mmd_samples=0)),
-}
+SEED_CONFIGS = presets.SEED_CONFIGS
 
 # What the seed printed for its single run (Python's random seeded with 21), for reference.
 SEED_PRINTED = {
@@ -64,13 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=64, help="seeds per configuration (64)")
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _pm(s: stats.Summary) -> str:
+def pm(s: stats.Summary) -> str:
     return f"{stats.fmt(s.mean)} ± {stats.fmt(s.std)}"
 
 
@@ -96,25 +80,25 @@ def history_table(out, cfg: RunConfig) -> str:
             s = stats.summarize(v[:, j])
             row.append(f"{stats.fmt(s.median)} [{stats.fmt(s.q25)}, {stats.fmt(s.q75)}]")
         rows.append(row)
-    return _md_table(["step", *cols], rows)
+    return markdown_table(["step", *cols], rows)
 
 
 def final_table(out, name: str) -> str:
     rows = []
     for key in FINAL_KEYS:
         s = stats.summarize(out.final[key])
-        rows.append([key, _pm(s), _ci(s), stats.fmt(s.median), str(SEED_PRINTED[name][key])])
-    return _md_table(["statistic", "mean ± std", "95% CI of mean", "median",
+        rows.append([key, pm(s), _ci(s), stats.fmt(s.median), str(SEED_PRINTED[name][key])])
+    return markdown_table(["statistic", "mean ± std", "95% CI of mean", "median",
                       "seed notebook (1 run)"], rows)
 
 
 def comparison_table(outs) -> str:
     rows = []
     for key, label in (("w1", "W1"), ("fake_std", "fake std"), ("mode_balance", "mode balance")):
-        cells = [_pm(stats.summarize(outs[n].final[key])) for n in ("linear", "piecewise")]
+        cells = [pm(stats.summarize(outs[n].final[key])) for n in ("linear", "piecewise")]
         seed = [str(SEED_PRINTED[n][key]) for n in ("linear", "piecewise")]
         rows.append([label, *cells, " vs ".join(seed)])
-    return _md_table(["metric", "linear", "piecewise", "seed notebook (linear vs piecewise)"],
+    return markdown_table(["metric", "linear", "piecewise", "seed notebook (linear vs piecewise)"],
                      rows)
 
 
@@ -123,7 +107,7 @@ def saturation_table() -> str:
     grads = stability.saturation(SATURATION_PROBS, names=("minimax", "nonsaturating"))
     rows = [[str(p), f"{grads['minimax']['g'][i]:.4f}", f"{grads['nonsaturating']['g'][i]:.4f}"]
             for i, p in enumerate(SATURATION_PROBS)]
-    return _md_table(["D(fake)", "abs d(minimax)/ds", "abs d(non-sat)/ds"], rows)
+    return markdown_table(["D(fake)", "abs d(minimax)/ds", "abs d(non-sat)/ds"], rows)
 
 
 def objective_table(out_pw, cfg: RunConfig, seeds: list[int], n: int = 256) -> str:
@@ -147,9 +131,9 @@ def objective_table(out_pw, cfg: RunConfig, seeds: list[int], n: int = 256) -> s
     vals = jax.jit(jax.vmap(objectives))(out_pw.state.g_params, out_pw.state.d_params, keys)
     labels = {"gan_L_D": "GAN L_D (maximised)", "gan_L_G": "GAN L_G non-saturating (maximised)",
               "lsgan_loss_d": "LSGAN loss_D (minimised)", "lsgan_loss_g": "LSGAN loss_G (minimised)"}
-    rows = [[labels[k], _pm(stats.summarize(v)), _ci(stats.summarize(v)),
+    rows = [[labels[k], pm(stats.summarize(v)), _ci(stats.summarize(v)),
              str(SEED_OBJECTIVES[k])] for k, v in vals.items()]
-    return _md_table(["objective", "mean ± std", "95% CI of mean", "seed notebook (1 run)"], rows)
+    return markdown_table(["objective", "mean ± std", "95% CI of mean", "seed notebook (1 run)"], rows)
 
 
 def clipping_example() -> str:

@@ -20,7 +20,7 @@ the Jacobian J = dv/dx (jax.jacfwd) decides the local behaviour:
 For the two discrete maps F the verdict is the spectral radius rho of dF/dx at x*: < 1
 converges, = 1 circles (complex eigenvalues on the unit circle) or is neutral (eigenvalue 1: a
 flat direction), > 1 diverges. Only plain gradient steps (SGD without momentum) are a map of x
-alone; Adam's and momentum's updates carry state and are not analysed here.
+alone; Adam's and momentum's updates carry state and are not analyzed here.
 
 A stationary point that Newton does not reach is reported as such, with the residual norm |v|,
 and no eigenvalues; where the field is not differentiable at x* (e.g. the norm in WGAN-GP's
@@ -40,7 +40,8 @@ from jax.scipy.special import ndtri
 
 from gan_jax import config as config_lib
 from gan_jax import exact, losses, models, train
-from gan_jax.config import ConfigError, RunConfig
+from gan_jax.config import RunConfig
+from gan_jax.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- gradient signal
@@ -249,7 +250,7 @@ def jacobian_error(field: Callable, jac: np.ndarray, x: np.ndarray, delta: float
     return float(np.max(np.abs(fd - jac)) / max(np.max(np.abs(jac)), 1.0))
 
 
-def analyse(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
+def analyze(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
             tol: float = 1e-5, max_iter: int = 200, smooth_tol: float = 0.05) -> LocalAnalysis:
     """Find a stationary point near x0 and classify its stability for flow and both maps.
 
@@ -336,8 +337,8 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     return ConfigGame(game, jnp.concatenate([theta0, phi0]), unravel_g, unravel_d)
 
 
-def analyse_config(cfg: RunConfig, x0=None, *, nodes: int = 1024, **kwargs) -> LocalAnalysis:
-    """:func:`analyse` of a configuration's population game at its learning rates.
+def analyze_config(cfg: RunConfig, x0=None, *, nodes: int = 1024, **kwargs) -> LocalAnalysis:
+    """:func:`analyze` of a configuration's population game at its learning rates.
 
     Raises:
       ConfigError: for optimisers other than plain SGD (their updates are not a map of x).
@@ -347,5 +348,5 @@ def analyse_config(cfg: RunConfig, x0=None, *, nodes: int = 1024, **kwargs) -> L
                           f"local analysis models plain gradient steps: 'sgd' with momentum 0")
     built = population_game(cfg, nodes=nodes)
     start = built.x0 if x0 is None else jnp.asarray(x0, jnp.float32)
-    return analyse(built.game, start, lr_g=cfg.lr_g, lr_d=cfg.lr_d,
+    return analyze(built.game, start, lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                    d_updates=cfg.d_updates if cfg.update == "alternating" else 1, **kwargs)

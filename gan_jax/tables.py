@@ -19,7 +19,7 @@ import sys
 from typing import Any, NamedTuple
 
 from gan_jax import results, stats
-from gan_jax.config import ConfigError, suggest
+from gan_jax.errors import ConfigError, suggest
 
 FORMATS = ("md", "csv", "latex")
 FILES = {"md": "summary.md", "csv": "summary.csv", "latex": "summary.tex"}
@@ -43,55 +43,6 @@ class Table(NamedTuple):
     rows: tuple[Row, ...]
 
 
-def load_results(directory: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """Every record of a directory's results files (shards merged), and the problems found.
-
-    A run recorded twice (e.g. by two job-array tasks given overlapping shards) counts once.
-    """
-    files = results.results_files(directory)
-    if not files:
-        raise ConfigError(f"{directory}: no results files (results.jsonl or "
-                          "results.shard-*.jsonl); run `python -m gan_jax sweep FILE --out "
-                          f"{directory}` first")
-    records, problems, seen = [], [], set()
-    for path in files:
-        recs, probs = results.read_records(path)
-        problems += probs
-        for r in recs:
-            if r.get("run_id") in seen:
-                problems.append(f"{path}: run {r.get('run_id')} recorded twice; counted once")
-                continue
-            seen.add(r.get("run_id"))
-            records.append(r)
-    if not records:
-        raise ConfigError(f"{directory}: the results files hold no complete records")
-    return records, problems
-
-
-def _key(value: Any) -> Any:
-    """A hashable form of a config value (lists become tuples)."""
-    return tuple(_key(v) for v in value) if isinstance(value, list) else value
-
-
-def varying_keys(records: list[dict]) -> tuple[str, ...]:
-    """The configuration keys whose value differs between records, in config order."""
-    keys = list(records[0]["config"])
-    return tuple(k for k in keys if len({_key(r["config"].get(k)) for r in records}) > 1)
-
-
-def _order(value: Any) -> tuple:
-    """Sort key for mixed config values: missing, then numbers, then strings, then lists."""
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (1, int(value))
-    if isinstance(value, (int, float)):
-        return (1, value)
-    if isinstance(value, str):
-        return (2, value)
-    return (3, str(value))
-
-
 def make_table(records: list[dict], by: tuple[str, ...] | None = None,
                metrics: tuple[str, ...] | None = None) -> Table:
     """Summarise records per configuration of the `by` keys.
@@ -104,33 +55,22 @@ def make_table(records: list[dict], by: tuple[str, ...] | None = None,
     Raises:
       ConfigError: for a key or metric the records do not have (with a near-miss suggestion).
     """
-    config_keys = list(records[0]["config"])
-    by = varying_keys(records) if by is None else tuple(by)
-    for k in by:
-        if k not in config_keys:
-            raise ConfigError(f"--by: {k!r} is not a configuration key{suggest(k, config_keys)}; "
-                              f"keys: {', '.join(config_keys)}")
+    by = results.varying_keys(records) if by is None else tuple(by)
+    results.check_keys(records, by, "--by")
     known = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
     metrics = tuple(known) if metrics is None else tuple(metrics)
     for m in metrics:
         if m not in known:
             raise ConfigError(f"--metrics: {m!r} is not a final metric of these results"
                               f"{suggest(m, known)}; metrics: {', '.join(known)}")
-    cells: dict[tuple, list[dict]] = {}
-    for r in records:
-        cells.setdefault(tuple(_key(r["config"].get(k)) for k in by), []).append(r)
     rows = []
-    for values in sorted(cells, key=lambda v: tuple(map(_order, v))):
-        cell = cells[values]
+    for values, cell in results.group_records(records, by).items():
         ok = [r for r in cell if r.get("status") != "diverged"]
-        summaries = {m: stats.summarize([_num(r["final"].get(m)) for r in ok]) for m in metrics}
+        summaries = {m: stats.summarize([results.number(r["final"].get(m)) for r in ok])
+                     for m in metrics}
         rows.append(Row(values, len(cell), len(cell) - len(ok), summaries))
     sweeps = sorted({str(r.get("sweep")) for r in records})
     return Table(", ".join(sweeps), by, metrics, tuple(rows))
-
-
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)
 
 
 def _cell(value: Any) -> str:
@@ -141,21 +81,27 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (no trailing newline): the one writer every report uses."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def to_markdown(table: Table) -> str:
     header = [*table.by, "runs", "diverged"]
     for m in table.metrics:
         header += [f"{m} mean ± std", f"{m} median", f"{m} 95% CI"]
-    lines = [f"# {table.sweep}: final metrics over seeds", "",
-             f"Cells: {STATS_NOTE}.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for row in table.rows:
         cells = [_cell(v) for v in row.values] + [str(row.runs), str(row.diverged)]
         for m in table.metrics:
             s = row.summaries[m]
             cells += [f"{stats.fmt(s.mean)} ± {stats.fmt(s.std)}", stats.fmt(s.median),
                       f"[{stats.fmt(s.ci_low)}, {stats.fmt(s.ci_high)}]"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return (f"# {table.sweep}: final metrics over seeds\n\nCells: {STATS_NOTE}.\n\n"
+            + markdown_table(header, rows) + "\n")
 
 
 def to_csv(table: Table) -> str:
@@ -259,9 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if not os.path.isdir(args.dir):
-        raise ConfigError(f"{args.dir}: no such directory")
-    records, problems = load_results(args.dir)
+    records, problems = results.load_results(args.dir)
     for p in problems:
         print(f"note: {p}", file=sys.stderr)
     table = make_table(records, _names(args.by), _names(args.metrics))

@@ -32,6 +32,7 @@ from gan_jax import models
 from gan_jax import optim
 from gan_jax import rand
 from gan_jax.config import HParams, StaticConfig
+from gan_jax.errors import ConfigError
 
 # Families whose parameters are few enough to record in every history row.
 SMALL_FAMILIES = ("linear", "piecewise", "logistic")
@@ -50,6 +51,8 @@ class RunOutput(NamedTuple):
     state: TrainState
     history: dict[str, jax.Array]   # name -> [num_logs, ...]
     final: dict[str, jax.Array]     # name -> scalar, on eval_samples fresh samples
+    samples: jax.Array | None = None  # f32[keep_samples, D]: the first generated samples the
+                                      # final metrics were computed on (None: none kept)
 
 
 class Parts(NamedTuple):
@@ -201,13 +204,13 @@ def eval_draws(parts: Parts, key, n: int) -> EvalDraws:
                      rand.normal(k_fake, (n, parts.latent_dim)))
 
 
-def sample_metrics(static: StaticConfig, parts: Parts, g_params,
-                   draws: EvalDraws) -> dict[str, jax.Array]:
-    """Metrics of generated samples G(z) against the real ones of `draws`."""
+def sample_metrics(static: StaticConfig, parts: Parts, real_ND: jax.Array,
+                   fake_ND: jax.Array) -> dict[str, jax.Array]:
+    """The configuration's metrics of generated samples against real ones."""
     return metrics_lib.sample_metrics(
-        parts.target, draws.real_ND, parts.generator.apply(g_params, draws.z_NL),
-        hq_threshold=static.hq_threshold, min_count=static.min_count,
-        num_projections=static.num_projections, mmd_samples=static.mmd_samples)
+        parts.target, real_ND, fake_ND, hq_threshold=static.hq_threshold,
+        min_count=static.min_count, num_projections=static.num_projections,
+        mmd_samples=static.mmd_samples)
 
 
 def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[TrainState, dict]]:
@@ -231,7 +234,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
                                                                     loss_draws.z_NL))
         row = {"step": state.step - 1, "loss_d": parts.loss.d_loss(real_logits, fake_logits),
                "loss_g": parts.loss.g_loss(fake_logits)}
-        row.update(sample_metrics(static, parts, state.g_params, metric_draws))
+        row.update(sample_metrics(static, parts, metric_draws.real_ND,
+                                  parts.generator.apply(state.g_params, metric_draws.z_NL)))
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
@@ -242,6 +246,9 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
 
     def train(hp: HParams, key: jax.Array):
         chex.assert_shape(hp.lr_g, ())
+        if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            raise ConfigError(f"key: got a {key.dtype} array of shape {key.shape} (a legacy "
+                              "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
         chex.assert_shape(key, ())
         tx_g, tx_d = optim.player_optimizers(static, hp)
         draw, step = make_step(static, parts, hp, tx_g, tx_d)
@@ -273,24 +280,36 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
     return train
 
 
-def make_evaluate(static: StaticConfig) -> Callable[[TrainState, jax.Array], dict]:
-    """`evaluate(state, key) -> final metrics` on eval_samples fresh samples."""
+def make_evaluate(static: StaticConfig, keep_samples: int = 0) -> Callable:
+    """`evaluate(state, key) -> (final metrics, samples)` on eval_samples fresh samples.
+
+    samples: the first keep_samples generated samples of the evaluation, f32[keep_samples, D],
+    or None when keep_samples is 0.
+    """
+    if not 0 <= keep_samples <= static.eval_samples:
+        raise ConfigError(f"keep_samples: got {keep_samples!r}; must be an integer in "
+                          f"[0, eval_samples = {static.eval_samples}]")
     parts = make_parts(static)
 
-    def evaluate(state: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        return sample_metrics(static, parts, state.g_params,
-                              eval_draws(parts, key, static.eval_samples))
+    def evaluate(state: TrainState, key: jax.Array):
+        draws = eval_draws(parts, key, static.eval_samples)
+        fake = parts.generator.apply(state.g_params, draws.z_NL)
+        final = sample_metrics(static, parts, draws.real_ND, fake)
+        return final, (fake[:keep_samples] if keep_samples else None)
 
     return evaluate
 
 
-def make_run(static: StaticConfig) -> Callable[[HParams, jax.Array], RunOutput]:
-    """`run(hparams, key) -> RunOutput`: train on one half of the key, evaluate on the other."""
-    train, evaluate = make_train(static), make_evaluate(static)
+def make_run(static: StaticConfig, keep_samples: int = 0) -> Callable[[HParams, jax.Array],
+                                                                      RunOutput]:
+    """`run(hparams, key) -> RunOutput`: train on one half of the key, evaluate on the other;
+    keep the first `keep_samples` generated samples of the evaluation."""
+    train, evaluate = make_train(static), make_evaluate(static, keep_samples)
 
     def run(hp: HParams, key: jax.Array) -> RunOutput:
         k_train, k_eval = jax.random.split(key)
         state, history = train(hp, k_train)
-        return RunOutput(state, history, evaluate(state, k_eval))
+        final, samples = evaluate(state, k_eval)
+        return RunOutput(state, history, final, samples)
 
     return run

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 
 from gan_jax import results
@@ -16,6 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small enough to compile and run fast; one discriminator step keeps the program short.
 TINY_BASE = dict(steps=20, log_every=10, batch_size=16, d_updates=1, eval_batch=32,
                  history_samples=32, eval_samples=64, g_init=[0.15, 0.0], d_init=[0.25, 0.0])
+
+# Planning and sweeps in tests use one device, whatever the machine or XLA_FLAGS give.
+ONE_DEVICE = tuple(jax.local_devices()[:1])
 
 # Records round floats to 7 significant digits; runs are computed run by run (vmap), so a
 # run's numbers do not depend on its chunk, chunk size or device. On XLA:CPU they come out

@@ -17,7 +17,10 @@ BAD = [
     (dict(batch_size=0), "batch_size", "positive integer"),
     (dict(batch_size=12.5), "batch_size", "positive integer"),
     (dict(steps=-3), "steps", "positive integer"),
-    (dict(eval_samples=0), "eval_samples", "positive integer"),
+    (dict(eval_samples=0), "eval_samples", "integer >= 2"),
+    (dict(history_samples=1), "history_samples", "integer >= 2"),
+    (dict(mmd_samples=1), "mmd_samples", "0 (no MMD) or an integer >= 2"),
+    (dict(data="bimodal_1d", data_radius=2.0), "data_radius", "does not apply"),
     (dict(d_updates=0), "d_updates", "positive integer"),
     (dict(steps=100, log_every=30), "log_every", "divide steps = 100"),
     (dict(g_init=[0.1, 0.2, 0.3]), "g_init", "must have 2 values"),
@@ -30,9 +33,18 @@ BAD = [
 ]
 
 
+@pytest.fixture
+def no_compile(monkeypatch):
+    """Fail the test if anything asks for a compiled program."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled before the input was validated")
+
+    monkeypatch.setattr(engine, "compiled_run", refuse)
+
+
 @pytest.mark.parametrize("values,field,allowed", BAD)
-def test_bad_config_names_field_value_and_rule(values, field, allowed):
-    before = engine.compiled_run.cache_info().currsize
+def test_bad_config_names_field_value_and_rule(values, field, allowed, no_compile):
     with pytest.raises(config.ConfigError) as e:
         config.make_config(values)
     msg = str(e.value)
@@ -41,12 +53,81 @@ def test_bad_config_names_field_value_and_rule(values, field, allowed):
         value = list(values.values())[-1]
         assert repr(value) in msg or str(value) in msg, msg
     assert allowed in msg, msg
-    assert engine.compiled_run.cache_info().currsize == before     # nothing compiled
 
 
 def test_good_config_round_trips():
     cfg = config.make_config(dict(generator="mlp", discriminator="mlp", g_init=None, lr_d=0.1))
     assert config.make_config(cfg.to_dict()) == cfg
+
+
+def test_replace_validates_and_normalises_like_make_config():
+    cfg = config.make_config()
+    assert cfg.replace(lr_d=1) == config.make_config(dict(lr_d=1))
+    assert isinstance(cfg.replace(lr_d=1).lr_d, float)
+    assert cfg.replace(g_init=[1, 2]).g_init == (1.0, 2.0)
+    hash(cfg.replace(g_init=[1, 2]))                      # lists become tuples: hashable
+    with pytest.raises(config.ConfigError, match="lr_d: got -1; must be a positive number"):
+        cfg.replace(lr_d=-1)
+    with pytest.raises(config.ConfigError, match="lr_dd: unknown field"):
+        cfg.replace(lr_dd=0.1)
+
+
+def test_every_field_is_declared_once_and_derived_everywhere():
+    # Each field has a kind, a check and a meaning; the static and traced parts are derived
+    # from those declarations, so a field added to RunConfig appears in exactly one of them.
+    import dataclasses
+    names = [f.name for f in dataclasses.fields(config.RunConfig)]
+    for f in dataclasses.fields(config.RunConfig):
+        assert f.metadata["kind"] in (config.STATIC, config.TRACED), f.name
+        assert callable(f.metadata["check"]) and f.metadata["doc"], f.name
+    static = [f.name for f in dataclasses.fields(config.StaticConfig)]
+    assert static == [*config.STATIC_FIELDS, *config.DERIVED_STATIC]
+    assert list(config.HParams._fields) == list(config.TRACED_FIELDS)
+    assert sorted(config.STATIC_FIELDS + config.TRACED_FIELDS) == sorted(names)
+    cfg = config.make_config(dict(g_init=[0.1, 0.2]))
+    assert set(config.traced_part(cfg)._asdict()) | set(config.static_part(cfg).__dict__) >= \
+        set(names)
+
+
+def test_registries_are_what_configuration_accepts():
+    from gan_jax import data, losses, models, optim
+    for field, registry in (("data", data.TARGETS), ("generator", models.GENERATORS),
+                            ("discriminator", models.DISCRIMINATORS),
+                            ("loss", losses.LOSSES), ("optimizer", optim.OPTIMIZERS),
+                            ("activation", models.ACTIVATIONS)):
+        values = {"data": "ring_2d", "generator": "mlp", "discriminator": "mlp"}
+        for name in registry:
+            extra = values if field in ("data",) else {}
+            if field == "generator" and models.GENERATORS[name].one_d or \
+                    field == "discriminator" and models.DISCRIMINATORS[name].one_d:
+                extra = {}
+            assert getattr(config.make_config({**extra, field: name}), field) == name
+        with pytest.raises(config.ConfigError, match=f"{field}: got 'nope'"):
+            config.make_config({field: "nope"})
+
+
+@pytest.mark.parametrize("cfg", [dict(), dict(generator="piecewise"),
+                                 dict(data="ring_2d", generator="mlp", discriminator="mlp",
+                                      latent_dim=3, g_width=7, d_depth=3)])
+def test_parameter_counts_are_the_families_own(cfg):
+    import jax
+    from gan_jax import models
+    cfg = config.make_config(cfg)
+    for role in ("generator", "discriminator"):
+        shapes = jax.eval_shape(models.make_model(cfg, role).init, jax.random.key(0))
+        assert models.num_params(cfg, role) == sum(x.size for x in jax.tree.leaves(shapes))
+
+
+def test_validation_starts_no_jax_backend():
+    # Importing the package and validating (also a bad value) must leave JAX's backends
+    # unstarted, so a device setting made afterwards (XLA_FLAGS, jax.distributed) still works.
+    code = ("import gan_jax\nfrom gan_jax import config, presets\n"
+            "from jax._src import xla_bridge\n"
+            "config.make_config(dict(generator='piecewise', g_init=[0, 1, 2, 3]))\n"
+            "try:\n    config.make_config(dict(g_init=[1.0]))\nexcept config.ConfigError:\n"
+            "    pass\nassert not xla_bridge._backends, xla_bridge._backends\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
 
 
 def _cli(*args):

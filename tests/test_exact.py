@@ -302,7 +302,7 @@ def test_estimated_floor_improves_on_its_starts():
 
 
 def test_cli_prints_exact_values_and_rejects_other_families(capsys):
-    from gan_jax.__main__ import main
+    from gan_jax.cli import main
 
     assert main(["exact", "--generator", "linear", "--theta", "1", "0", "--data-std", "1"]) == 0
     assert "W1" in capsys.readouterr().out

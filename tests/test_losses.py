@@ -35,7 +35,16 @@ NUMPY_FORMULAS = {
 def test_registry_covers_every_loss():
     assert set(losses.LOSSES) == set(NUMPY_FORMULAS)
     assert losses.LOSSES["wgan"].clip and not losses.LOSSES["wgan_gp"].clip
-    assert losses.LOSSES["wgan_gp"].gradient_penalty
+
+
+def test_a_loss_default_penalty_weight_switches_the_penalty_on():
+    # WGAN-GP's weight 10 comes from its registry entry unless the configuration sets one.
+    from gan_jax import config
+    gp = config.make_config(dict(loss="wgan_gp"))
+    assert gp.resolved_gp_weight == losses.LOSSES["wgan_gp"].gp_weight == 10.0
+    assert config.static_part(gp).use_gp and config.traced_part(gp).gp_weight == 10.0
+    assert not config.static_part(gp.replace(gp_weight=0.0)).use_gp
+    assert not config.static_part(config.make_config(dict(loss="wgan"))).use_gp
 
 
 @pytest.mark.parametrize("name", sorted(NUMPY_FORMULAS))

@@ -19,7 +19,7 @@ TINY_2D = dict(data="ring_2d", generator="mlp", discriminator="mlp", g_width=16,
                d_updates=1, batch_size=64, steps=20, log_every=10, eval_batch=200,
                history_samples=300, eval_samples=400)
 
-NEW_KEYS = {"modes_captured", "hq_fraction", "reverse_kl", "js", "sliced_w1", "mmd2"}
+NEW_KEYS = {"modes_captured", "hq_fraction", "reverse_kl", "mode_js", "sliced_w1", "mmd2"}
 SEED_KEYS = {"w1", "left", "right", "mode_balance", "real_mean", "real_std", "fake_mean",
              "fake_std"}
 
@@ -40,7 +40,7 @@ def reference_mode_metrics(means, stds, weights, x, threshold=3.0, min_count=1):
     js = 0.5 * sum(pk * math.log(pk / mk) for pk, mk in zip(p, m) if pk > 0) \
         + 0.5 * sum(wk * math.log(wk / mk) for wk, mk in zip(weights, m))
     return dict(modes_captured=int(np.sum(hq_counts >= min_count)),
-                hq_fraction=hq_counts.sum() / len(x), reverse_kl=kl, js=js)
+                hq_fraction=hq_counts.sum() / len(x), reverse_kl=kl, mode_js=js)
 
 
 # ----------------------------------------------------------------------------- mode metrics
@@ -85,8 +85,8 @@ def test_collapse_onto_m_of_k_equal_modes(m):
     # JS = (KL(p || mix) + KL(w || mix)) / 2, mix = (1/m + 1/8) / 2 on the m modes, 1/16 off.
     js = 0.5 * math.log(16 / (8 + m)) + 0.5 * ((m / 8) * math.log(2 * m / (8 + m))
                                                + (8 - m) / 8 * math.log(2))
-    np.testing.assert_allclose(out["js"], js, rtol=1e-5, atol=1e-7)
-    assert float(out["js"]) <= math.log(2)
+    np.testing.assert_allclose(out["mode_js"], js, rtol=1e-5, atol=1e-7)
+    assert float(out["mode_js"]) <= math.log(2)
 
 
 def test_low_quality_samples_enter_the_histogram_by_nearest_mode():
@@ -119,7 +119,7 @@ def test_mode_metrics_match_a_reference_loop(seed, spread):
     assert int(got["modes_captured"]) == want["modes_captured"]
     np.testing.assert_allclose(got["hq_fraction"], want["hq_fraction"], atol=1e-6)
     np.testing.assert_allclose(got["reverse_kl"], want["reverse_kl"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got["js"], want["js"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["mode_js"], want["mode_js"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("target,hq", [

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import __main__ as cli
+from gan_jax import cli
 from gan_jax import config, data, engine, plots, results
 from test_metrics import TINY_2D
 
@@ -81,7 +81,7 @@ def test_heatmap_and_its_cells(sweep_2d, tmp_path):
     np.testing.assert_allclose(value[0, 1], want)
 
 
-def test_samples_rerun_the_records_runs(sweep_2d, tmp_path, capsys):
+def test_samples_rerun_the_records_runs(sweep_2d, tmp_path, capsys, monkeypatch):
     directory, records = sweep_2d
     assert run_cli(directory, "--out", tmp_path, "--samples", "--seeds", 1,
                    "--where", "lr_d=0.001", "--num-samples", 300) == 0
@@ -91,9 +91,20 @@ def test_samples_rerun_the_records_runs(sweep_2d, tmp_path, capsys):
     assert "differ" not in capsys.readouterr().err
     # The re-run is the recorded run: same final metrics, samples of the target's dimension.
     chosen = [r for r in records if r["seed"] == 1 and r["config"]["lr_d"] == 1e-3]
-    for record, drawn in zip(chosen, plots.regenerate_samples(chosen, 50)):
+    rerun = plots.recorded_samples(chosen, 50)
+    for record, drawn in zip(chosen, rerun):
         assert drawn["matches"], record["final"]
         assert drawn["samples"].shape == (50, 2)
+    # Records that kept their samples (a sweep's keep_samples) are read, not re-run.
+    kept = [{**r, "samples": d["samples"].tolist()} for r, d in zip(chosen, rerun)]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("re-ran a run whose record holds its samples")
+
+    monkeypatch.setattr(engine, "rerun", refuse)
+    for a, b in zip(plots.recorded_samples(kept, 50), rerun):
+        np.testing.assert_array_equal(a["samples"], b["samples"])
+        assert a["matches"] and a["diverged_at"] == -1
 
 
 def test_1d_figures_from_records(tmp_path):

@@ -16,14 +16,14 @@ H = 0.1
 ORIGIN = np.zeros(2, np.float32)
 
 
-def analyse_arm(arm, **kwargs):
-    return stability.analyse(dirac_gan.dirac_game(arm), ORIGIN, lr_g=H, lr_d=H, **kwargs)
+def analyze_arm(arm, **kwargs):
+    return stability.analyze(dirac_gan.dirac_game(arm), ORIGIN, lr_g=H, lr_d=H, **kwargs)
 
 
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating"])
 def test_unregularised_dirac_gan_circles(loss):
     """J = [[0, 1/2], [-1/2, 0]]: eigenvalues +-i/2; simultaneous |1 + i h/2| > 1."""
-    a = analyse_arm(dirac_gan.Arm(loss, loss))
+    a = analyze_arm(dirac_gan.Arm(loss, loss))
     np.testing.assert_allclose(np.sort_complex(a.eigenvalues), [-0.5j, 0.5j], atol=1e-6)
     assert a.flow == "circles"
     assert a.rho_simultaneous == pytest.approx(math.sqrt(1 + H**2 / 4), abs=1e-6)
@@ -34,7 +34,7 @@ def test_unregularised_dirac_gan_circles(loss):
 def test_r1_makes_the_dirac_gan_converge():
     """J = [[0, 1/2], [-1/2, -gamma]]: eigenvalues (-gamma +- sqrt(gamma^2 - 1)) / 2."""
     gamma = 2.0
-    a = analyse_arm(dirac_gan.Arm("r1", "nonsaturating", r1_weight=gamma))
+    a = analyze_arm(dirac_gan.Arm("r1", "nonsaturating", r1_weight=gamma))
     root = math.sqrt(gamma**2 - 1)
     np.testing.assert_allclose(np.sort(a.eigenvalues.real), [(-gamma - root) / 2,
                                                              (-gamma + root) / 2], atol=1e-5)
@@ -43,10 +43,10 @@ def test_r1_makes_the_dirac_gan_converge():
 
 
 def test_wgan_circles_and_wgan_gp_is_not_linearisable():
-    clip = analyse_arm(dirac_gan.Arm("wgan", "wgan", clip=1.0))
+    clip = analyze_arm(dirac_gan.Arm("wgan", "wgan", clip=1.0))
     np.testing.assert_allclose(np.sort_complex(clip.eigenvalues), [-1j, 1j], atol=1e-6)
     assert (clip.flow, clip.alternating) == ("circles", "circles")
-    gp = analyse_arm(dirac_gan.Arm("wgan-gp", "wgan", gp_weight=1.0))
+    gp = analyze_arm(dirac_gan.Arm("wgan-gp", "wgan", gp_weight=1.0))
     assert gp.converged and not gp.differentiable and gp.eigenvalues is None
     assert "not differentiable" in gp.flow and gp.rho_simultaneous is None
 
@@ -82,7 +82,7 @@ def test_alternating_map_steps_d_then_g_with_the_new_d():
 
 def test_no_stationary_point_is_reported_with_its_residual():
     game = stability.Game(lambda th, ph: th[0], lambda th, ph: ph[0] ** 2, 1)  # v_theta = -1
-    a = stability.analyse(game, np.array([0.5, 0.5], np.float32), lr_g=H, lr_d=H)
+    a = stability.analyze(game, np.array([0.5, 0.5], np.float32), lr_g=H, lr_d=H)
     assert not a.converged and a.eigenvalues is None and a.rho_alternating is None
     assert a.residual == pytest.approx(1.0, abs=1e-4)
     assert a.flow.startswith("no stationary point") and "|v| = 1" in a.flow
@@ -108,10 +108,10 @@ def test_saturation_matches_the_closed_forms():
 def test_seed_linear_configuration_has_a_neutral_spread_direction():
     """The logistic D sees only the mean: at the stationary point the spread a is a flat
     direction (one zero eigenvalue); the other directions contract."""
-    a = stability.analyse_config(SEED_CONFIGS["linear"], nodes=64)
+    a = stability.analyze_config(SEED_CONFIGS["linear"], nodes=64)
     assert a.converged and a.differentiable
     assert np.sum(np.abs(a.eigenvalues) < 1e-4) == 1
     assert np.all(a.eigenvalues.real < 1e-4)
     assert a.flow == "neutral" and a.alternating == "neutral"
     with pytest.raises(ConfigError, match="sgd"):
-        stability.analyse_config(SEED_CONFIGS["linear"].replace(optimizer="adam"))
+        stability.analyze_config(SEED_CONFIGS["linear"].replace(optimizer="adam"))

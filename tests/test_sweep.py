@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 
 from gan_jax import engine, results, sweep
-from gan_jax.__main__ import main as cli
+from gan_jax.sweep import command
+from gan_jax.cli import main as cli
 from gan_jax.config import ConfigError, make_config, static_part
 
-from sweep_testing import (TINY_BASE, assert_same_runs, records_by_id, run_cli, write_sweep)
+from sweep_testing import (ONE_DEVICE, TINY_BASE, assert_same_runs, records_by_id, run_cli,
+                           write_sweep)
 
 GRID = dict(loss=["nonsaturating", "minimax"], lr_d=[0.02, 0.05])
 
@@ -88,7 +90,7 @@ def test_runs_group_by_static_part_only():
     # lr_d and g_init are traced (one program); loss and batch_size pick the program.
     s = make_sweep(dict(lr_d=[0.01, 0.02], g_init=[[0.1, 0.0], [0.2, 0.5]],
                         loss=["nonsaturating", "wgan"], batch_size=[16, 32]), seeds=2)
-    plan = sweep.plan_sweep(s, max_chunk=64)
+    plan = sweep.plan_sweep(s, max_chunk=64, devices=ONE_DEVICE)
     assert len(plan.groups) == 4
     for g in plan.groups:
         assert len(g.runs) == g.total == 2 * 2 * 2
@@ -103,7 +105,8 @@ def test_plan_skips_recorded_runs_and_takes_its_shard():
     s = make_sweep(seeds=5)                      # 2 groups x 10 runs
     runs = s.runs()
     done = {runs[0].run_id, runs[3].run_id}
-    parts = [sweep.plan_sweep(s, shard=(i, 3), recorded_ids=done) for i in range(3)]
+    parts = [sweep.plan_sweep(s, shard=(i, 3), recorded_ids=done, devices=ONE_DEVICE)
+             for i in range(3)]
     taken = [r.index for p in parts for g in p.groups for r in g.runs]
     assert sorted(taken) == [i for i in range(20) if i not in (0, 3)]
     assert sum(p.recorded for p in parts) == 2
@@ -136,7 +139,8 @@ def test_plan_partitions_the_grid_into_static_groups(grid, seeds, shards):
     s = make_sweep(grid, seeds=seeds)
     expected_runs = seeds * int(np.prod([len(v) for v in grid.values()]))
     statics = {static_part(c) for c in s.configs}
-    plans = [sweep.plan_sweep(s, shard=(i, shards), max_chunk=8) for i in range(shards)]
+    plans = [sweep.plan_sweep(s, shard=(i, shards), max_chunk=8, devices=ONE_DEVICE)
+             for i in range(shards)]
     for plan in plans:
         assert [g.static for g in plan.groups] == list(dict.fromkeys(
             static_part(c) for c in s.configs))
@@ -157,8 +161,8 @@ def baseline(tmp_path_factory):
     traces = collections.Counter()
     real_make_run = engine.make_run
 
-    def counting_make_run(static):
-        run = real_make_run(static)
+    def counting_make_run(static, *args):
+        run = real_make_run(static, *args)
 
         def counted(hp, key):
             traces[static] += 1
@@ -170,7 +174,7 @@ def baseline(tmp_path_factory):
     engine.compiled_run.cache_clear()           # programs built before would not be counted
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine, "make_run", counting_make_run)
-        plan = sweep.plan_sweep(make_sweep(), max_chunk=4)
+        plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE)
         report = sweep.run_sweep(plan, out / results.RESULTS_FILE)
     return dict(dir=out, plan=plan, report=report, traces=dict(traces),
                 records=records_by_id(out))
@@ -201,7 +205,7 @@ def test_memory_estimate_bounds_what_xla_allocates(baseline):
 
 def test_chunked_equals_unchunked(baseline, tmp_path):
     one_group = make_sweep(dict(GRID, loss=["nonsaturating"]))
-    plan = sweep.plan_sweep(one_group)
+    plan = sweep.plan_sweep(one_group, devices=ONE_DEVICE)
     assert [g.chunk_size for g in plan.groups] == [6]          # one call for all six runs
     sweep.run_sweep(plan, tmp_path / results.RESULTS_FILE)
     whole = records_by_id(tmp_path)
@@ -227,10 +231,10 @@ def test_resume_cuts_a_truncated_tail_and_finishes(baseline, tmp_path, capsys):
     lines = (baseline["dir"] / results.RESULTS_FILE).read_text().splitlines(keepends=True)
     # The second group's six records are lost, and a kill cut a line in half.
     (out / results.RESULTS_FILE).write_text("".join(lines[:6]) + lines[6][:57])
-    assert cli(["sweep", file, "--out", str(out), "--max-chunk", "4", "--quiet"]) == 2
+    assert cli(["sweep", file, "--out", str(out), "--max-chunk", "4", "--devices", "1", "--quiet"]) == 2
     assert "pass --resume" in capsys.readouterr().err
-    assert cli(["sweep", file, "--out", str(out), "--max-chunk", "4", "--resume",
-                "--quiet"]) == 0
+    assert cli(["sweep", file, "--out", str(out), "--max-chunk", "4", "--devices", "1",
+                "--resume", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "cut off 57 bytes of an interrupted write" in captured.err
     assert "6 runs recorded" in captured.out and "6 were recorded already" in captured.out
@@ -244,7 +248,7 @@ def test_resume_cuts_a_truncated_tail_and_finishes(baseline, tmp_path, capsys):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     file = write_sweep(tmp_path / "s.toml", "tiny", 3, TINY_BASE, GRID)
     assert cli(["sweep", file, "--dry-run", "--out", str(tmp_path / "out"),
-                "--max-chunk", "4"]) == 0
+                "--max-chunk", "4", "--devices", "1"]) == 0
     text = capsys.readouterr().out
     assert "12 runs = 4 grid points (2 loss x 2 lr_d) x 3 seeds" in text
     assert "devices: 1 x cpu" in text
@@ -263,7 +267,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_only_on_a_terminal():
-    plan = sweep.plan_sweep(make_sweep(), max_chunk=4)
+    plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE)
     shown = sweep.Progress(plan, stream=_Terminal())
     shown.start_group(1)
     shown.update(runs_done=4, run_steps_done=4 * 21, compile_wait_s=0.0)
@@ -282,12 +286,12 @@ def test_progress_only_on_a_terminal():
 
 
 def test_parse_size_and_shard():
-    assert sweep.parse_size("1GiB") == 1 << 30
-    assert sweep.parse_size("512MB") == 512 << 20
-    assert sweep.parse_size("2048") == 2048
-    assert sweep.parse_shard("3/16") == (3, 16)
+    assert command.parse_size("1GiB") == 1 << 30
+    assert command.parse_size("512MB") == 512 << 20
+    assert command.parse_size("2048") == 2048
+    assert command.parse_shard("3/16") == (3, 16)
     for bad in ("16/16", "1/0", "x", "-1/4"):
         with pytest.raises(ConfigError, match="--shard"):
-            sweep.parse_shard(bad)
+            command.parse_shard(bad)
     with pytest.raises(ConfigError, match="--memory-budget"):
-        sweep.parse_size("lots")
+        command.parse_size("lots")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from gan_jax import engine, results
-from gan_jax.__main__ import main as cli
+from gan_jax.cli import main as cli
 
 from sweep_testing import (ROOT, TINY_BASE, assert_same_runs, cli_command, cli_env,
                            records_by_id, run_cli, sweep_text, write_sweep)
@@ -108,7 +108,8 @@ def test_unwritable_output_directory(where, tmp_path, capsys, no_compile):
     (["--memory-budget", "lots"], "--memory-budget: got 'lots'"),
     (["--shard", "4/4"], "--shard: got '4/4'"),
     (["--max-chunk", "0"], "--max-chunk: got 0"),
-    (["--devices", "9"], "--devices: got 9"),
+    (["--devices", "100000"], "--devices: got 100000"),
+    (["--devices", "0"], "--devices: got 0"),
     ([], "--out: missing"),
 ])
 def test_bad_flags(flags, expected, tmp_path, capsys, no_compile):
@@ -132,7 +133,7 @@ def killable(tmp_path_factory):
     file = write_sweep(base / "killable.toml", "killable", 16, KILLABLE)
     cache = str(base / "jax-cache")
     proc = run_cli("sweep", file, "--out", base / "whole", "--max-chunk", 2, "--quiet",
-                   cache_dir=cache)
+                   devices=1, cache_dir=cache)
     assert proc.returncode == 0, proc.stderr
     whole = records_by_id(base / "whole")
     assert len(whole) == 16
@@ -151,7 +152,7 @@ def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
         cli_command("sweep", killable["file"], "--out", out, "--max-chunk", 2, "--quiet"),
-        env=cli_env(cache_dir=killable["cache"]), cwd=ROOT,
+        env=cli_env(devices=1, cache_dir=killable["cache"]), cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while _lines(out / results.RESULTS_FILE) < 2 and proc.poll() is None:
@@ -162,7 +163,7 @@ def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
     assert 2 <= _lines(out / results.RESULTS_FILE) < 16
 
     resumed = run_cli("sweep", killable["file"], "--out", out, "--max-chunk", 2, "--resume",
-                      "--quiet", cache_dir=killable["cache"])
+                      "--quiet", devices=1, cache_dir=killable["cache"])
     assert resumed.returncode == 0, resumed.stderr
     assert _lines(out / results.RESULTS_FILE) == 16       # every run once, file valid JSONL
     assert_same_runs(records_by_id(out), killable["whole"])
@@ -172,7 +173,7 @@ def test_job_array_shards_merge_in_the_table(killable, tmp_path):
     out = tmp_path / "out"
     for i in range(2):
         proc = run_cli("sweep", killable["file"], "--out", out, "--shard", f"{i}/2",
-                       "--max-chunk", 2, "--quiet", cache_dir=killable["cache"])
+                       "--max-chunk", 2, "--quiet", devices=1, cache_dir=killable["cache"])
         assert proc.returncode == 0, proc.stderr
         assert "8 runs recorded" in proc.stdout
     assert sorted(os.listdir(out)) == ["results.shard-0-of-2.jsonl",
@@ -195,7 +196,7 @@ def test_multi_host_processes_split_the_runs(killable, tmp_path):
         cli_command("sweep", killable["file"], "--out", out, "--max-chunk", 2, "--quiet",
                     "--coordinator", f"localhost:{port}", "--num-processes", 2,
                     "--process-id", i),
-        env=cli_env(cache_dir=killable["cache"]), cwd=ROOT, stdout=subprocess.PIPE,
+        env=cli_env(devices=1, cache_dir=killable["cache"]), cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     for p in procs:
         stdout, stderr = p.communicate(timeout=600)

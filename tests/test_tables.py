@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gan_jax import results, tables
-from gan_jax.__main__ import main as cli
+from gan_jax.cli import main as cli
 from gan_jax.config import ConfigError, make_config
 
 # Student t quantiles t_{0.975, df}, from published tables.
@@ -84,7 +84,7 @@ def test_csv_matches_numpy(results_dir, capsys):
 
 def test_default_rows_are_the_varying_keys_and_by_overrides(results_dir):
     _, records = results_dir
-    assert tables.varying_keys(records) == ("loss", "lr_d")
+    assert results.varying_keys(records) == ("loss", "lr_d")
     table = tables.make_table(records)
     assert table.by == ("loss", "lr_d") and table.metrics == ("w1", "mode_balance")
     by_loss = tables.make_table(records, by=("loss",), metrics=("w1",))
@@ -137,7 +137,7 @@ def test_shards_merge_and_a_doubled_run_counts_once(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--by", "los"], "--by: 'los' is not a configuration key (did you mean 'loss'?)"),
+    (["--by", "los"], "--by: 'los' is not a config key (did you mean 'loss'?)"),
     (["--metrics", "w1,mode_balanse"], "--metrics: 'mode_balanse' is not a final metric of "
                                        "these results (did you mean 'mode_balance'?)"),
 ])

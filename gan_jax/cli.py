@@ -1,0 +1,90 @@
+"""The command line: `python -m gan_jax <command> [...]`, and helpers for experiment scripts.
+
+Each command lives in its own module, which provides `add_arguments(parser)` and
+`main(args) -> int`. A ConfigError prints one line on stderr and exits with status 2, no
+traceback. Experiment scripts run through :func:`run_script` to get the same behaviour and the
+same device setting as the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from gan_jax.errors import ConfigError
+
+# command -> (module, one-line help)
+COMMANDS = {
+    "reproduce-seed": ("gan_jax.seed_repro", "the seed notebook's two runs over 64 seeds, with tables"),
+    "bench": ("gan_jax.bench", "throughput in run-steps/s against runs per call"),
+    "plot": ("gan_jax.plots", "figures of a sweep's results: curves, heatmaps, samples (matplotlib)"),
+    "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
+    "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose own usage errors exit with status 2 and no traceback."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def use_every_core() -> None:
+    """Give XLA one CPU device per available core, unless XLA_FLAGS already sets a count.
+
+    XLA spreads one CPU program over the cores only within each operation, which for the
+    step's many small operations leaves much of the machine idle; the sweep engine and the
+    bench shard runs over every device (BENCHMARKS.md has the gain). A run's numbers do not
+    depend on the device count. Only the CPU platform is affected, and only if set before JAX
+    starts its backends (JAX reads XLA_FLAGS when it first needs a device).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if HOST_DEVICES_FLAG in flags:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={cores}".strip()
+
+
+def _call(command, args) -> int:
+    try:
+        return int(command(args) or 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    use_every_core()
+    parser = Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    # Import only the chosen command's module: importing one may touch JAX's backends, and
+    # `sweep` must be able to start jax.distributed before anything does.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+    args = parser.parse_args(argv)
+    return _call(module.main, args)
+
+
+def run_script(doc: str, add_arguments, command) -> None:
+    """Run an experiment script as a command: its arguments, ConfigError -> exit 2."""
+    use_every_core()
+    parser = Parser(description=doc.splitlines()[0])
+    add_arguments(parser)
+    sys.exit(_call(command, parser.parse_args()))

@@ -1,0 +1,249 @@
+"""`python -m gan_jax sweep FILE --out DIR`: run a sweep file, resumably, and sum it up.
+
+Everything a user can get wrong (the file, the flags, the output directory) is checked before
+anything is compiled, and reported as a ConfigError naming the place. See docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import TextIO
+
+import jax
+
+from gan_jax import results
+from gan_jax.errors import ConfigError
+from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK, Plan, estimate_chunk_bytes, plan_sweep
+from gan_jax.sweep.run import DEFAULT_COMPILE_WORKERS, Progress, run_sweep
+from gan_jax.sweep.spec import Sweep, load_sweep
+
+DEFAULT_MEMORY_BUDGET = "1GiB"      # per device
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str, flag: str = "--memory-budget") -> int:
+    """Bytes from '1GiB', '512MB', '2g', '1000000' (K/M/G/T are powers of 1024)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ConfigError(f"{flag}: got {text!r}; give a size such as 512MiB or 2GiB")
+    value = float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    if value < 1:
+        raise ConfigError(f"{flag}: got {text!r}; must be at least 1 byte")
+    return int(value)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N): shard I (0-based) of N."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or not int(m.group(2)) >= 1 or not int(m.group(1)) < int(m.group(2)):
+        raise ConfigError(f"--shard: got {text!r}; give I/N with 0 <= I < N, e.g. 3/16 "
+                          "(for a job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return int(m.group(1)), int(m.group(2))
+
+
+def fmt_bytes(n: float | None) -> str:
+    """A byte count for people: '1.5 GiB', '300 B'; 'n/a' when unknown."""
+    if n is None:
+        return "n/a"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="sweep file (TOML; see docs/sweeps.md)")
+    parser.add_argument("--out", help="output directory (results.jsonl); required unless --dry-run")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (groups, runs, chunks, devices, memory) and stop")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a sweep in --out, skipping runs already recorded")
+    parser.add_argument("--memory-budget", default=DEFAULT_MEMORY_BUDGET, metavar="SIZE",
+                        help=f"device memory per chunk and device ({DEFAULT_MEMORY_BUDGET})")
+    parser.add_argument("--max-chunk", type=int, default=DEFAULT_MAX_CHUNK, metavar="N",
+                        help=f"at most N runs per call, all devices together ({DEFAULT_MAX_CHUNK})")
+    parser.add_argument("--devices", type=int, metavar="N",
+                        help="shard runs over the first N local devices (default: all)")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="do only shard I of N (0-based), writing results.shard-I-of-N.jsonl; "
+                             "for independent jobs, e.g. a SLURM job array")
+    parser.add_argument("--compile-workers", type=int, default=DEFAULT_COMPILE_WORKERS,
+                        metavar="W", help="compile up to W groups ahead, in parallel threads, "
+                        f"while one group computes ({DEFAULT_COMPILE_WORKERS})")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    multi = parser.add_argument_group(
+        "multi-host (jax.distributed; on with --distributed, explicit settings, or a cluster "
+        "environment: JAX_COORDINATOR_ADDRESS, srun with several tasks, mpirun)")
+    multi.add_argument("--distributed", action="store_true",
+                       help="call jax.distributed.initialize() (cluster auto-detection)")
+    multi.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    multi.add_argument("--num-processes", type=int, metavar="P")
+    multi.add_argument("--process-id", type=int, metavar="I")
+
+
+def _cluster_environment() -> bool:
+    """Whether the environment launched several cooperating processes of this command."""
+    env = os.environ
+
+    def more_than_one(name: str) -> bool:
+        try:
+            return int(env.get(name, "1")) > 1
+        except ValueError:
+            return False
+
+    return ("JAX_COORDINATOR_ADDRESS" in env or more_than_one("SLURM_STEP_NUM_TASKS")
+            or more_than_one("OMPI_COMM_WORLD_SIZE"))
+
+
+def _start_distributed(args: argparse.Namespace) -> None:
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not (args.distributed or any(x is not None for x in explicit) or _cluster_environment()):
+        return
+    if args.num_processes is not None and args.num_processes < 1:
+        raise ConfigError(f"--num-processes: got {args.num_processes}; must be at least 1")
+    if args.process_id is not None and args.num_processes is not None and not (
+            0 <= args.process_id < args.num_processes):
+        raise ConfigError(f"--process-id: got {args.process_id}; must be in "
+                          f"[0, {args.num_processes})")
+    jax.distributed.initialize(coordinator_address=args.coordinator,
+                               num_processes=args.num_processes, process_id=args.process_id)
+
+
+def recorded_runs(out: str, sweep: Sweep) -> tuple[dict[str, set[str]], list[str]]:
+    """Run ids recorded in each results file of `out`, and problems found reading them.
+
+    Raises ConfigError if a file there holds another sweep's results.
+    """
+    recorded, problems = {}, []
+    for f in results.results_files(out):
+        recs, found = results.read_records(f, fields=("run_id", "sweep"))
+        others = sorted({str(r["sweep"]) for r in recs} - {sweep.name})
+        if others:
+            raise ConfigError(f"--out: {f} holds results of sweep {others[0]!r}, not "
+                              f"{sweep.name!r} ({sweep.path}); choose another directory")
+        recorded[f] = {r["run_id"] for r in recs}
+        problems += found
+    return recorded, problems
+
+
+def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
+                ) -> tuple[str, set[str], list[str]]:
+    """Check an output directory before any compute; create it if needed.
+
+    Returns (results path, run ids recorded there, notes for the user). Raises ConfigError for
+    a directory that cannot be written, that holds another sweep's results, or that holds this
+    sweep's results without --resume. With --resume, a truncated last line left by a kill is
+    cut off so that appended records start on a fresh line.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ConfigError(f"--out: {out!r} exists and is not a directory")
+    recorded, notes = recorded_runs(out, sweep)
+    path = os.path.join(out, file_name)
+    own = recorded.get(path, set())
+    if own and not resume:
+        raise ConfigError(f"--out: {path} already holds {len(own)} results of sweep "
+                          f"{sweep.name!r}; pass --resume to finish it, or choose another "
+                          "directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--out: cannot write to {out!r}: {e.strerror}") from None
+    if not resume:
+        return path, set(), notes
+    cut = results.cut_partial_tail(path)
+    if cut:
+        notes = [n for n in notes if not n.startswith(f"{path}:")]
+        notes.append(f"{path}: cut off {cut} bytes of an interrupted write; "
+                     "those runs will be done again")
+    return path, set().union(*recorded.values()), notes
+
+
+def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
+    """The plan, for --dry-run: groups, runs, chunks, devices, estimated memory."""
+    stream = stream or sys.stdout
+    sweep = plan.sweep
+    n_dev = len(plan.devices)
+    kinds = sorted({d.platform for d in plan.devices})
+    grid = " x ".join(f"{len(v)} {k}" for k, v in sweep.grid) or "no grid"
+    lines = [
+        f"sweep {sweep.name!r} ({sweep.path}): {sweep.num_runs} runs = {len(sweep.configs)} "
+        f"grid points ({grid}) x {len(sweep.seeds)} seeds",
+        f"devices: {n_dev} x {'/'.join(kinds)}, run axis sharded over all; memory budget "
+        f"{fmt_bytes(plan.memory_budget)} per device; shard {plan.shard[0]}/{plan.shard[1]}",
+        "",
+        f"{'group':>5}  {'runs':>7}  {'to do':>7}  {'chunk':>6}  {'chunks':>6}  "
+        f"{'est. memory/device':>18}  program",
+    ]
+    for i, (g, label) in enumerate(zip(plan.groups, plan.labels()), start=1):
+        est = estimate_chunk_bytes(g.run_bytes, g.chunk_size // n_dev)
+        lines.append(f"{i:>5}  {g.total:>7}  {len(g.runs):>7}  {g.chunk_size:>6}  "
+                     f"{g.num_chunks:>6}  {fmt_bytes(est):>18}  {label}")
+    compiles = sum(bool(g.runs) for g in plan.groups)
+    lines += ["", f"total: {len(plan.groups)} groups, {compiles} to compile, {plan.todo} runs to "
+              f"do ({plan.recorded} already recorded), {plan.run_steps:,} run-steps"]
+    stream.write("\n".join(lines) + "\n")
+
+
+def main(args: argparse.Namespace) -> int:
+    budget = parse_size(args.memory_budget)
+    if args.max_chunk < 1:
+        raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
+    if args.compile_workers < 1:
+        raise ConfigError(f"--compile-workers: got {args.compile_workers}; must be at least 1")
+    shard_index, shard_count = parse_shard(args.shard)
+    if not args.dry_run and not args.out:
+        raise ConfigError("--out: missing; give an output directory (or use --dry-run)")
+    # Before anything touches a device: jax.distributed must start before JAX's backends.
+    _start_distributed(args)
+    sweep = load_sweep(args.file)
+    # Each process of a multi-host run is one more shard: runs are independent, so processes
+    # never wait on each other, and each writes its own results file.
+    count = shard_count * jax.process_count()
+    index = shard_index * jax.process_count() + jax.process_index()
+    devices = jax.local_devices()
+    if args.devices is not None:
+        if not 1 <= args.devices <= len(devices):
+            raise ConfigError(f"--devices: got {args.devices}; this process has "
+                              f"{len(devices)} local device(s)")
+        devices = devices[:args.devices]
+
+    recorded, notes, path = set(), [], None
+    if args.dry_run and args.out:               # show what is left; write nothing
+        by_file, notes = recorded_runs(args.out, sweep)
+        recorded = set().union(*by_file.values()) if args.resume else set()
+    elif args.out:
+        path, recorded, notes = prepare_out(args.out, sweep,
+                                            results.results_file_name(index, count),
+                                            resume=args.resume)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    plan = plan_sweep(sweep, devices=devices, memory_budget=budget, max_chunk=args.max_chunk,
+                      shard=(index, count), recorded_ids=recorded)
+    if args.dry_run:
+        print_plan(plan)
+        return 0
+
+    report = run_sweep(plan, path, progress=Progress(plan, enabled=False if args.quiet else None),
+                       compile_workers=args.compile_workers)
+    rate = report.run_steps / max(report.wall_s - report.compile_wait_s, 1e-9)
+    measured = [b for b in report.device_bytes if b is not None]
+    sizes = "/".join(map(str, sorted(set(report.chunk_sizes)))) or "0"
+    print(f"sweep {sweep.name!r}: {report.done} runs recorded in {report.path} "
+          f"({report.diverged} diverged; {report.skipped} were recorded already); "
+          f"{report.chunks} chunks of {sizes} runs on {report.num_devices} devices; "
+          f"{report.compilations} compilations ({report.compile_s:.1f} s, "
+          f"{report.compile_wait_s:.1f} s of it waited for); wall {report.wall_s:.1f} s; "
+          f"{rate:,.0f} run-steps/s outside compile waits"
+          + (f"; largest chunk {fmt_bytes(max(measured))}/device (XLA)" if measured else ""))
+    return 0

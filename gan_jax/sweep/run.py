@@ -1,0 +1,205 @@
+"""Running a plan: each group compiled once, called chunk by chunk, records appended.
+
+Compilation runs ahead in threads while a group computes; each chunk's records are appended
+to the results file and fsynced as it finishes (see gan_jax.results), and the next chunk is
+dispatched before the previous one's records are written, so the host's work overlaps the
+devices'. Progress is one line on a terminal, rewritten by the host between chunks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import time
+from typing import NamedTuple, TextIO
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from gan_jax import engine, results
+from gan_jax.config import stack_hparams, traced_part
+from gan_jax.sweep.plan import Group, Plan, abstract_inputs
+from gan_jax.sweep.spec import Run
+
+DEFAULT_COMPILE_WORKERS = 2         # groups compiled ahead, in threads, while one computes
+
+
+class Report(NamedTuple):
+    """What a sweep did in this process."""
+
+    path: str                  # the results file written
+    done: int                  # runs recorded now
+    diverged: int              # of which diverged
+    skipped: int               # runs found recorded already
+    compilations: int          # programs compiled (one per group with runs, unless shrunk)
+    chunks: int                # calls made
+    chunk_sizes: tuple[int, ...]           # per group run: runs per call
+    num_devices: int
+    compile_s: float           # seconds compiling, summed over the compiling threads
+    compile_wait_s: float      # seconds of the wall time spent waiting for a compilation
+    wall_s: float
+    run_steps: int
+    device_bytes: tuple[int | None, ...]   # per group run: the program's measured bytes/device
+
+
+def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None,
+              compile_workers: int = DEFAULT_COMPILE_WORKERS) -> Report:
+    """Run a plan's groups and append their records to `path`, chunk by chunk.
+
+    Each group is compiled once for its chunk size (the last chunk is padded with copies of a
+    real run, whose outputs are dropped). Compilation runs ahead in `compile_workers` threads,
+    so the next groups compile while this one computes, and the next chunk is dispatched
+    before the previous one's records are written, so the host's work overlaps the devices'.
+    """
+    path = os.fspath(path)
+    sharding = engine.run_sharding(plan.devices)
+    version_info = results.versions()
+    progress = progress or Progress(plan, enabled=False)
+    t_start = time.perf_counter()
+    done = diverged = compilations = run_steps = chunks = 0
+    compile_s = compile_wait_s = 0.0
+    measured, sizes = [], []
+
+    def finish(chunk: list[Run], output, steps_per_run: int) -> None:
+        nonlocal done, diverged, run_steps
+        host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
+        records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
+                                       [r.seed for r in chunk], host,
+                                       version_info=version_info,
+                                       ids=[r.run_id for r in chunk])
+        results.append_records(path, records)
+        done += len(records)
+        diverged += sum(r["status"] == "diverged" for r in records)
+        run_steps += len(chunk) * steps_per_run
+        progress.update(runs_done=done, run_steps_done=run_steps,
+                        compile_wait_s=compile_wait_s)
+
+    groups = [g for g in plan.groups if g.runs]
+    with concurrent.futures.ThreadPoolExecutor(max(1, compile_workers)) as pool:
+        compiling = [pool.submit(_compile, g, sharding, plan.memory_budget,
+                                 plan.sweep.keep_samples)
+                     for g in groups[:compile_workers]]
+        for number, group in enumerate(groups):
+            if number + compile_workers < len(groups):
+                compiling.append(pool.submit(_compile, groups[number + compile_workers],
+                                             sharding, plan.memory_budget,
+                                             plan.sweep.keep_samples))
+            progress.start_group(number + 1, compiling=not compiling[number].done())
+            t = time.perf_counter()
+            compiled, size, nbytes, tries, seconds = compiling[number].result()
+            compiling[number] = None                     # let the executable go with the group
+            compile_wait_s += time.perf_counter() - t
+            compile_s += seconds
+            compilations += tries
+            measured.append(nbytes)
+            sizes.append(size)
+            pending = None
+            for start in range(0, len(group.runs), size):
+                chunks += 1
+                chunk = list(group.runs[start:start + size])
+                output = compiled(*_chunk_inputs(chunk, size, sharding))   # not awaited
+                if pending is not None:
+                    finish(*pending)
+                pending = (chunk, output, group.static.run_steps)
+            finish(*pending)
+    progress.close()
+    return Report(path, done, diverged, plan.recorded, compilations, chunks, tuple(sizes),
+                  len(plan.devices), compile_s, compile_wait_s, time.perf_counter() - t_start,
+                  run_steps, tuple(measured))
+
+
+def _compile(group: Group, sharding: NamedSharding, budget: int, keep_samples: int):
+    """Compile a group's program for its chunk size; shrink the chunk if XLA says it won't fit.
+
+    Returns (compiled, chunk size, measured bytes per device or None, compilations, seconds).
+    """
+    t0 = time.perf_counter()
+    n_dev = sharding.mesh.size
+    program = engine.compiled_run(group.static, sharding, keep_samples)
+    hp, key = abstract_inputs(group.example)
+    size, tries = group.chunk_size, 0
+    while True:
+        batched = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct((size, *s.shape), s.dtype, sharding=sharding),
+            (hp, key))
+        compiled = program.lower(*batched).compile()
+        tries += 1
+        nbytes = _device_bytes(compiled)
+        if nbytes is None or nbytes <= budget or size <= n_dev:
+            return compiled, size, nbytes, tries, time.perf_counter() - t0
+        smaller = max(n_dev, int(size * budget / nbytes) // n_dev * n_dev)
+        size = smaller if smaller < size else size - n_dev
+
+
+def _device_bytes(compiled) -> int | None:
+    """Bytes one device needs for a compiled program, from XLA's memory analysis if any."""
+    try:
+        m = compiled.memory_analysis()
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return None
+    if m is None:
+        return None
+    return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+               - m.alias_size_in_bytes)
+
+
+def _chunk_inputs(chunk: list[Run], size: int, sharding: NamedSharding):
+    """(HParams, keys) of a chunk padded to `size` runs, placed on the run axis's devices."""
+    padded = chunk + [chunk[-1]] * (size - len(chunk))
+    hp = stack_hparams([traced_part(r.cfg) for r in padded])
+    keys = engine.seed_keys([r.seed for r in padded])
+    return jax.device_put((hp, keys), sharding)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class Progress:
+    """One status line on stderr, rewritten by the host between chunks.
+
+    Quiet unless the stream is a terminal (or `enabled` is given).
+    """
+
+    def __init__(self, plan: Plan, stream: TextIO | None = None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total = plan.todo
+        self.total_steps = plan.run_steps
+        self.groups = sum(bool(g.runs) for g in plan.groups)
+        self.group = 0
+        self.t0 = time.perf_counter()
+        self.shown = False
+
+    def _show(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+            self.shown = True
+
+    def start_group(self, number: int, compiling: bool = True) -> None:
+        """Group `number` (1-based, among groups with runs) starts; it may wait to compile."""
+        self.group = number
+        if compiling:
+            self._show(f"group {self.group}/{self.groups}: compiling...")
+
+    def update(self, *, runs_done: int, run_steps_done: int, compile_wait_s: float) -> None:
+        running = max(time.perf_counter() - self.t0 - compile_wait_s, 1e-9)
+        rate = run_steps_done / running
+        left = (self.total_steps - run_steps_done) / rate if rate > 0 else float("nan")
+        self._show(f"group {self.group}/{self.groups} | runs {runs_done}/{self.total} "
+                   f"({100 * runs_done / max(self.total, 1):.0f}%) | {rate:,.0f} run-steps/s | "
+                   f"~{_duration(left)} left (compiles aside)")
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,176 @@
+"""The sweep file: a TOML file of a name, seeds, a [base] configuration and a [grid].
+
+`load_sweep(path)` reads and validates a file as a whole, before anything is compiled, and
+expands its grid into configurations (the last grid key fastest) and runs (each grid point's
+seeds fastest). Every problem is a ConfigError naming the file, the table and the key. The
+format is documented in docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import tomllib
+from typing import Any, NamedTuple
+
+from gan_jax import results
+from gan_jax.config import FIELD_NAMES, RunConfig, make_config, tied_fields
+from gan_jax.errors import ConfigError, is_int, suggest
+
+SWEEP_KEYS = ("name", "seeds", "keep_samples", "base", "grid")
+MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
+
+
+class Run(NamedTuple):
+    """One run of a sweep: a configuration and a seed, at a place in the sweep's run order."""
+
+    index: int        # position in the sweep's run order (grid points, then seeds)
+    cfg: RunConfig
+    seed: int
+    run_id: str       # results.run_id(cfg, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file: its name, seeds and expanded grid."""
+
+    name: str
+    path: str
+    seeds: tuple[int, ...]
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]   # (key, values) in file order
+    configs: tuple[RunConfig, ...]                  # one per grid point, last key fastest
+    keep_samples: int = 0     # generated samples of the final evaluation kept in each record
+
+    @property
+    def grid_keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.grid)
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.configs) * len(self.seeds)
+
+    def runs(self) -> list[Run]:
+        """Every run, grid point by grid point, seeds fastest."""
+        out = []
+        for cfg in self.configs:
+            for seed, run_id in zip(self.seeds, results.run_ids(cfg, self.seeds)):
+                out.append(Run(len(out), cfg, seed, run_id))
+        return out
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and validate a sweep file; every problem is a ConfigError naming file and key."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse_sweep(data, path)
+
+
+def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
+    """Validate a parsed sweep file as a whole and expand its grid (no compilation)."""
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{path}: {message}")
+
+    for key in data:
+        if key not in SWEEP_KEYS:
+            hint = (" (run settings go under [base], lists to sweep under [grid])"
+                    if key in FIELD_NAMES else suggest(key, SWEEP_KEYS))
+            raise fail(f"{key}: unknown key{hint}; allowed: name, seeds, keep_samples, [base], [grid]")
+    name = data.get("name")
+    if name is None:
+        raise fail('name: missing; give the sweep a name, e.g. name = "lr-study"')
+    if not isinstance(name, str) or not name.strip():
+        raise fail(f"name: got {name!r}; must be a non-empty string")
+    seeds = _parse_seeds(data.get("seeds"), fail)
+    keep = data.get("keep_samples", 0)
+    if not is_int(keep) or keep < 0:
+        raise fail(f"keep_samples: got {keep!r}; must be an integer >= 0 (generated samples "
+                   "kept in each record)")
+
+    base = data.get("base", {})
+    if not isinstance(base, dict):
+        raise fail(f"base: got {base!r}; must be a table ([base])")
+    try:
+        make_config(base, where="[base]")
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+    grid = data.get("grid", {})
+    if not isinstance(grid, dict):
+        raise fail(f"grid: got {grid!r}; must be a table ([grid]) of lists")
+    swept: dict[str, str] = {}                   # field -> the grid key that sets it
+    for key, values in grid.items():
+        for field in tied_fields(key):
+            if field not in FIELD_NAMES:
+                hint = ("; seeds are set by the top-level `seeds`" if field in ("seed", "seeds")
+                        else suggest(field, FIELD_NAMES))
+                raise fail(f"[grid].{key}: {field!r} is not a field{hint}; a grid may sweep "
+                           f"any [base] field: {', '.join(FIELD_NAMES)}")
+            if field in swept:
+                raise fail(f"[grid].{key}: {field} is already swept by [grid].{swept[field]}")
+            swept[field] = key
+        if not isinstance(values, list):
+            raise fail(f"[grid].{key}: got {values!r}; must be a list of values to sweep")
+        if not values:
+            raise fail(f"[grid].{key}: empty list; give at least one value")
+        seen = []
+        for i, value in enumerate(values):
+            try:
+                cfg = make_config({**base, **_assign(key, value)})
+            except ConfigError as e:
+                raise fail(f"[grid].{key}[{i}]: {e}") from None
+            if getattr(cfg, tied_fields(key)[0]) in seen:
+                raise fail(f"[grid].{key}[{i}]: {value!r} appears twice; each grid point "
+                           "would run twice under the same run id")
+            seen.append(getattr(cfg, tied_fields(key)[0]))
+
+    keys = list(grid)
+    configs = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        try:
+            configs.append(make_config({**base, **{f: v for k, value in zip(keys, combo)
+                                                   for f, v in _assign(k, value).items()}}))
+        except ConfigError as e:
+            point = ", ".join(f"{k} = {v!r}" for k, v in zip(keys, combo))
+            raise fail(f"[grid] point {{{point}}}: {e}") from None
+    too_many = [c for c in configs if keep > c.eval_samples]
+    if too_many:
+        raise fail(f"keep_samples: got {keep}; must be at most eval_samples = "
+                   f"{too_many[0].eval_samples} (the samples kept are the final evaluation's)")
+    return Sweep(name, path, seeds, tuple((k, tuple(grid[k])) for k in keys), tuple(configs),
+                 keep)
+
+
+def _assign(grid_key: str, value: Any) -> dict[str, Any]:
+    return {field: value for field in tied_fields(grid_key)}
+
+
+def _parse_seeds(value: Any, fail) -> tuple[int, ...]:
+    if value is None:
+        raise fail("seeds: missing; give a count (seeds = 16) or a list (seeds = [0, 1, 2])")
+    if is_int(value):
+        if value < 1:
+            raise fail(f"seeds: got {value}; a count must be at least 1")
+        if value > MAX_SEED + 1:
+            raise fail(f"seeds: got {value}; at most 2**32 seeds")
+        return tuple(range(value))
+    if isinstance(value, list):
+        if not value:
+            raise fail("seeds: empty list; give at least one seed")
+        for i, seed in enumerate(value):
+            if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+                raise fail(f"seeds[{i}]: got {seed!r}; a seed is an integer in [0, 2**32)")
+        if len(set(value)) != len(value):
+            dup = next(s for s in value if value.count(s) > 1)
+            raise fail(f"seeds: {dup} appears twice; each run would be done twice")
+        return tuple(value)
+    raise fail(f"seeds: got {value!r}; must be a count (an integer >= 1) or a list of seeds")
