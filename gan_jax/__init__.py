@@ -1,5 +1,9 @@
 """gan_jax: GAN training dynamics on low-dimensional targets with known answers, in JAX."""
 
+from gan_jax import cache as _cache
+
+_cache.configure()     # the persistent compilation cache, on by default (gan_jax.cache)
+
 from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, stack_hparams,
                             static_part, traced_part, validate)
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d

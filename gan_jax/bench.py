@@ -30,7 +30,7 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import engine, models, presets
+from gan_jax import cache, engine, models, presets
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError, suggest
 
@@ -181,6 +181,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeats: got {args.repeats}; must be >= 1")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps: got {args.steps}; must be >= 1")
+    # Compile times are reported for an empty cache: the persistent cache is off here.
+    cache.configure("off")
     gpu = jax.devices()[0].platform != "cpu"
     report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine_info(), "configs": {}}

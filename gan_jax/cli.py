@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 
+from gan_jax import cache
 from gan_jax.errors import ConfigError
 
 # command -> (module, one-line help)
@@ -75,10 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     module = None
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.add_argument(
+            "--compile-cache", metavar="DIR|off", default=None,
+            help=f"where compiled programs are kept across runs (default: ${cache.ENV}, else "
+                 f"{cache.default_dir()}); off: no cache")
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(command_parser)
     args = parser.parse_args(argv)
+    if args.compile_cache is not None:
+        cache.configure(args.compile_cache)
     return _call(module.main, args)
 
 

@@ -9,7 +9,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gan_jax"
 # Each module's layer; a module may import only modules of lower layers.
 LAYERS = [
     ["errors"],
-    ["rand", "stats"],
+    ["rand", "stats", "cache"],
     ["data"],
     ["models", "losses", "optim", "metrics"],
     ["config", "gradcheck"],

@@ -42,6 +42,7 @@ def test_linear_family_cannot_fit_two_modes(outputs):
     assert np.all(outputs["linear"].state.diverged_at == -1)
 
 
+@pytest.mark.slow
 def test_reproduce_seed_cli_writes_results_and_report(tmp_path):
     out = tmp_path / "seed"
     p = subprocess.run([sys.executable, "-m", "gan_jax", "reproduce-seed", "--out", str(out),

@@ -212,6 +212,7 @@ def test_chunked_equals_unchunked(baseline, tmp_path):
     assert_same_runs(whole, {k: baseline["records"][k] for k in whole})
 
 
+@pytest.mark.slow
 def test_sharded_over_four_devices_equals_one_device(baseline, tmp_path):
     file = write_sweep(tmp_path / "s.toml", "tiny", 3, TINY_BASE,
                        dict(GRID, loss=["nonsaturating"]))

@@ -148,6 +148,7 @@ def _lines(path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -169,6 +170,7 @@ def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
     assert_same_runs(records_by_id(out), killable["whole"])
 
 
+@pytest.mark.slow
 def test_job_array_shards_merge_in_the_table(killable, tmp_path):
     out = tmp_path / "out"
     for i in range(2):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import config, engine, results, train
+from gan_jax import config, engine, losses, optim, results, train
 
 SMALL = dict(steps=8, log_every=4, batch_size=32, eval_batch=64, history_samples=64,
              eval_samples=64, g_init=[0.15, 0.0], d_init=[0.25, 0.0])
@@ -40,6 +40,7 @@ def test_vmapped_equals_single_runs():
         _tree_close(jax.tree.map(lambda x: x[i], batched), one)
 
 
+@pytest.mark.slow
 def test_large_calls_sort_with_the_network_and_get_the_same_numbers():
     # A call of engine.NETWORK_RUNS runs or more traces the final evaluation's sort as a
     # network (3000 values > rand.MAX_NETWORK); its runs equal those of a small call.
@@ -60,7 +61,7 @@ def test_large_calls_sort_with_the_network_and_get_the_same_numbers():
 
 def test_same_seed_same_numbers_and_different_seeds_differ():
     cfg = small_config()
-    a = engine.run_batch([cfg] * 3, [5, 6, 5])
+    a = engine.run_batch([cfg] * 4, [5, 6, 5, 7])   # 4 runs: test_vmapped's program
     _tree_close(jax.tree.map(lambda x: x[0], a), jax.tree.map(lambda x: x[2], a), rtol=0, atol=0)
     assert not np.allclose(a.history["w1"][0], a.history["w1"][1])
 
@@ -87,31 +88,70 @@ def test_explicit_initial_values_are_used_as_given():
 
 def test_random_initial_values_come_from_the_key():
     cfg = config.make_config({**SMALL, "g_init": None, "d_init": None, "generator": "piecewise"})
-    out = engine.run_batch([cfg] * 3, [1, 2, 1])
+    out = engine.run_batch([cfg] * 4, [1, 2, 1, 3])
     np.testing.assert_array_equal(out.history["g_params"][0, 0], out.history["g_params"][2, 0])
     assert not np.allclose(out.history["g_params"][0, 0], out.history["g_params"][1, 0])
 
 
 def test_divergence_is_recorded_and_isolated():
     ok, bad = small_config(), small_config(lr_g=1e30, lr_d=1e30)
-    out = engine.run_batch([ok, bad, ok], [0, 1, 2])
+    out = engine.run_batch([ok, bad, ok, ok], [0, 1, 2, 3])
     div = out.state.diverged_at
     assert div[0] == -1 and div[2] == -1
     assert 0 <= div[1] <= 8
     alone = engine.run_batch([ok, ok], [0, 2])
     _tree_close(jax.tree.map(lambda x: x[np.array([0, 2])], out), alone)
-    recs = results.make_records("t", [ok, bad, ok], [0, 1, 2], out)
-    assert [r["status"] for r in recs] == ["ok", "diverged", "ok"]
+    recs = results.make_records("t", [ok, bad, ok, ok], [0, 1, 2, 3], out)
+    assert [r["status"] for r in recs] == ["ok", "diverged", "ok", "ok"]
     assert recs[1]["diverged_at"] == int(div[1]) and recs[0]["diverged_at"] is None
     assert recs[1]["final"]["w1"] is None                    # non-finite written as null
     assert recs[0]["run_id"] != recs[2]["run_id"]
 
 
-@pytest.mark.parametrize("update", ["simultaneous"])
-def test_simultaneous_updates_run(update):
-    cfg = small_config(update=update, d_updates=1, g_init=None, d_init=None,
-                       generator="mlp", discriminator="mlp", g_width=8, d_width=8,
-                       loss="wgan_gp", optimizer="adam", lr_g=1e-3, lr_d=1e-3, r1_weight=1.0)
-    out = engine.run_batch([cfg] * 2, [0, 1])
-    assert np.all(out.state.diverged_at == -1)
-    assert np.all(np.isfinite(out.history["loss_d"]))
+def _one_step(cfg, key):
+    """One run-step of cfg from its explicit initial values: (state before, draws, after)."""
+    static, hp = config.static_part(cfg), config.traced_part(cfg)
+    parts = train.make_parts(static)
+    tx_g, tx_d = optim.player_optimizers(static, hp)
+    draw, step = train.make_step(static, parts, hp, tx_g, tx_d)
+    g0 = jnp.asarray(cfg.g_init, jnp.float32)
+    d0 = jnp.asarray(cfg.d_init, jnp.float32)
+    state = train.TrainState(g0, d0, tx_g.init(g0), tx_d.init(d0), jnp.zeros((), jnp.int32),
+                             jnp.full((), -1, jnp.int32))
+    draws = draw(key)
+    return parts, state, draws, jax.jit(step)(state, draws)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "hinge"])
+def test_simultaneous_step_takes_both_gradients_at_the_same_point(loss):
+    # Plain SGD: theta' = theta - lr_g dL_G/dtheta(theta, phi), phi' = phi - lr_d
+    # dL_D/dphi(theta, phi), both at the old (theta, phi) and on the step's one batch.
+    cfg = small_config(update="simultaneous", d_updates=1, loss=loss, lr_g=0.1, lr_d=0.2)
+    parts, state, draws, new = _one_step(cfg, jax.random.key(3))
+    (b,) = draws.d_batches
+    loss_fns = losses.get_loss(loss)
+    g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
+
+    def loss_g(theta, phi):
+        return loss_fns.g_loss(d_apply(phi, g_apply(theta, b.z_NL)))
+
+    def loss_d(theta, phi):
+        return loss_fns.d_loss(d_apply(phi, b.real_ND), d_apply(phi, g_apply(theta, b.z_NL)))
+
+    theta, phi = state.g_params, state.d_params
+    want_theta = theta - 0.1 * jax.grad(loss_g)(theta, phi)
+    want_phi = phi - 0.2 * jax.grad(loss_d, 1)(theta, phi)
+    np.testing.assert_allclose(new.g_params, want_theta, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(new.d_params, want_phi, rtol=1e-6, atol=1e-7)
+    # Alternating steps instead take the generator's gradient at the updated phi.
+    alt = small_config(d_updates=1, loss=loss, lr_g=0.1, lr_d=0.2)
+    _, state, draws, new = _one_step(alt, jax.random.key(3))
+    (b,) = draws.d_batches
+    phi1 = state.d_params - 0.2 * jax.grad(loss_d, 1)(state.g_params, state.d_params)
+    np.testing.assert_allclose(new.d_params, phi1, rtol=1e-6, atol=1e-7)
+
+    def loss_g_alt(theta):
+        return loss_fns.g_loss(d_apply(phi1, g_apply(theta, draws.z_g_NL)))
+
+    np.testing.assert_allclose(new.g_params, state.g_params - 0.1 * jax.grad(loss_g_alt)(
+        state.g_params), rtol=1e-6, atol=1e-7)
