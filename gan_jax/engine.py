@@ -21,8 +21,8 @@ from gan_jax.train import RunOutput, make_run
 RUN_AXIS = "runs"
 
 # Calls of at least this many runs sort the final evaluation's samples (up to
-# rand.LARGE_NETWORK of them) with the sorting network: about 2.5 s more compilation, repaid
-# within one call of this size (the seed's run: 2.5 s -> 0.4 s of sorting per 1024 runs).
+# rand.LARGE_NETWORK of them) with the sorting network: its extra compilation is repaid within
+# one call of this size, not of a small one (figures: BENCHMARKS.md).
 NETWORK_RUNS = 256
 
 

@@ -156,8 +156,8 @@ def _kernel_sum(a_ND: jax.Array, b_MD: jax.Array, inv_two_h2: float) -> jax.Arra
     """sum_{n, m} exp(-||a_n - b_m||^2 * inv_two_h2)."""
     # Differences coordinate by coordinate (D is small and static) rather than through
     # ||a||^2 + ||b||^2 - 2 a.b: XLA fuses them with the exp and the sum into one loop, the
-    # [N, M] kernel matrix is never stored, no cancellation makes a squared distance negative,
-    # and it measured 2-5x faster on CPU than either the matmul form or a reduction over D.
+    # [N, M] kernel matrix is never stored, and no cancellation makes a squared distance
+    # negative; on CPU it is also the fastest of the three forms.
     sq_NM = sum((a_ND[:, None, d] - b_MD[None, :, d]) ** 2 for d in range(a_ND.shape[1]))
     return jnp.sum(jnp.exp(-sq_NM * inv_two_h2))
 
@@ -175,7 +175,7 @@ def mmd2(x_ND: jax.Array, y_MD: jax.Array, bandwidth: float) -> jax.Array:
     c = 1.0 / (2.0 * bandwidth**2)
     if x_ND.shape == y_MD.shape:
         # One loop over the three pairs: a single kernel-sum body, which XLA compiles once and
-        # ran about 4x faster on CPU than three sums it fuses together.
+        # runs faster on CPU than three sums it fuses together.
         pairs = jnp.stack([jnp.stack([x_ND, x_ND]), jnp.stack([y_MD, y_MD]),
                            jnp.stack([x_ND, y_MD])])
         sxx, syy, sxy = jax.lax.map(lambda p: _kernel_sum(p[0], p[1], c), pairs)

@@ -109,7 +109,7 @@ def normal(key: jax.Array, shape) -> jax.Array:
 # each add to compile time, which only a large call repays. By default the network sorts up to
 # MAX_NETWORK values (the history rows' 2000); `network_limit` raises that for one trace, as
 # the engine does for calls of many runs, whose final evaluation (4000 values by default) then
-# takes 0.4 s instead of 2.5 s per 1024 runs against about 2.5 s more compilation.
+# sorts several times faster at the price of more compilation (figures: BENCHMARKS.md).
 MAX_NETWORK = 2048
 LARGE_NETWORK = 4096
 _network_limit = contextvars.ContextVar("network_limit", default=MAX_NETWORK)
@@ -132,7 +132,7 @@ def sort(x: jax.Array) -> jax.Array:
     Up to MAX_NETWORK values (or those of `network_limit`), a bitonic sorting network
     (Batcher 1968) of min/max stages over the axis padded to a power of two with +inf: every
     stage is a vectorised pass over the array, which on CPU runs several times faster than
-    XLA's comparison sort (0.24 vs 0.87 ms for 2 x 2000 floats). Longer axes use jnp.sort.
+    XLA's comparison sort (BENCHMARKS.md). Longer axes use jnp.sort.
     """
     n = x.shape[-1]
     m = max(1, (n - 1).bit_length())

@@ -84,7 +84,7 @@ def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callabl
     def objective(d_params, real_ND, fake_ND, gp_u_N1):
         # Two passes, not one over the concatenated batch: on CPU, XLA fuses the concatenation
         # with both samplers and then duplicates that fusion into each consumer, recomputing
-        # the random draws (3x slower for the seed's linear run, and twice the compile time).
+        # the random draws (slower, and longer to compile: BENCHMARKS.md).
         value = parts.loss.d_loss(d_apply(d_params, real_ND), d_apply(d_params, fake_ND))
         if static.use_gp:
             value += hp.gp_weight * losses_lib.gradient_penalty(
