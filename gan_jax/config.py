@@ -31,6 +31,10 @@ from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, i
 
 STATIC, TRACED = "static", "traced"
 UPDATES = ("alternating", "simultaneous")
+# Static fields of which one program may hold several values, each run picking its own by a
+# traced index (`HParams.<field>_index`): the loss changes no array shape and no random draw,
+# so runs that differ only in it share a program (docs/sweeps.md, "Static and traced").
+CHOICE_FIELDS = ("loss",)
 
 # ----------------------------------------------------------------------------- checks
 # A check maps a value to None (allowed) or to the rule it breaks, worded for a message.
@@ -228,26 +232,53 @@ def _run_steps(self) -> int:
 
 StaticConfig = dataclasses.make_dataclass(
     "StaticConfig",
-    [(f.name, f.type) for f in FIELDS if f.name in STATIC_FIELDS]
+    [(f.name, "tuple[str, ...]" if f.name in CHOICE_FIELDS else f.type)
+     for f in FIELDS if f.name in STATIC_FIELDS]
     + [(name, "bool") for name in DERIVED_STATIC],
     frozen=True,
     namespace={"__doc__": "The part of a run's configuration that picks the compiled program "
-                          "(hashable): the static fields and DERIVED_STATIC.",
+                          "(hashable): the static fields and DERIVED_STATIC; a choice field "
+                          "(CHOICE_FIELDS) holds the tuple of values the program serves.",
                "num_logs": property(_num_logs), "run_steps": property(_run_steps)})
 
 StaticConfig.__module__ = __name__
 
-HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS])
-HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, and f32[n] explicit initial "
-                   "values (n = 0 when none are given); stacked, a leading run axis.")
+INDEX_FIELDS = tuple(f"{name}_index" for name in CHOICE_FIELDS)
+HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS + INDEX_FIELDS])
+HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, f32[n] explicit initial "
+                   "values (n = 0 when none are given), and i32[] indices of the run's value of "
+                   "each choice field in its program; stacked, a leading run axis.")
+
+_CHOICE_ORDER = {"loss": tuple(losses.LOSSES)}
 
 
 def static_part(cfg: RunConfig) -> StaticConfig:
-    return StaticConfig(**{f: getattr(cfg, f) for f in STATIC_FIELDS},
+    """The static part of one run: its program, if it runs alone."""
+    return StaticConfig(**{f: (getattr(cfg, f),) if f in CHOICE_FIELDS else getattr(cfg, f)
+                           for f in STATIC_FIELDS},
                         **{name: fact(cfg) for name, fact in DERIVED_STATIC.items()})
 
 
-def traced_part(cfg: RunConfig) -> HParams:
+def shape_key(static: StaticConfig) -> StaticConfig:
+    """A static part without its choice fields: runs with equal keys can share one program."""
+    return dataclasses.replace(static, **{f: () for f in CHOICE_FIELDS})
+
+
+def merge_statics(statics) -> StaticConfig:
+    """The one program serving runs of these static parts: every choice field holds the union of
+    their values, in registry order. Raises ValueError unless they differ only in choices."""
+    statics = list(statics)
+    if len({shape_key(s) for s in statics}) != 1:
+        raise ValueError("merge_statics: the static parts differ in more than their choices")
+    union = {f: {v for s in statics for v in getattr(s, f)} for f in CHOICE_FIELDS}
+    return dataclasses.replace(statics[0], **{
+        f: tuple(v for v in _CHOICE_ORDER[f] if v in union[f]) for f in CHOICE_FIELDS})
+
+
+def traced_part(cfg: RunConfig, program: StaticConfig | None = None) -> HParams:
+    """The traced part of a run, in `program` (default: the run's own static part)."""
+    program = program or static_part(cfg)
+
     def value(name):
         if name == "gp_weight":
             return np.float32(cfg.resolved_gp_weight)
@@ -255,7 +286,8 @@ def traced_part(cfg: RunConfig) -> HParams:
             return np.asarray(getattr(cfg, name) or (), np.float32)
         return np.float32(getattr(cfg, name))
 
-    return HParams(*(value(name) for name in TRACED_FIELDS))
+    indices = (np.int32(getattr(program, f).index(getattr(cfg, f))) for f in CHOICE_FIELDS)
+    return HParams(*(value(name) for name in TRACED_FIELDS), *indices)
 
 
 def stack_hparams(hps: list[HParams]) -> HParams:

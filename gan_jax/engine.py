@@ -73,18 +73,24 @@ def seed_keys(seeds) -> jax.Array:
 
 
 def run_batch(cfgs: list[RunConfig], seeds: list[int], *, keep_samples: int = 0) -> RunOutput:
-    """Run configurations that share one static part, in one call; returns NumPy arrays."""
+    """Run configurations that share one program, in one call; returns NumPy arrays.
+
+    Their static parts may differ in choice fields only (config.CHOICE_FIELDS: the loss):
+    the program then serves each run's own choice.
+    """
     statics = {config_lib.static_part(c) for c in cfgs}
-    if len(statics) != 1:
-        raise ValueError(f"run_batch needs one static configuration, got {len(statics)}")
+    if len({config_lib.shape_key(s) for s in statics}) != 1:
+        raise ValueError(f"run_batch needs one program, got {len(statics)} static parts that "
+                         "differ in more than their choice fields")
+    program = config_lib.merge_statics(statics)
     n = len(cfgs)
     # A batch of one compiles to other kernels (a unit run axis is squeezed away), whose
     # rounding differs; GAN training can amplify that. Padding to two keeps one run's numbers
     # the same as in any larger batch.
     if n == 1:
         cfgs, seeds = list(cfgs) * 2, list(seeds) * 2
-    hps = config_lib.stack_hparams([config_lib.traced_part(c) for c in cfgs])
-    out = compiled_run(statics.pop(), None, keep_samples)(hps, seed_keys(seeds))
+    hps = config_lib.stack_hparams([config_lib.traced_part(c, program) for c in cfgs])
+    out = compiled_run(program, None, keep_samples)(hps, seed_keys(seeds))
     return jax.tree.map(lambda x: np.asarray(x)[:n], out)
 
 

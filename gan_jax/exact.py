@@ -352,8 +352,10 @@ HISTORY_QUADRATURE = Quadrature(panels=4)
 
 
 def records_d_gap(static) -> bool:
-    """Whether training records `d_gap` in its history rows (a static condition)."""
-    return static.generator in CLOSED_FORM and static.loss in GAP_LOSSES
+    """Whether training records `d_gap` in its history rows (a static condition): a closed-form
+    generator and a loss whose best discriminator is D* (for a program of several losses, any
+    of them; a run's record keeps d_gap only if its own loss is one, see results)."""
+    return static.generator in CLOSED_FORM and any(n in GAP_LOSSES for n in static.loss)
 
 
 def history_fields(static, parts, g_params, d_params) -> dict[str, jax.Array]:

@@ -99,6 +99,30 @@ def get_loss(name: str) -> Loss:
     return LOSSES[name]
 
 
+def pick(names: tuple[str, ...], index) -> Loss:
+    """The loss `names[index]`, where one program holds several losses and each run picks its
+    own by a traced integer index.
+
+    With one name this is that loss itself (no index is read, the program is the single-loss
+    one). With several, each value is `lax.switch` over the losses, which under `vmap` computes
+    every branch and selects each run's own; `clip` is then a traced bool (the run's loss
+    clips), or the plain bool when all the losses agree.
+    """
+    if len(names) == 1:
+        return LOSSES[names[0]]
+    chosen = [LOSSES[n] for n in names]
+
+    def d_loss(real, fake):
+        return jax.lax.switch(index, [c.d_loss for c in chosen], real, fake)
+
+    def g_loss(fake):
+        return jax.lax.switch(index, [c.g_loss for c in chosen], fake)
+
+    clips = {c.clip for c in chosen}
+    clip = clips.pop() if len(clips) == 1 else jnp.asarray([c.clip for c in chosen])[index]
+    return Loss(d_loss, g_loss, clip=clip)
+
+
 # ----------------------------------------------------------------------------- penalties
 
 def _input_grads(d_apply, d_params, x_ND):

@@ -18,7 +18,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from gan_jax.config import RunConfig, tied_fields
+from gan_jax import exact
+from gan_jax.config import RunConfig, static_part, tied_fields
 from gan_jax.errors import ConfigError, suggest
 
 RESULTS_FILE = "results.jsonl"
@@ -74,6 +75,7 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
     version_info = version_info or versions()
     diverged_at = np.asarray(output.state.diverged_at)
     config_dicts: dict[RunConfig, dict] = {}     # runs of a batch share few configurations
+    gap: dict[RunConfig, bool] = {}
     records = []
     for i, (cfg, seed) in enumerate(zip(cfgs, seeds)):
         final = {k: np.asarray(v)[i] for k, v in output.final.items()}
@@ -81,6 +83,9 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
         nonfinite = not all(np.all(np.isfinite(v)) for v in final.values())
         if cfg not in config_dicts:
             config_dicts[cfg] = cfg.to_dict()
+            # A program of several losses records d_gap for all its runs; a run keeps it only
+            # if its own configuration defines it, so its record is the same in any program.
+            gap[cfg] = exact.records_d_gap(static_part(cfg))
         records.append({
             "run_id": ids[i] if ids is not None else run_id(cfg, seed),
             "sweep": sweep,
@@ -89,7 +94,8 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
             "status": "diverged" if div >= 0 or nonfinite else "ok",
             "diverged_at": div if div >= 0 else None,
             "final": _clean(final),
-            "history": _clean({k: np.asarray(v)[i] for k, v in output.history.items()}),
+            "history": _clean({k: np.asarray(v)[i] for k, v in output.history.items()
+                               if k != "d_gap" or gap[cfg]}),
             "versions": version_info,
         })
         if output.samples is not None:

@@ -323,15 +323,16 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     z = ndtri(p)[:, None]
     d_objective = train.make_d_objective(static, parts, hp)
     d_apply, g_apply = parts.discriminator.apply, parts.generator.apply
+    loss = parts.loss(hp)
 
     def g_loss(theta, phi):
-        return parts.loss.g_loss(d_apply(unravel_d(phi), g_apply(unravel_g(theta), z)))
+        return loss.g_loss(d_apply(unravel_d(phi), g_apply(unravel_g(theta), z)))
 
     def d_loss(theta, phi):
         return d_objective(unravel_d(phi), real, g_apply(unravel_g(theta), z), gp_u)
 
     project = None
-    if parts.loss.clip:
+    if loss.clip:
         project = lambda phi: losses.clip_params(phi, hp.clip)  # noqa: E731
     game = Game(g_loss, d_loss, theta0.size, project)
     return ConfigGame(game, jnp.concatenate([theta0, phi0]), unravel_g, unravel_d)

@@ -56,19 +56,22 @@ class RunOutput(NamedTuple):
 
 
 class Parts(NamedTuple):
-    """What a static configuration fixes: target, families, loss."""
+    """What a static configuration fixes: target, families, the losses it serves."""
 
     target: data_lib.GaussianMixture
     generator: models.Model
     discriminator: models.Model
-    loss: losses_lib.Loss
+    losses: tuple[str, ...]        # one, or several that runs pick by hp.loss_index
     latent_dim: int
+
+    def loss(self, hp: HParams) -> losses_lib.Loss:
+        """The run's loss (losses.pick)."""
+        return losses_lib.pick(self.losses, hp.loss_index)
 
 
 def make_parts(static: StaticConfig) -> Parts:
     return Parts(data_lib.make_target(static), models.make_generator(static),
-                 models.make_discriminator(static), losses_lib.get_loss(static.loss),
-                 models.latent_dim(static))
+                 models.make_discriminator(static), static.loss, models.latent_dim(static))
 
 
 def _all_finite(tree) -> jax.Array:
@@ -80,12 +83,13 @@ def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callabl
 
     gp_u_N1 holds the gradient penalty's interpolation weights, u ~ U(0, 1) per sample."""
     d_apply = parts.discriminator.apply
+    loss = parts.loss(hp)
 
     def objective(d_params, real_ND, fake_ND, gp_u_N1):
         # Two passes, not one over the concatenated batch: on CPU, XLA fuses the concatenation
         # with both samplers and then duplicates that fusion into each consumer, recomputing
         # the random draws (slower, and longer to compile: BENCHMARKS.md).
-        value = parts.loss.d_loss(d_apply(d_params, real_ND), d_apply(d_params, fake_ND))
+        value = loss.d_loss(d_apply(d_params, real_ND), d_apply(d_params, fake_ND))
         if static.use_gp:
             value += hp.gp_weight * losses_lib.gradient_penalty(
                 d_apply, d_params, real_ND, fake_ND, gp_u_N1)
@@ -128,6 +132,7 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
     batch, latent = static.batch_size, parts.latent_dim
     d_objective = make_d_objective(static, parts, hp)
+    loss = parts.loss(hp)
     n_real = parts.target.words_per_sample
     n_gp = 1 if static.use_gp else 0
     per_batch = n_real + latent + n_gp          # words per sample of one D batch
@@ -147,13 +152,16 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         return StepDraws(d_batches, rand.normal_from_bits(bits_NW[:, n_d_batches * per_batch:]))
 
     def g_objective(g_params, d_params, z_NL):
-        return parts.loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
+        return loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
 
     def apply_d(state, grads):
         updates, d_opt = tx_d.update(grads, state.d_opt, state.d_params)
         d_params = optax.apply_updates(state.d_params, updates)
-        if parts.loss.clip:
+        if loss.clip is True:
             d_params = losses_lib.clip_params(d_params, hp.clip)
+        elif loss.clip is not False:           # several losses in one program: the run's own
+            d_params = jax.tree.map(lambda c, p: jnp.where(loss.clip, c, p),
+                                    losses_lib.clip_params(d_params, hp.clip), d_params)
         return state._replace(d_params=d_params, d_opt=d_opt)
 
     def apply_g(state, grads):
@@ -224,7 +232,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
 
-    def history_row(state, key):
+    def history_row(state, key, loss: losses_lib.Loss):
         k_loss, k_metrics = jax.random.split(key)
         loss_draws = eval_draws(parts, k_loss, static.eval_batch)
         metric_draws = eval_draws(parts, k_metrics, static.history_samples)
@@ -232,8 +240,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         real_logits = d_apply(state.d_params, loss_draws.real_ND)
         fake_logits = d_apply(state.d_params, parts.generator.apply(state.g_params,
                                                                     loss_draws.z_NL))
-        row = {"step": state.step - 1, "loss_d": parts.loss.d_loss(real_logits, fake_logits),
-               "loss_g": parts.loss.g_loss(fake_logits)}
+        row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
+               "loss_g": loss.g_loss(fake_logits)}
         row.update(sample_metrics(static, parts, metric_draws.real_ND,
                                   parts.generator.apply(state.g_params, metric_draws.z_NL)))
         if record_params[0]:
@@ -271,7 +279,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
-            return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index))
+            return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index),
+                                               parts.loss(hp))
 
         first = draw(rand.fold_in(k_loop, state.step))
         (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from gan_jax import engine, results, sweep
 from gan_jax.sweep import command
 from gan_jax.cli import main as cli
-from gan_jax.config import ConfigError, make_config, static_part
+from gan_jax.config import ConfigError, make_config, merge_statics, shape_key, static_part
 
 from sweep_testing import (ONE_DEVICE, TINY_BASE, assert_same_runs, records_by_id, run_cli,
                            write_sweep)
@@ -90,7 +90,7 @@ def test_runs_group_by_static_part_only():
     # lr_d and g_init are traced (one program); loss and batch_size pick the program.
     s = make_sweep(dict(lr_d=[0.01, 0.02], g_init=[[0.1, 0.0], [0.2, 0.5]],
                         loss=["nonsaturating", "wgan"], batch_size=[16, 32]), seeds=2)
-    plan = sweep.plan_sweep(s, max_chunk=64, devices=ONE_DEVICE)
+    plan = sweep.plan_sweep(s, max_chunk=64, devices=ONE_DEVICE, merge_choices=False)
     assert len(plan.groups) == 4
     for g in plan.groups:
         assert len(g.runs) == g.total == 2 * 2 * 2
@@ -99,6 +99,12 @@ def test_runs_group_by_static_part_only():
             (0.01, (0.1, 0.0)), (0.01, (0.2, 0.5)), (0.02, (0.1, 0.0)), (0.02, (0.2, 0.5))}
     assert sorted(r.index for g in plan.groups for r in g.runs) == list(range(s.num_runs))
     assert plan.labels()[0] == "loss=nonsaturating batch_size=16"
+    # By default the loss is traced: one program per batch size, holding both losses.
+    merged = sweep.plan_sweep(s, max_chunk=64, devices=ONE_DEVICE)
+    assert [g.static.loss for g in merged.groups] == [("nonsaturating", "wgan")] * 2
+    assert [g.total for g in merged.groups] == [16, 16]
+    assert merged.labels() == ["loss=nonsaturating|wgan batch_size=16",
+                               "loss=nonsaturating|wgan batch_size=32"]
 
 
 def test_plan_skips_recorded_runs_and_takes_its_shard():
@@ -138,13 +144,16 @@ def test_plan_partitions_the_grid_into_static_groups(grid, seeds, shards):
     grid = {k: choices[k][:n] for k, n in grid.items()}
     s = make_sweep(grid, seeds=seeds)
     expected_runs = seeds * int(np.prod([len(v) for v in grid.values()]))
-    statics = {static_part(c) for c in s.configs}
+    # One program per shape key (the static part without the loss), holding every loss of its
+    # runs; the same programs in every shard.
+    keys = list(dict.fromkeys(shape_key(static_part(c)) for c in s.configs))
     plans = [sweep.plan_sweep(s, shard=(i, shards), max_chunk=8, devices=ONE_DEVICE)
              for i in range(shards)]
     for plan in plans:
-        assert [g.static for g in plan.groups] == list(dict.fromkeys(
-            static_part(c) for c in s.configs))
-        assert len(plan.groups) == len(statics)
+        assert [shape_key(g.static) for g in plan.groups] == keys
+        for g, key in zip(plan.groups, keys):
+            assert g.static == merge_statics(static_part(c) for c in s.configs
+                                             if shape_key(static_part(c)) == key)
         assert sum(g.total for g in plan.groups) == expected_runs
         for g in plan.groups:
             assert g.chunk_size % len(plan.devices) == 0 and 1 <= g.chunk_size <= 8
@@ -174,7 +183,8 @@ def baseline(tmp_path_factory):
     engine.compiled_run.cache_clear()           # programs built before would not be counted
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine, "make_run", counting_make_run)
-        plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE)
+        plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE,
+                                merge_choices=False)
         report = sweep.run_sweep(plan, out / results.RESULTS_FILE)
     return dict(dir=out, plan=plan, report=report, traces=dict(traces),
                 records=records_by_id(out))
@@ -203,9 +213,24 @@ def test_memory_estimate_bounds_what_xla_allocates(baseline):
         assert 0 < measured <= sweep.estimate_chunk_bytes(g.run_bytes, g.chunk_size)
 
 
+def test_runs_that_differ_only_in_the_loss_share_one_program(baseline, tmp_path):
+    # Merged (the default), the two losses are one program with the loss traced; each run's
+    # record equals the one it got in its own single-loss program. The plans' chunk sizes
+    # differ (4 runs per call merged, 3 apart), which alone changes float32 rounding in the
+    # last place (RTOL, sweep_testing); at equal call shapes the runs are equal bit for bit
+    # (tests/test_train.py::test_a_run_among_other_losses_equals_the_run_alone).
+    plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE)
+    assert len(plan.groups) == 1
+    assert plan.groups[0].static.loss == ("nonsaturating", "minimax")
+    assert plan.labels() == ["loss=nonsaturating|minimax"]
+    report = sweep.run_sweep(plan, tmp_path / results.RESULTS_FILE)
+    assert report.compilations == 1
+    assert_same_runs(records_by_id(tmp_path), baseline["records"])
+
+
 def test_chunked_equals_unchunked(baseline, tmp_path):
     one_group = make_sweep(dict(GRID, loss=["nonsaturating"]))
-    plan = sweep.plan_sweep(one_group, devices=ONE_DEVICE)
+    plan = sweep.plan_sweep(one_group, devices=ONE_DEVICE, merge_choices=False)
     assert [g.chunk_size for g in plan.groups] == [6]          # one call for all six runs
     sweep.run_sweep(plan, tmp_path / results.RESULTS_FILE)
     whole = records_by_id(tmp_path)

@@ -15,6 +15,7 @@ from typing import TextIO
 import jax
 
 from gan_jax import results
+from gan_jax.config import CHOICE_FIELDS
 from gan_jax.errors import ConfigError
 from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK, Plan, estimate_chunk_bytes, plan_sweep
 from gan_jax.sweep.run import DEFAULT_COMPILE_WORKERS, Progress, run_sweep
@@ -77,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile-workers", type=int, default=DEFAULT_COMPILE_WORKERS,
                         metavar="W", help="compile up to W groups ahead, in parallel threads, "
                         f"while one group computes ({DEFAULT_COMPILE_WORKERS})")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="one program per static part: runs that differ only in the loss "
+                             "no longer share a program (by default they do, the loss traced)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     multi = parser.add_argument_group(
         "multi-host (jax.distributed; on with --distributed, explicit settings, or a cluster "
@@ -190,8 +194,10 @@ def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
         lines.append(f"{i:>5}  {g.total:>7}  {len(g.runs):>7}  {g.chunk_size:>6}  "
                      f"{g.num_chunks:>6}  {fmt_bytes(est):>18}  {label}")
     compiles = sum(bool(g.runs) for g in plan.groups)
+    traced = sum(any(len(getattr(g.static, f)) > 1 for f in CHOICE_FIELDS) for g in plan.groups)
     lines += ["", f"total: {len(plan.groups)} groups, {compiles} to compile, {plan.todo} runs to "
-              f"do ({plan.recorded} already recorded), {plan.run_steps:,} run-steps"]
+              f"do ({plan.recorded} already recorded), {plan.run_steps:,} run-steps; "
+              f"{traced} program(s) trace the {'/'.join(CHOICE_FIELDS)} (a|b: each run's own)"]
     stream.write("\n".join(lines) + "\n")
 
 
@@ -229,7 +235,8 @@ def main(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     plan = plan_sweep(sweep, devices=devices, memory_budget=budget, max_chunk=args.max_chunk,
-                      shard=(index, count), recorded_ids=recorded)
+                      shard=(index, count), recorded_ids=recorded,
+                      merge_choices=not args.no_merge)
     if args.dry_run:
         print_plan(plan)
         return 0

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 from jax.extend import core as jax_core
 
-from gan_jax.config import RunConfig, StaticConfig, static_part, traced_part
+from gan_jax.config import (CHOICE_FIELDS, RunConfig, StaticConfig, merge_statics, shape_key,
+                            static_part, traced_part)
 from gan_jax.sweep.spec import Run, Sweep
 from gan_jax.train import make_run
 
@@ -32,9 +33,11 @@ ESTIMATE_FIXED = 256 << 10
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """The runs of one static configuration: one compiled program, called chunk by chunk."""
+    """The runs of one compiled program, called chunk by chunk: runs of one static part, or of
+    static parts that differ only in choice fields (config.CHOICE_FIELDS), which the program
+    then holds all of."""
 
-    static: StaticConfig
+    static: StaticConfig          # the program (choice fields: every value its runs use)
     example: RunConfig            # any of its runs' configuration (for shapes and labels)
     total: int                    # runs of the group in the whole sweep
     runs: tuple[Run, ...]         # the runs this process still has to do
@@ -70,17 +73,29 @@ class Plan:
         return sum(g.run_steps for g in self.groups)
 
     def labels(self) -> list[str]:
-        """Per group, the static fields that tell it from the other groups, as key=value."""
+        """Per group, the static fields that tell it from the other groups, as key=value; a
+        choice field the program traces shows all its values, joined by '|'."""
+        def shown(value):
+            return "|".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
         varying = [f.name for f in dataclasses.fields(StaticConfig)
-                   if len({getattr(g.static, f.name) for g in self.groups}) > 1]
-        return [" ".join(f"{f}={getattr(g.static, f)}" for f in varying) or "(all runs)"
+                   if len({getattr(g.static, f.name) for g in self.groups}) > 1
+                   or any(f.name in CHOICE_FIELDS and len(getattr(g.static, f.name)) > 1
+                          for g in self.groups)]
+        return [" ".join(f"{f}={shown(getattr(g.static, f))}" for f in varying) or "(all runs)"
                 for g in self.groups]
 
 
 def plan_sweep(sweep: Sweep, *, devices=None, memory_budget: int = 1 << 30,
                max_chunk: int = DEFAULT_MAX_CHUNK, shard: tuple[int, int] = (0, 1),
-               recorded_ids: frozenset[str] | set[str] = frozenset()) -> Plan:
-    """Group a sweep's runs by static part and size each group's chunks (no compilation).
+               recorded_ids: frozenset[str] | set[str] = frozenset(),
+               merge_choices: bool = True) -> Plan:
+    """Group a sweep's runs into programs and size each group's chunks (no compilation).
+
+    Runs whose static parts differ only in choice fields (the loss) share one program when
+    merge_choices is True (a traced index picks each run's own); else each static part is a
+    program of its own. A group's program is made from every run of the sweep, whatever is
+    recorded or in another shard, so a resumed or sharded sweep compiles the same programs.
 
     Args:
       sweep: a validated sweep.
@@ -89,19 +104,23 @@ def plan_sweep(sweep: Sweep, *, devices=None, memory_budget: int = 1 << 30,
       max_chunk: at most this many runs per call (all devices together).
       shard: (index, count): take the runs whose position in the sweep is index mod count.
       recorded_ids: run ids already in the results; those runs are skipped.
+      merge_choices: whether runs that differ only in choice fields share a program.
     """
     devices = tuple(devices if devices is not None else jax.local_devices())
     index, count = shard
     members: dict[StaticConfig, list[Run]] = {}
     examples: dict[StaticConfig, RunConfig] = {}
     totals: dict[StaticConfig, int] = {}
+    statics: dict[StaticConfig, set[StaticConfig]] = {}
     recorded = 0
     runs, per_point = sweep.runs(), len(sweep.seeds)
     for point, cfg in enumerate(sweep.configs):
         static = static_part(cfg)
-        examples.setdefault(static, cfg)
-        totals[static] = totals.get(static, 0) + per_point
-        todo = members.setdefault(static, [])
+        key = shape_key(static) if merge_choices else static
+        statics.setdefault(key, set()).add(static)
+        examples.setdefault(key, cfg)
+        totals[key] = totals.get(key, 0) + per_point
+        todo = members.setdefault(key, [])
         for run in runs[point * per_point:(point + 1) * per_point]:
             if run.index % count != index:
                 continue
@@ -111,12 +130,12 @@ def plan_sweep(sweep: Sweep, *, devices=None, memory_budget: int = 1 << 30,
             todo.append(run)
     n_dev = len(devices)
     groups = []
-    for static, runs in members.items():
-        run_bytes = estimate_run_bytes(static, examples[static])
+    for key, runs in members.items():
+        program = merge_statics(statics[key])
+        run_bytes = estimate_run_bytes(program, examples[key])
         size = chunk_size(len(runs), run_bytes, num_devices=n_dev, memory_budget=memory_budget,
                           max_chunk=max_chunk)
-        groups.append(Group(static, examples[static], totals[static], tuple(runs), size,
-                            run_bytes))
+        groups.append(Group(program, examples[key], totals[key], tuple(runs), size, run_bytes))
     return Plan(sweep, tuple(groups), devices, shard, memory_budget, recorded)
 
 

@@ -99,7 +99,7 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
             for start in range(0, len(group.runs), size):
                 chunks += 1
                 chunk = list(group.runs[start:start + size])
-                output = compiled(*_chunk_inputs(chunk, size, sharding))   # not awaited
+                output = compiled(*_chunk_inputs(chunk, size, sharding, group.static))
                 if pending is not None:
                     finish(*pending)
                 pending = (chunk, output, group.static.run_steps)
@@ -145,10 +145,10 @@ def _device_bytes(compiled) -> int | None:
                - m.alias_size_in_bytes)
 
 
-def _chunk_inputs(chunk: list[Run], size: int, sharding: NamedSharding):
+def _chunk_inputs(chunk: list[Run], size: int, sharding: NamedSharding, program):
     """(HParams, keys) of a chunk padded to `size` runs, placed on the run axis's devices."""
     padded = chunk + [chunk[-1]] * (size - len(chunk))
-    hp = stack_hparams([traced_part(r.cfg) for r in padded])
+    hp = stack_hparams([traced_part(r.cfg, program) for r in padded])
     keys = engine.seed_keys([r.seed for r in padded])
     return jax.device_put((hp, keys), sharding)
 
