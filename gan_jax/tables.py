@@ -218,7 +218,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _rate(i: stats.Interval) -> str:
     k = round(i.value * i.n) if i.n else 0
-    return f"{stats.fmt(i.value, 3)} [{stats.fmt(i.ci_low, 3)}, {stats.fmt(i.ci_high, 3)}] ({k}/{i.n})"
+    return (f"{stats.fmt(i.value, 3)} [{stats.fmt(i.ci_low, 3)}, {stats.fmt(i.ci_high, 3)}] "
+            f"({k}/{i.n})")
 
 
 def _ci_label(table: Table) -> str:

@@ -52,8 +52,8 @@ def results_dir(tmp_path):
 
 def numpy_summary(records, loss, lr, metric, interval="bootstrap"):
     """n, mean, std, median, IQM and the interval, from NumPy alone: Student t from a table of
-    quantiles (clipped to the metric's range), or the percentile bootstrap of the mean (10,000 resamples drawn in one block by
-    default_rng(0), 2.5% and 97.5% quantiles)."""
+    quantiles (clipped to the metric's range), or the percentile bootstrap of the mean (10,000
+    resamples drawn in one block by default_rng(0), 2.5% and 97.5% quantiles)."""
     x = np.array([r["final"][metric] for r in records
                   if r["config"]["loss"] == loss and r["config"]["lr_d"] == lr
                   and r["status"] == "ok" and r["final"][metric] is not None], float)
