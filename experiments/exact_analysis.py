@@ -109,16 +109,16 @@ def _floor_key(name: str) -> str:
 # ----------------------------------------------------------------------------- tables
 
 def _pm(values) -> str:
-    return pm_summary(stats.summarize(values))
+    return pm_summary(stats.summarize(values, interval="t"))
 
 
 def _ci(values) -> str:
-    s = stats.summarize(values)
+    s = stats.summarize(values, interval="t")
     return f"{stats.fmt(s.mean)} [{stats.fmt(s.ci_low)}, {stats.fmt(s.ci_high)}]"
 
 
 def _median(values) -> str:
-    return stats.fmt(stats.summarize(values).median)
+    return stats.fmt(stats.summarize(values, interval="t").median)
 
 
 def main_table(rows: dict) -> str:

@@ -4,9 +4,11 @@
 
 Runs (or resumes) the sweep with `python -m gan_jax sweep`, writes the per-cell tables with
 `python -m gan_jax table` (OUT/summary.md, .csv, .tex: one row per generator x discriminator x
-loss x learning rate, W1 and mode balance over 16 seeds), and OUT/ablation.md: a compact table
-of each generator x discriminator x loss at its best learning rate (lowest median W1), then the
-full table. Extra arguments go to the sweep command (e.g. --quiet, --memory-budget 2GiB).
+loss x learning rate, W1 and mode balance over 16 seeds; OUT/compare_loss_nonsaturating_minimax
+.md, .csv, .tex: those two losses per cell, paired by seed and unpaired), and OUT/ablation.md:
+a compact table of each generator x discriminator x loss at its best learning rate (lowest
+median W1), then the full table. Extra arguments go to the sweep command (e.g. --quiet,
+--memory-budget 2GiB).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SWEEP_FILE = os.path.join(HERE, "loss_ablation.toml")
 BY = ("generator", "discriminator", "loss", "lr_g")
 METRICS = ("w1", "mode_balance")
+COMPARE = "loss=nonsaturating,minimax"   # paired by seed in each cell (docs/loss_ablation.md)
 
 
 def best_rate_table(table: tables.Table, order: dict[str, tuple]) -> str:
@@ -56,7 +59,8 @@ def _median_w1(row: tables.Row) -> float:
 
 def write_tables(out: str) -> str:
     """OUT/summary.{md,csv,tex} (via `table`) and OUT/ablation.md; returns the latter's path."""
-    status = gan_jax(["table", out, "--by", ",".join(BY), "--metrics", ",".join(METRICS)])
+    status = gan_jax(["table", out, "--by", ",".join(BY), "--metrics", ",".join(METRICS),
+                      "--compare", COMPARE])
     if status:
         raise SystemExit(status)
     records, _ = results.load_results(out)

@@ -24,7 +24,7 @@ from gan_jax.optim import make_optimizer, maximize
 from gan_jax.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
                            recorded_samples)
 from gan_jax.presets import BENCH_CONFIGS, SEED_CONFIGS
-from gan_jax.results import load_results
+from gan_jax.results import history_frame, load_results, to_dataframe
 from gan_jax.stability import (Game, LocalAnalysis, analyze, analyze_config, find_stationary,
                                population_game, saturation, trajectory, update_map,
                                vector_field)
@@ -51,7 +51,8 @@ __all__ = [
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
-    "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results",
+    "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results", "to_dataframe",
+    "history_frame",
     "Game", "LocalAnalysis", "analyze", "analyze_config", "find_stationary", "population_game",
     "saturation", "trajectory", "update_map", "vector_field",
     "Group", "Plan", "Report", "Run", "Sweep", "load_sweep", "parse_sweep", "plan_sweep",

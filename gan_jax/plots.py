@@ -10,6 +10,12 @@ Three kinds, each a PNG under `--out` (default DIR/plots):
   samples  generated samples of chosen runs: a scatter over the target's mode centres (2-D;
            the first two coordinates in more dimensions) or histograms of real and generated
            samples over the exact density (1-D).
+  profile  performance profiles of a final metric (rliable's score distributions): the
+           fraction of a configuration's runs better than tau, against tau, with a pointwise
+           95% bootstrap band; one line per configuration; diverged runs never count as better.
+
+Heatmaps of a positive metric whose values span more than two decades (max/min > 100) use a
+logarithmic colour scale, and the colour bar says so.
 
 A run's record holds its generated samples when its sweep keeps them (`keep_samples = N`, the
 first N samples of its final evaluation, the ones its final metrics were computed on); `samples`
@@ -46,6 +52,9 @@ DPI = 100
 CURVE_PANEL = (4.8, 3.0)        # inches per curves panel
 LEGEND_WIDTH = 2.8              # inches to the right of curves, for the legend
 HEATMAP_PANEL = (5.2, 4.2)      # inches per heatmap panel
+PROFILE_PANEL = (5.6, 3.8)      # inches of the profile panel (legend to its right)
+PROFILE_TAUS = 201              # thresholds of a profile
+LOG_DECADES = 2                 # a heatmap's colours go logarithmic beyond this many decades
 SAMPLE_PANEL = (3.6, 3.6)       # inches per samples panel
 SAMPLE_COLUMNS = 4
 DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
@@ -185,7 +194,7 @@ def heatmap_cells(records: list[dict], x: str, y: str, metric: str, stat: str = 
     for (i, yv), (j, xv) in ((a, b) for a in enumerate(ys) for b in enumerate(xs)):
         cell = [results.number(r["final"].get(metric)) for r in records
                 if results.same(results.key_value(r, x), xv) and results.same(results.key_value(r, y), yv)]
-        s = stats.summarize(cell)
+        s = stats.summarize(cell, interval="t")   # mean, median, std only: no resampling
         count[i, j], runs[i, j] = s.n, len(cell)
         if s.n:
             value[i, j] = s.mean if stat == "mean" else s.median
@@ -209,15 +218,25 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
         xs, ys, value, spread, count, total = heatmap_cells(runs, x, y, metric, stat)
         masked = np.ma.masked_invalid(value)
         vmin, vmax = _color_range(metric, runs[0])
-        image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower", vmin=vmin,
-                          vmax=vmax)
-        fig.colorbar(image, ax=ax, shrink=0.85)
+        scale = color_scale(value, fixed=vmin is not None)
+        if scale == "log":
+            from matplotlib.colors import LogNorm
+            finite = value[np.isfinite(value)]
+            image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower",
+                              norm=LogNorm(vmin=finite.min(), vmax=finite.max()))
+        else:
+            image = ax.imshow(masked, cmap="viridis", aspect="auto", origin="lower", vmin=vmin,
+                              vmax=vmax)
+        bar = fig.colorbar(image, ax=ax, shrink=0.85)
+        bar.set_label(f"{metric} ({stat}{', log scale' if scale == 'log' else ''})")
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs], rotation=30, ha="right")
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         lo, hi = image.norm.vmin, image.norm.vmax
         middle = 0.5 * (lo + hi) if lo is not None and hi is not None else 0.0
+        if scale == "log":
+            middle = math.sqrt(lo * hi)                  # the colour scale's midpoint
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if count[i, j] == 0:
@@ -235,6 +254,17 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
     return _save(fig, path)
 
 
+def color_scale(values, fixed: bool = False) -> str:
+    """'log' when the finite values are all positive and span more than LOG_DECADES decades
+    (max / min > 10^LOG_DECADES), else 'linear'; always 'linear' for a metric with a fixed
+    natural range (fixed=True), whose colours mean the same on every figure."""
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x)]
+    if fixed or x.size < 2 or np.any(x <= 0):
+        return "linear"
+    return "log" if x.max() / x.min() > 10.0 ** LOG_DECADES else "linear"
+
+
 # Metrics with a natural range: a colour scale over it shows 5 of 8 modes as 5/8, not as "best".
 _UNIT_METRICS = ("hq_fraction", "mode_balance", "left", "right")
 
@@ -245,6 +275,66 @@ def _color_range(metric: str, record: dict) -> tuple[float | None, float | None]
     if metric == "modes_captured":
         return 0.0, float(data.make_target(config_lib.make_config(record["config"])).num_modes)
     return None, None
+
+
+def profile_values(records: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """Configuration label -> its runs' values of a final metric, diverged or non-finite runs
+    as the worst value (+-inf: never better than any threshold); configurations are the
+    varying keys' values, seeds pooled."""
+    keys = results.varying_keys(records, exclude=("seed",))
+    worst = -math.inf if higher_is_better else math.inf
+    out = {}
+    for runs in results.group_records(records, keys).values():
+        x = [results.number(r["final"].get(metric)) if r.get("status") != "diverged" else worst
+             for r in runs]
+        out[label(runs[0], keys)] = [v if math.isfinite(v) else worst for v in x]
+    return out
+
+
+def profile_taus(values: dict, count: int = PROFILE_TAUS) -> tuple[np.ndarray, str]:
+    """Thresholds spanning the finite values: log-spaced when they are positive and span more
+    than LOG_DECADES decades (W1 from 0.05 to 4000), else evenly spaced; and the scale."""
+    x = np.asarray([v for vs in values.values() for v in vs], float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.linspace(0.0, 1.0, count), "linear"
+    lo, hi = float(x.min()), float(x.max())
+    if color_scale(x) == "log":
+        return np.geomspace(lo, hi, count), "log"
+    pad = 0.02 * (hi - lo) if hi > lo else 0.5
+    return np.linspace(lo - pad, hi + pad, count), "linear"
+
+
+def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_better: bool,
+                 dpi: int = DPI) -> str:
+    """Performance profiles of a final metric: per configuration, the fraction of runs better
+    than tau against tau, with its pointwise 95% percentile-bootstrap band (10,000 resamples,
+    seed 0; `stats.performance_profile`)."""
+    from gan_jax import stats
+    available = set().union(*(r["final"] for r in records))
+    if metric not in available:
+        raise ConfigError(f"--profile: {metric!r} is not a final metric"
+                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    values = profile_values(records, metric, higher_is_better)
+    taus, scale = profile_taus(values)
+    profiles = stats.performance_profile(values, taus, higher_is_better=higher_is_better)
+    fig = _figure(PROFILE_PANEL[0] + LEGEND_WIDTH, PROFILE_PANEL[1], dpi)
+    ax = fig.subplots()
+    for color, (name, prof) in zip(_colors(len(profiles)), profiles.items()):
+        ax.step(taus, prof.fraction, where="post", color=color, lw=1.5,
+                label=f"{name} (n={prof.n})")
+        ax.fill_between(taus, prof.ci_low, prof.ci_high, step="post", color=color, alpha=0.15,
+                        lw=0)
+    if scale == "log":
+        ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_xlabel(f"τ ({metric}{', log scale' if scale == 'log' else ''})")
+    ax.set_ylabel(f"fraction of runs with {metric} {'>' if higher_is_better else '<'} τ")
+    ax.set_title(f"performance profile of {metric} ({'higher' if higher_is_better else 'lower'}"
+                 " is better); band: 95% bootstrap over runs", fontsize=9)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    return _save(fig, path)
 
 
 def recorded_samples(records: list[dict], num_samples: int) -> list[dict]:
@@ -394,6 +484,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples: at most this many runs (16)")
     parser.add_argument("--num-samples", type=int, default=2500, metavar="N",
                         help="samples: points drawn per run (2500)")
+    parser.add_argument("--profile", metavar="METRIC",
+                        help="performance profile of a final metric: fraction of each "
+                             "configuration's runs better than tau, with bootstrap bands")
+    parser.add_argument("--higher-is-better", action="store_true",
+                        help="profile: higher values are better (default: the metric's known "
+                             "direction, see gan_jax.tables)")
+    parser.add_argument("--lower-is-better", action="store_true",
+                        help="profile: lower values are better")
     parser.add_argument("--dpi", type=int, default=DPI, help=f"resolution ({DPI})")
 
 
@@ -415,7 +513,8 @@ def main(args: argparse.Namespace) -> int:
     one_d = all(_dim(r) == 1 for r in records)
     written = []
 
-    nothing_chosen = args.curves is None and args.heatmap is None and not args.samples
+    nothing_chosen = (args.curves is None and args.heatmap is None and not args.samples
+                      and getattr(args, "profile", None) is None)
     if args.curves is not None or nothing_chosen:
         names = args.curves or _defaults(records, DEFAULT_CURVES_1D if one_d else DEFAULT_CURVES_2D)
         facet = args.facet
@@ -435,9 +534,26 @@ def main(args: argparse.Namespace) -> int:
         drawn = recorded_samples(chosen, args.num_samples)
         written.append(plot_samples(chosen, drawn, os.path.join(out_dir, f"samples{suffix}.png"),
                                     dpi=args.dpi))
+    written += write_profile(args, records, out_dir, suffix)
     for path in written:
         print(path)
     return 0
+
+
+def write_profile(args: argparse.Namespace, records: list[dict], out_dir: str,
+                  suffix: str) -> list[str]:
+    """`plot --profile METRIC`: OUT/profile_METRIC.png (none without --profile)."""
+    metric = getattr(args, "profile", None)
+    if metric is None:
+        return []
+    from gan_jax import tables
+    if args.higher_is_better and args.lower_is_better:
+        raise ConfigError("--higher-is-better, --lower-is-better: give at most one")
+    hib = tables.direction(metric, higher=(metric,) if args.higher_is_better else (),
+                           lower=(metric,) if args.lower_is_better else ())
+    name = f"profile_{_slug(metric)}{suffix}.png"
+    return [plot_profile(records, metric, os.path.join(out_dir, name), higher_is_better=hib,
+                         dpi=args.dpi)]
 
 
 def choose_runs(records: list[dict], seeds: list[int] | None, max_runs: int) -> list[dict]:

@@ -323,3 +323,81 @@ def select(records: list[dict], where: dict[str, Any]) -> list[dict]:
 def number(value: Any) -> float:
     """A record's number as a float (null -> nan)."""
     return float("nan") if value is None else float(value)
+
+
+# ----------------------------------------------------------------------------- data frames
+
+RUN_COLUMNS = ("run_id", "sweep", "seed", "status", "diverged_at")
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise ConfigError("to_dataframe needs pandas, an optional dependency: "
+                          "pip install 'gan_jax[frames]' (or pip install pandas)") from None
+    return pandas
+
+
+def to_dataframe(source, history: bool = False):
+    """The runs of a sweep as a pandas DataFrame, one row per run (needs pandas).
+
+    Columns: run_id, sweep, seed, status, diverged_at (nullable integer: the iteration, or
+    <NA>), then every configuration field under its own name (loss, lr_g, ...; list values as
+    tuples), then every final metric under its own name (w1, mode_balance, ...; null, i.e.
+    non-finite, as NaN). Names are not prefixed, so `df.groupby("loss")["w1"].median()` reads
+    as the table does; a final metric whose name is also a run or configuration column (none
+    today) is prefixed `final_`. Diverged runs are rows like any other: filter on `status`.
+
+    Args:
+      source: a sweep's output directory (read with `load_results`, shards merged) or a list
+        of records.
+      history: also return the training history in long format.
+
+    Returns:
+      runs, or (runs, history) with history=True: a DataFrame with columns run_id, step,
+      metric, value, one row per run x log row x history metric.
+
+    Raises:
+      ConfigError: pandas is not installed, or the directory holds no records.
+    """
+    pd = _pandas()
+    records = source if isinstance(source, list) else load_results(source)[0]
+    keys = config_keys(records)
+    metrics = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
+    taken = set(RUN_COLUMNS) | set(keys)
+    names = {m: f"final_{m}" if m in taken else m for m in metrics}
+    rows = []
+    for r in records:
+        row = {c: r.get(c) for c in RUN_COLUMNS}
+        row.update({k: hashable(r["config"].get(k)) for k in keys})
+        row.update({names[m]: number(r.get("final", {}).get(m)) for m in metrics})
+        rows.append(row)
+    runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *keys, *names.values()])
+    runs["diverged_at"] = runs["diverged_at"].astype("Int64")
+    if not history:
+        return runs
+    return runs, history_frame(records)
+
+
+def history_frame(source):
+    """The training histories in long format: columns run_id, step, metric, value (needs pandas).
+
+    One row per run x log row x history metric; null values (non-finite) as NaN.
+    """
+    pd = _pandas()
+    records = source if isinstance(source, list) else load_results(source)[0]
+    ids, steps, names, values = [], [], [], []
+    for r in records:
+        hist = r.get("history") or {}
+        step = hist.get("step") or []
+        for m, series in hist.items():
+            if m == "step" or series is None:
+                continue
+            for s, v in zip(step, series):
+                ids.append(r.get("run_id"))
+                steps.append(s)
+                names.append(m)
+                values.append(number(v))
+    return pd.DataFrame({"run_id": ids, "step": pd.array(steps, dtype="Int64"),
+                         "metric": names, "value": np.asarray(values, float)})

@@ -77,7 +77,7 @@ def history_table(out, cfg: RunConfig) -> str:
     for j, step in enumerate(h["step"][0]):
         row = [str(int(step))]
         for v in cols.values():
-            s = stats.summarize(v[:, j])
+            s = stats.summarize(v[:, j], interval="t")
             row.append(f"{stats.fmt(s.median)} [{stats.fmt(s.q25)}, {stats.fmt(s.q75)}]")
         rows.append(row)
     return markdown_table(["step", *cols], rows)
@@ -86,7 +86,7 @@ def history_table(out, cfg: RunConfig) -> str:
 def final_table(out, name: str) -> str:
     rows = []
     for key in FINAL_KEYS:
-        s = stats.summarize(out.final[key])
+        s = stats.summarize(out.final[key], interval="t")
         rows.append([key, pm(s), _ci(s), stats.fmt(s.median), str(SEED_PRINTED[name][key])])
     return markdown_table(["statistic", "mean ± std", "95% CI of mean", "median",
                       "seed notebook (1 run)"], rows)
@@ -95,7 +95,7 @@ def final_table(out, name: str) -> str:
 def comparison_table(outs) -> str:
     rows = []
     for key, label in (("w1", "W1"), ("fake_std", "fake std"), ("mode_balance", "mode balance")):
-        cells = [pm(stats.summarize(outs[n].final[key])) for n in ("linear", "piecewise")]
+        cells = [pm(stats.summarize(outs[n].final[key], interval="t")) for n in ("linear", "piecewise")]
         seed = [str(SEED_PRINTED[n][key]) for n in ("linear", "piecewise")]
         rows.append([label, *cells, " vs ".join(seed)])
     return markdown_table(["metric", "linear", "piecewise", "seed notebook (linear vs piecewise)"],
@@ -131,7 +131,7 @@ def objective_table(out_pw, cfg: RunConfig, seeds: list[int], n: int = 256) -> s
     vals = jax.jit(jax.vmap(objectives))(out_pw.state.g_params, out_pw.state.d_params, keys)
     labels = {"gan_L_D": "GAN L_D (maximised)", "gan_L_G": "GAN L_G non-saturating (maximised)",
               "lsgan_loss_d": "LSGAN loss_D (minimised)", "lsgan_loss_g": "LSGAN loss_G (minimised)"}
-    rows = [[labels[k], pm(stats.summarize(v)), _ci(stats.summarize(v)),
+    rows = [[labels[k], pm(stats.summarize(v, interval="t")), _ci(stats.summarize(v, interval="t")),
              str(SEED_OBJECTIVES[k])] for k, v in vals.items()]
     return markdown_table(["objective", "mean ± std", "95% CI of mean", "seed notebook (1 run)"], rows)
 

@@ -180,3 +180,46 @@ def test_without_matplotlib_plot_exits_2(sweep_2d, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib -> ImportError
     assert run_cli(directory) == 2
     assert "pip install 'gan_jax[plot]'" in capsys.readouterr().err
+
+
+def synthetic_records(spread: float):
+    """loss x lr_d x 5 seeds of records (no training): the 4 cells' w1 from 0.05 up to
+    0.05 * spread."""
+    from test_tables import make_records
+    records = make_records()
+    for i, r in enumerate(records):
+        if r["status"] == "ok":
+            r["final"]["w1"] = 0.05 * spread ** ((i // 5) / 3) * (1 + 0.01 * r["seed"])
+    return records
+
+
+def test_profile_png_size_and_lines(tmp_path, capsys):
+    records = synthetic_records(10.0)
+    results.append_records(tmp_path / results.RESULTS_FILE, records)
+    assert run_cli(tmp_path, "--profile", "w1") == 0
+    path = tmp_path / "plots" / "profile_w1.png"
+    assert capsys.readouterr().out.split() == [str(path)]
+    assert png_size(path) == (px(plots.PROFILE_PANEL[0] + plots.LEGEND_WIDTH),
+                              px(plots.PROFILE_PANEL[1]))
+    values = plots.profile_values(records, "w1", higher_is_better=False)
+    assert len(values) == 4 and values["loss=lsgan, lr_d=0.1"][-1] == np.inf   # diverged: worst
+    taus, scale = plots.profile_taus(values)
+    assert scale == "linear" and taus.size == plots.PROFILE_TAUS
+    assert run_cli(tmp_path, "--profile", "fake_mean") == 2          # no known direction
+    assert "--higher-is-better fake_mean" in capsys.readouterr().err
+
+
+def test_heatmap_goes_logarithmic_beyond_two_decades(tmp_path, monkeypatch):
+    assert plots.color_scale([0.05, 1.0, 4.9]) == "linear"              # < 100x
+    assert plots.color_scale([0.05, 1.0, 5.1]) == "log"                 # > 100x
+    assert plots.color_scale([-1.0, 1.0, 500.0]) == "linear"            # not all positive
+    assert plots.color_scale([1e-3, 1.0], fixed=True) == "linear"       # a [0, 1] metric
+    labels = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: labels.append(
+        [a.get_ylabel() for a in fig.axes if a.get_label() == "<colorbar>"]) or path)
+    for spread in (10.0, 1e4):
+        plots.plot_heatmap(synthetic_records(spread), "lr_d", "loss", "w1", str(tmp_path / "h"),
+                           dpi=DPI)
+    assert labels == [["w1 (mean)"], ["w1 (mean, log scale)"]]
+    taus, scale = plots.profile_taus({"a": [0.05, 50.0], "b": [np.inf]})
+    assert scale == "log" and taus[0] == pytest.approx(0.05) and taus[-1] == pytest.approx(50)

@@ -150,13 +150,13 @@ def test_iqm_known_values():
 
 def test_summarize_t_interval_unchanged_and_new_fields():
     x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
-    s = stats.summarize(x)
+    s = stats.summarize(x, interval="t")
     half = stats.t_quantile(0.975, 4) * x.std(ddof=1) / math.sqrt(5)
     assert (s.ci_low, s.ci_high) == pytest.approx((x.mean() - half, x.mean() + half), rel=1e-12)
     assert s.interval == "t" and s.iqm == pytest.approx(np.mean([2.0, 4.0, 8.0]))
     assert (s.n, s.median, s.q25, s.q75) == (5, 4.0, 2.0, 8.0)
     b = stats.summarize(x, interval="bootstrap")
-    assert b.interval == "bootstrap"
+    assert b.interval == "bootstrap" and b == stats.summarize(x)       # the default
     assert (b.ci_low, b.ci_high) == stats.bootstrap_interval(x, "mean", seed=0)
     assert b == stats.summarize(x, interval="bootstrap")                # reproducible
     bca = stats.summarize(x, interval="bca")

@@ -50,18 +50,31 @@ def results_dir(tmp_path):
     return tmp_path, records
 
 
-def numpy_summary(records, loss, lr, metric):
+def numpy_summary(records, loss, lr, metric, interval="bootstrap"):
+    """n, mean, std, median, IQM and the interval, from NumPy alone: Student t from a table of
+    quantiles (clipped to the metric's range), or the percentile bootstrap of the mean (10,000
+    resamples drawn in one block by default_rng(0), 2.5% and 97.5% quantiles)."""
     x = np.array([r["final"][metric] for r in records
                   if r["config"]["loss"] == loss and r["config"]["lr_d"] == lr
                   and r["status"] == "ok" and r["final"][metric] is not None], float)
-    std = x.std(ddof=1)
-    half = T975[len(x) - 1] * std / math.sqrt(len(x))
-    return len(x), x.mean(), std, np.median(x), x.mean() - half, x.mean() + half
+    n, std = len(x), x.std(ddof=1)
+    k = n // 4
+    iqm = np.sort(x)[k:n - k].mean()
+    if interval == "t":
+        half = T975[n - 1] * std / math.sqrt(n)
+        low, high = {"w1": (0, math.inf), "mode_balance": (0, 1)}[metric]   # known ranges
+        lo, hi = np.clip([x.mean() - half, x.mean() + half], low, high)
+    else:
+        means = x[np.random.default_rng(0).integers(0, n, size=(10_000, n))].mean(axis=1)
+        lo, hi = np.quantile(means, [0.025, 0.975])
+    return n, x.mean(), std, np.median(x), iqm, lo, hi
 
 
-def test_csv_matches_numpy(results_dir, capsys):
+@pytest.mark.parametrize("interval", ["bootstrap", "t"])
+def test_csv_matches_numpy(results_dir, capsys, interval):
     directory, records = results_dir
-    assert cli(["table", str(directory), "--format", "csv"]) == 0
+    flags = [] if interval == "bootstrap" else ["--interval", "t"]     # bootstrap: the default
+    assert cli(["table", str(directory), "--format", "csv", *flags]) == 0
     printed = capsys.readouterr().out
     assert printed == (directory / "summary.csv").read_text()
     rows = list(csv.DictReader(io.StringIO(printed)))
@@ -72,11 +85,12 @@ def test_csv_matches_numpy(results_dir, capsys):
         assert int(row["runs"]) == len(cell) == 5
         assert int(row["diverged"]) == sum(r["status"] == "diverged" for r in cell)
         for metric in ("w1", "mode_balance"):
-            n, mean, std, median, lo, hi = numpy_summary(records, loss, lr, metric)
+            n, mean, std, median, iqm, lo, hi = numpy_summary(records, loss, lr, metric,
+                                                              interval)
             assert int(row[f"{metric}_n"]) == n
-            got = [float(row[f"{metric}_{s}"]) for s in ("mean", "std", "median", "ci_low",
-                                                         "ci_high")]
-            np.testing.assert_allclose(got, [mean, std, median, lo, hi], rtol=1e-8)
+            got = [float(row[f"{metric}_{s}"]) for s in ("mean", "std", "median", "iqm",
+                                                         "ci_low", "ci_high")]
+            np.testing.assert_allclose(got, [mean, std, median, iqm, lo, hi], rtol=1e-8)
     # The diverged cell and the missing value really shrink n.
     assert {(r["loss"], r["lr_d"], r["w1_n"], r["mode_balance_n"]) for r in rows} >= {
         ("lsgan", "0.1", "4", "4"), ("hinge", "0.01", "5", "4")}
@@ -103,19 +117,21 @@ def test_markdown_and_latex_layout(results_dir, capsys):
     assert md == (directory / "summary.md").read_text()
     table_lines = [l for l in md.splitlines() if l.startswith("|")]
     assert len(table_lines) == 2 + 4
-    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 6 + 1
+    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 8 + 1
+    assert "percentile bootstrap, 10,000 resamples, seed 0" in md
     n, mean, std, *_ = numpy_summary(records, "hinge", 0.01, "w1")
     assert f"| hinge | 0.01 | 5 | 0 | {mean:.4g} ± {std:.4g} |" in md
 
     assert cli(["table", str(directory), "--format", "latex"]) == 0
     tex = capsys.readouterr().out
     assert tex == (directory / "summary.tex").read_text()
-    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrcrrc}",
-                  r"\multicolumn{3}{c}{$W_1$}", r"\cmidrule(lr){5-7}", r"lr\_d",
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrcrrrc}",
+                  r"\multicolumn{4}{c}{$W_1$}", r"\cmidrule(lr){5-8}", r"lr\_d", "IQM",
+                  "percentile bootstrap",
                   r"\label{tab:synthetic}", "booktabs"):
         assert piece in tex, piece
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
-    assert len(body) == 4 and all(l.count("&") == 9 and l.endswith(r"\\") for l in body)
+    assert len(body) == 4 and all(l.count("&") == 11 and l.endswith(r"\\") for l in body)
     assert "_" not in "".join(body).replace(r"\_", "")
     assert {f for f in os.listdir(directory) if not f.startswith("results")} == {
         "summary.md", "summary.csv", "summary.tex"}                 # no temporary files left

@@ -1,0 +1,161 @@
+"""Table statistics as a product: bounded bootstrap intervals, success rates that count
+diverged runs, paired (CRN) comparisons against unpaired ones, P(improvement), Holm counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+from gan_jax import results, stats, tables
+from gan_jax.cli import main as cli
+from gan_jax.config import ConfigError, make_config
+
+
+def record(seed, final, *, status="ok", **config):
+    cfg = make_config(dict(steps=20, log_every=10, **config))
+    return {"run_id": results.run_id(cfg, seed), "sweep": "synthetic", "seed": seed,
+            "config": cfg.to_dict(), "status": status,
+            "diverged_at": 3 if status == "diverged" else None, "final": final,
+            "history": {}, "versions": {}}
+
+
+def test_default_interval_stays_inside_the_metric_range():
+    # 4 seeds, mode balance in [0, 1]: Student t says the mean may be negative.
+    balance = [0.0, 0.0, 0.02, 0.9]
+    records = [record(s, {"mode_balance": b, "w1": 0.1 + b}) for s, b in enumerate(balance)]
+    t_raw = stats.summarize(balance, interval="t")
+    assert t_raw.ci_low < 0                                         # the impossible interval
+    row = tables.make_table(records, by=(), metrics=("mode_balance",)).rows[0]
+    s = row.summaries["mode_balance"]
+    assert s.interval == "bootstrap" and 0.0 <= s.ci_low <= s.mean <= s.ci_high <= 1.0
+    assert (s.ci_low, s.ci_high) == stats.bootstrap_interval(balance, seed=0)
+    t_table = tables.make_table(records, by=(), metrics=("mode_balance",), interval="t")
+    assert t_table.rows[0].summaries["mode_balance"].ci_low == 0.0   # clipped to the range
+    # A float32-rounded value just past a bound is rounding; far past it is an error.
+    records[0]["final"]["mode_balance"] = 1.0000001
+    tables.make_table(records, by=(), metrics=("mode_balance",))
+    records[0]["final"]["mode_balance"] = 1.5
+    with pytest.raises(ConfigError, match="outside its known range"):
+        tables.make_table(records, by=(), metrics=("mode_balance",))
+
+
+def test_success_rates_count_diverged_runs_as_failures(tmp_path, capsys):
+    finals = [({"w1": 0.1}, "ok"), ({"w1": 0.2}, "ok"), ({"w1": 0.9}, "ok"),
+              ({"w1": None}, "diverged"), ({"w1": 0.05}, "diverged")]   # good value, diverged
+    records = [record(s, f, status=st) for s, (f, st) in enumerate(finals)]
+    results.append_records(tmp_path / results.RESULTS_FILE, records)
+    assert cli(["table", str(tmp_path), "--by", "", "--success", "w1<0.5", "--success",
+                "w1 >= 0.9", "--format", "csv"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    want = stats.success_rate([1, 1, 0, 0, 0])
+    assert (row["w1<0.5_successes"], row["w1<0.5_runs"]) == ("2", "5")
+    np.testing.assert_allclose([float(row[f"w1<0.5_{k}"]) for k in ("rate", "ci_low", "ci_high")],
+                               [want.value, want.ci_low, want.ci_high], rtol=1e-9)
+    assert float(row["w1<0.5_ci_low"]) > 0 and row["w1>=0.9_successes"] == "1"
+    assert row["w1_n"] == "3" and row["diverged"] == "2"          # statistics: finished runs
+    for bad in ("w1<<0.5", "w1<abc", "0.5>w1"):
+        with pytest.raises(ConfigError, match="--success"):
+            tables.parse_success(bad)
+    with pytest.raises(ConfigError, match="'w2' is not a final metric"):
+        tables.make_table(records, by=(), successes=(tables.parse_success("w2<1"),))
+
+
+def crn_records(seeds=16, effect=0.3):
+    """Two losses x two learning rates; w1 = 2 + u_seed + effect (hinge) + small noise: the
+    per-seed component u (std 1) is shared by both losses, as common random numbers are."""
+    rng = np.random.default_rng(1)
+    u = rng.normal(0, 1.0, seeds)
+    out = []
+    for lr in (0.001, 0.01):
+        for loss, shift in (("nonsaturating", 0.0), ("hinge", effect)):
+            for s in range(seeds):
+                w1 = float(2 + u[s] + shift + rng.normal(0, 0.1))
+                out.append(record(s, {"w1": w1, "mode_balance": 0.5}, loss=loss, lr_d=lr))
+    return out
+
+
+def test_paired_interval_is_much_narrower_under_common_random_numbers():
+    comp = tables.make_comparison(crn_records(), "loss", "nonsaturating", "hinge",
+                                  metrics=("w1",))
+    assert comp.by == ("lr_d",) and len(comp.rows) == 2
+    for r in comp.rows:
+        assert (r.pairs, r.finite_pairs) == (16, 16)
+        assert r.paired.value == pytest.approx(r.unpaired.value, abs=1e-12)  # same runs
+        assert r.paired.ci_high < 0                          # -0.3: nonsaturating lower W1
+        assert r.unpaired.ci_low < 0 < r.unpaired.ci_high    # unpaired cannot tell
+        assert tables._width_ratio(r) > 5                    # std 1 shared vs 0.14 not
+        assert r.improve_paired.value >= 0.9 and not r.higher_is_better
+
+
+def test_probability_of_improvement_exact_on_small_data_with_a_diverged_run():
+    a = [1.0, 2.0, 3.0, 4.0, None]                # seed 4 of A diverged
+    b = [2.0, 1.0, 5.0, 4.0, 3.0]
+    records = [record(s, {"w1": v}, status="ok" if v is not None else "diverged",
+                      loss="hinge") for s, v in enumerate(a)]
+    records += [record(s, {"w1": v}, loss="lsgan") for s, v in enumerate(b)]
+    records.append(record(7, {"w1": 0.5}, loss="lsgan"))            # no partner: not paired
+    (r,) = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",)).rows
+    assert (r.runs_a, r.runs_b, r.pairs, r.finite_pairs) == (5, 6, 5, 4)
+    # Seeds: win, loss, win, tie, loss (diverged counts as the worst W1).
+    assert r.improve_paired.value == (1 + 0 + 1 + 0.5 + 0) / 5
+    # Unpaired: over the 5 x 5 pairs of the same runs, ties 1/2: (4.5 + 3.5 + 2.5 + 1.5) / 25.
+    assert r.improve_unpaired.value == pytest.approx(12 / 25, abs=1e-15)
+    assert r.paired.value == pytest.approx(np.mean([-1, 1, -2, 0]))
+    assert r.pvalue == stats.sign_flip_pvalue([-1.0, 1.0, -2.0, 0.0])
+    higher = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",),
+                                    higher=("w1",)).rows[0]
+    assert higher.improve_paired.value == (0 + 1 + 0 + 0.5 + 0) / 5   # diverged still worst
+
+
+def test_holm_count_over_many_cells(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    records = []
+    for lr in (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3):
+        effect = 1.0 if lr < 6e-4 else 0.0                  # three real effects, three nulls
+        for s in range(10):
+            base = 3 + rng.normal()
+            records.append(record(s, {"w1": base}, loss="hinge", lr_d=lr))
+            records.append(record(s, {"w1": base + effect + rng.normal(0, 0.05)},
+                                  loss="lsgan", lr_d=lr))
+    results.append_records(tmp_path / results.RESULTS_FILE, records)
+    assert cli(["table", str(tmp_path), "--metrics", "w1", "--compare",
+                "loss=hinge,lsgan"]) == 0
+    out = capsys.readouterr().out
+    assert "Holm (family-wise error 0.05) keeps 3" in out
+    comp = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",))
+    counts = tables.comparison_counts(comp)
+    p = [r.pvalue for r in comp.rows]
+    np.testing.assert_allclose([r.holm for r in comp.rows], stats.holm(p))
+    assert counts["comparisons"] == 6 and counts["holm"] == 3 == int(np.sum(stats.holm(p) <= .05))
+    assert counts["paired_exclude_zero"] >= 3 and min(p) == 2 / 2 ** 10   # exact sign flip
+    names = {f.name for f in tmp_path.iterdir()}
+    assert {"compare_loss_hinge_lsgan.md", "compare_loss_hinge_lsgan.csv",
+            "compare_loss_hinge_lsgan.tex"} <= names
+    tex = (tmp_path / "compare_loss_hinge_lsgan.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\label{tab:synthetic-loss-hinge-lsgan}" in tex
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("loss=hinge", "must be KEY=A,B"),
+    ("loss=hinge,wgan", "no run has loss='wgan'"),
+    ("los=hinge,lsgan", "did you mean 'loss'"),
+])
+def test_bad_compare_flags(flag, message):
+    records = crn_records(seeds=2)
+    with pytest.raises(ConfigError, match=message):
+        key, a, b = tables.parse_compare(flag)
+        tables.make_comparison(records, key, a, b)
+
+
+def test_a_metric_without_direction_needs_one():
+    records = [record(s, {"fake_mean": float(s)}, loss=loss) for s in range(3)
+               for loss in ("hinge", "lsgan")]
+    with pytest.raises(ConfigError, match="--higher-is-better fake_mean"):
+        tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("fake_mean",))
+    comp = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("fake_mean",),
+                                  lower=("fake_mean",))
+    assert comp.rows[0].improve_paired.value == 0.5 and comp.rows[0].pvalue == 1.0
