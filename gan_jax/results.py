@@ -182,7 +182,7 @@ def scan_lines(path: str | os.PathLike):
                 yield n, raw, None, "not UTF-8 text"
                 continue
             except (ValueError, RecursionError):
-                yield n, raw, None, ("not JSON (cut short by an interrupted write?)"
+                yield n, raw, None, ("truncated last line (an interrupted write)"
                                      if not raw.endswith(b"\n") else "not JSON")
                 continue
             problem = record_problem(record)
@@ -467,7 +467,7 @@ def load_results(directory: str | os.PathLike) -> tuple[list[dict], list[str]]:
             records.append(r)
     notes = summarize_problems(problems)
     if doubled:
-        notes.append(f"{len(doubled)} run(s) recorded twice, counted once: "
+        notes.append(f"{len(doubled)} run(s) recorded twice; counted once: "
                      + "; ".join(doubled[:3]) + ("; ..." if len(doubled) > 3 else ""))
     if not records:
         raise ConfigError(f"{directory}: the results files hold no usable records"
