@@ -269,7 +269,7 @@ def test_a_signal_stops_after_the_chunk_in_flight(signum, status, tmp_path):
     assert proc.returncode == status, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert f"stopped by {signal.Signals(signum).name}" in last
+    assert f"stopped by {signal.Signals(signum).name} (between chunks)" in last
     assert "runs recorded in" in last and "--resume" in last
     recorded = len(records_by_id(out))
     assert 2 <= recorded < 8 and recorded % 2 == 0        # whole chunks only

@@ -261,6 +261,8 @@ def main(args: argparse.Namespace) -> int:
             wait_for_lock=args.wait_for_lock)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    # From the moment this process holds the results file, a signal stops it cleanly.
+    stopper = _Stopper(args, path) if lock is not None else None
     try:
         plan = plan_sweep(sweep, devices=devices, memory_budget=budget,
                           max_chunk=args.max_chunk, shard=(index, count),
@@ -273,8 +275,10 @@ def main(args: argparse.Namespace) -> int:
             return 0
         if too_big:
             raise ConfigError(f"--memory-budget: {too_big[0]}")
-        return _run(args, plan, path)
+        return _run(args, plan, path, stopper)
     finally:
+        if stopper is not None:
+            stopper.restore()
         if lock is not None:
             lock.release()
 
@@ -307,51 +311,69 @@ def resume_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _run(args: argparse.Namespace, plan: Plan, path: str) -> int:
-    """Run the plan under signal handlers: the first SIGINT/SIGTERM stops after the chunk in
-    flight is recorded, a second stops at once; either way one line and status 128 + signal."""
+class _Stopper:
+    """SIGINT/SIGTERM handlers for a process that holds a results file: the first signal asks
+    the sweep to stop after the chunk in flight is recorded, a second stops at once. Either
+    way the process ends with one line (runs recorded, the command that resumes) and status
+    128 + the first signal."""
+
+    def __init__(self, args: argparse.Namespace, path: str):
+        self.args, self.path = args, path
+        self.received: list[int] = []
+        self.progress: Progress | None = None
+        self.recorded_before = 0
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handle)
+
+    def restore(self) -> None:
+        for signum, old in self.previous.items():
+            signal.signal(signum, old)
+        self.previous = {}
+
+    def stop_requested(self) -> bool:
+        return bool(self.received)
+
+    def line(self, how: str) -> str:
+        done = self.progress.runs_done if self.progress is not None else 0
+        return (f"stopped by {signal.Signals(self.received[0]).name} ({how}): {done} runs "
+                f"recorded in {self.path} this time ({self.recorded_before} before); resume "
+                f"with: {resume_command(self.args)}")
+
+    def exit(self, how: str) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        sys.stdout.flush()
+        sys.stderr.write(self.line(how) + "\n")
+        sys.stderr.flush()
+        # Compilations in flight would hold the interpreter's exit until they finish.
+        os._exit(128 + self.received[0])
+
+    def handle(self, signum, frame) -> None:
+        if self.received:                       # the second signal: stop at once
+            self.exit("at once")
+        self.received.append(signum)
+        if self.progress is not None:
+            self.progress.close()
+        sys.stderr.write(f"{signal.Signals(signum).name}: finishing the chunk in flight, then "
+                         "stopping (Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
+
+
+def _run(args: argparse.Namespace, plan: Plan, path: str, stopper: _Stopper) -> int:
+    """Run the plan; a signal (see _Stopper) ends it between chunks."""
     sweep = plan.sweep
     progress = Progress(plan, enabled=False if args.quiet else None)
-    received: list[int] = []
-
-    def stopped_line(signum: int, how: str) -> str:
-        name = signal.Signals(signum).name
-        return (f"{name}: {how}; {progress.runs_done} runs recorded in {path} this time "
-                f"({plan.recorded} before); resume with: {resume_command(args)}")
-
-    def handler(signum, frame):
-        if received:                    # the second signal: stop at once
-            progress.close()
-            sys.stderr.write(f"\nstopped by {stopped_line(signum, 'stopped at once')}\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
-            os._exit(128 + received[0])
-        received.append(signum)
-        progress.close()
-        sys.stderr.write(f"\n{signal.Signals(signum).name}: finishing the chunk in flight, "
-                         "then stopping (Ctrl-C again to stop at once)\n")
-        sys.stderr.flush()
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, handler)
+    stopper.progress, stopper.recorded_before = progress, plan.recorded
     try:
-        try:
-            report = run_sweep(plan, path, progress=progress,
-                               compile_workers=args.compile_workers, stop=lambda: bool(received))
-        except OutputError as e:
-            raise OutputError(f"{e}; {progress.runs_done} runs recorded in {path} this time; "
-                              f"once there is room, resume with: {resume_command(args)}") from None
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        report = run_sweep(plan, path, progress=progress, compile_workers=args.compile_workers,
+                           stop=stopper.stop_requested)
+    except OutputError as e:
+        raise OutputError(f"{e}; {progress.runs_done} runs recorded in {path} this time; "
+                          f"once there is room, resume with: {resume_command(args)}") from None
     if report.stopped:
-        sys.stderr.write(f"stopped by {stopped_line(received[0], 'stopped between chunks')}\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-        # Compilations in flight would hold the interpreter's exit until they finish.
-        os._exit(128 + received[0])
+        stopper.exit("between chunks")
     rate = report.run_steps / max(report.wall_s - report.compile_wait_s, 1e-9)
     measured = [b for b in report.device_bytes if b is not None]
     sizes = "/".join(map(str, sorted(set(report.chunk_sizes)))) or "0"
