@@ -164,6 +164,22 @@ def machine_info() -> dict:
             "jax": jax.__version__, "python": platform.python_version()}
 
 
+def _check_json_target(path: str) -> None:
+    """Refuse a --json path that cannot be written, before any benchmark runs."""
+    if os.path.isdir(path):
+        raise ConfigError(f"--json: {path!r} is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"--json: {parent!r} is not a directory")
+    probe = os.path.join(parent, f".write-test-{os.getpid()}")
+    try:
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--json: cannot write to {parent!r}: {e.strerror or e}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     for n in names:
@@ -181,6 +197,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--repeats: got {args.repeats}; must be >= 1")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps: got {args.steps}; must be >= 1")
+    if args.json:
+        _check_json_target(args.json)       # before minutes of benchmark, not after
     # Compile times are reported for an empty cache: the persistent cache is off here.
     cache.configure("off")
     gpu = jax.devices()[0].platform != "cpu"
@@ -219,11 +237,16 @@ def main(args: argparse.Namespace) -> int:
                     break
         report["configs"][name] = {"config": cfg.to_dict(), "run_steps": cfg.steps + 1,
                                    "matmul_flops_per_run_step": flops, "points": points}
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
     print("| config | runs/call | run-steps/s | compile s | of matmul |")
     print("|---|---|---|---|---|")
     for name, runs, rs, cs, frac in rows:
         print(f"| {name} | {runs} | {rs:,.0f} | {cs:.2f} | {frac} |")
+    if args.json:
+        from gan_jax import results
+        from gan_jax.errors import OutputError
+        try:
+            results.write_atomic(args.json, json.dumps(report, indent=1))
+        except OSError as e:
+            raise OutputError(f"--json: cannot write {args.json}: {e.strerror or e}; the "
+                              "table above is the benchmark's summary") from None
     return 0

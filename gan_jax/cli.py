@@ -2,8 +2,9 @@
 
 Each command lives in its own module, which provides `add_arguments(parser)` and
 `main(args) -> int`. A ConfigError prints one line on stderr and exits with status 2, no
-traceback. Experiment scripts run through :func:`run_script` to get the same behaviour and the
-same device setting as the commands.
+traceback (an OutputError, a file that could not be written: status 1; Ctrl-C: 130).
+Experiment scripts run through :func:`run_script` to get the same behaviour and the same
+device setting as the commands.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 
 from gan_jax import cache
-from gan_jax.errors import ConfigError
+from gan_jax.errors import ConfigError, OutputError
 
 # command -> (module, one-line help)
 COMMANDS = {
@@ -57,11 +58,22 @@ def use_every_core() -> None:
 
 
 def _call(command, args) -> int:
+    """Run a command: bad input exits 2, a failed write 1, Ctrl-C 130, each as one line."""
     try:
         return int(command(args) or 0)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except OSError as e:             # a file the command itself chose; name it, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

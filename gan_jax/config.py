@@ -48,9 +48,51 @@ def choice(options) -> Check:
         f"must be one of {', '.join(names)}{suggest(str(v), names)}")
 
 
-def int_at_least(low: int) -> Check:
+def int_at_least(low: int, high: int | None = None, why: str = "") -> Check:
+    """An integer >= low, and <= high when given (`why` says where the bound comes from)."""
     rule = "must be a positive integer" if low == 1 else f"must be an integer >= {low}"
-    return lambda v: None if is_int(v) and v >= low else rule
+    above = f"must be at most {high:,}" + (f" ({why})" if why else "") if high else ""
+
+    def check(v):
+        if not is_int(v) or v < low:
+            return rule
+        return above if high is not None and v > high else None
+
+    return check
+
+
+def both(first: Check, second: Check) -> Check:
+    return lambda v: first(v) or second(v)
+
+
+def at_most(high: float, why: str) -> Check:
+    return lambda v: None if v <= high else f"must be at most {high:g} ({why})"
+
+
+# Upper bounds: what the program can represent and a machine can hold. A value past them
+# would overflow a counter or a random draw, or ask for more memory than any device has, and
+# fail deep inside JAX; the config refuses it first with the reason.
+# - Iteration counters are int32: (steps + 1) x d_updates discriminator steps must count.
+MAX_STEPS = 2**30
+MAX_D_UPDATES = 2**10
+# - One random draw gives at most 2**32 32-bit words: samples x dimension must stay below it;
+#   2**24 samples of up to 2**8 latent dimensions do.
+MAX_SAMPLES = 2**24
+MAX_LATENT = 2**8
+# - A hidden layer's weights are width x width floats: 2**16 squared is 16 GiB, already more
+#   than most devices; depth multiplies it.
+MAX_WIDTH = 2**16
+MAX_DEPTH = 2**10
+# - Sliced W1 holds eval_samples x num_projections projections.
+MAX_PROJECTIONS = 2**12
+# - hq_threshold counts stds: beyond 1e6 every sample is "high quality", and threshold x std
+#   must stay finite in float32.
+MAX_HQ_THRESHOLD = 1e6
+# - Parameters are flattened and indexed with int32.
+MAX_PARAMS = 2**31 - 1
+RANDOM_WORDS = 2**32
+COUNTER = "int32 step counters"
+DRAW = "one random draw is at most 2**32 words"
 
 
 def positive_number(v) -> str | None:
@@ -105,38 +147,47 @@ class RunConfig:
     generator: str = _field("linear", STATIC, choice(models.GENERATORS), "generator family")
     discriminator: str = _field("logistic", STATIC, choice(models.DISCRIMINATORS),
                                 "discriminator family")
-    latent_dim: int | None = _field(None, STATIC, optional(int_at_least(1)),
+    latent_dim: int | None = _field(None, STATIC, optional(int_at_least(1, MAX_LATENT, DRAW)),
                                     "dimension of z (None: the data's)")
-    g_width: int = _field(64, STATIC, int_at_least(1), "MLP generator: units per hidden layer")
-    g_depth: int = _field(2, STATIC, int_at_least(1), "MLP generator: hidden layers")
-    d_width: int = _field(64, STATIC, int_at_least(1),
+    g_width: int = _field(64, STATIC, int_at_least(1, MAX_WIDTH, "memory"),
+                        "MLP generator: units per hidden layer")
+    g_depth: int = _field(2, STATIC, int_at_least(1, MAX_DEPTH, "memory"),
+                        "MLP generator: hidden layers")
+    d_width: int = _field(64, STATIC, int_at_least(1, MAX_WIDTH, "memory"),
                           "MLP discriminator: units per hidden layer")
-    d_depth: int = _field(2, STATIC, int_at_least(1), "MLP discriminator: hidden layers")
+    d_depth: int = _field(2, STATIC, int_at_least(1, MAX_DEPTH, "memory"),
+                        "MLP discriminator: hidden layers")
     activation: str = _field("relu", STATIC, choice(models.ACTIVATIONS), "MLP activation")
     # how it is trained
     loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
     optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")
     update: str = _field("alternating", STATIC, choice(UPDATES), "update scheme")
-    d_updates: int = _field(2, STATIC, int_at_least(1), "discriminator steps per generator step")
-    batch_size: int = _field(128, STATIC, int_at_least(1), "samples per step and player")
-    steps: int = _field(320, STATIC, int_at_least(1),
+    d_updates: int = _field(2, STATIC, int_at_least(1, MAX_D_UPDATES, COUNTER),
+                           "discriminator steps per generator step")
+    batch_size: int = _field(128, STATIC, int_at_least(1, MAX_SAMPLES, DRAW),
+                            "samples per step and player")
+    steps: int = _field(320, STATIC, int_at_least(1, MAX_STEPS, COUNTER),
                         "generator steps (the seed's loop runs steps + 1 iterations)")
-    log_every: int = _field(40, STATIC, int_at_least(1), "iterations between history rows")
-    eval_batch: int = _field(1000, STATIC, int_at_least(1),
+    log_every: int = _field(40, STATIC, int_at_least(1, MAX_STEPS, COUNTER),
+                           "iterations between history rows")
+    eval_batch: int = _field(1000, STATIC, int_at_least(1, MAX_SAMPLES, DRAW),
                              "history rows: loss values on this many fresh samples")
-    history_samples: int = _field(2000, STATIC, int_at_least(2),
+    history_samples: int = _field(2000, STATIC, int_at_least(2, MAX_SAMPLES, DRAW),
                                   "history rows: metrics on this many fresh samples")
-    eval_samples: int = _field(4000, STATIC, int_at_least(2),
+    eval_samples: int = _field(4000, STATIC, int_at_least(2, MAX_SAMPLES, DRAW),
                                "final metrics on this many fresh samples")
     # metric options (gan_jax.metrics owns their defaults and rules)
-    hq_threshold: float = _field(metrics.HQ_THRESHOLD, STATIC, metric_option("hq_threshold"),
+    hq_threshold: float = _field(metrics.HQ_THRESHOLD, STATIC, both(metric_option("hq_threshold"),
+                                      at_most(MAX_HQ_THRESHOLD, "stds of the nearest mode")),
                                  "high-quality: within this many stds of the nearest mode")
     min_count: int = _field(metrics.MIN_COUNT, STATIC, metric_option("min_count"),
                             "high-quality samples a mode needs to count as captured")
     num_projections: int = _field(metrics.NUM_PROJECTIONS, STATIC,
-                                  metric_option("num_projections"),
+                                  both(metric_option("num_projections"),
+                                       int_at_least(1, MAX_PROJECTIONS, "memory")),
                                   "directions of the sliced W1 (2-D and up)")
-    mmd_samples: int = _field(metrics.MMD_SAMPLES, STATIC, metric_option("mmd_samples"),
+    mmd_samples: int = _field(metrics.MMD_SAMPLES, STATIC, both(metric_option("mmd_samples"),
+                                   int_at_least(0, MAX_SAMPLES, "memory")),
                               "MMD on this many points of each sample; 0: no MMD")
     # traced numbers
     lr_g: float = _field(0.04, TRACED, positive_number, "generator learning rate")
@@ -338,6 +389,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.data_radius is not None and not target.has_radius:
         raise field_error("data_radius", cfg.data_radius,
                           f"does not apply to data = {cfg.data!r}")
+    if (cfg.steps + 1) * cfg.d_updates >= 2**31:
+        raise field_error("d_updates", cfg.d_updates,
+                          f"(steps + 1) x d_updates must stay below 2**31 ({COUNTER}); "
+                          f"steps = {cfg.steps}")
     if cfg.steps % cfg.log_every != 0:
         raise field_error("log_every", cfg.log_every, f"must divide steps = {cfg.steps} exactly")
     if cfg.update == "simultaneous" and cfg.d_updates != 1:
@@ -352,6 +407,16 @@ def validate(cfg: RunConfig) -> RunConfig:
     if models.GENERATORS[cfg.generator].one_d and cfg.latent_dim not in (None, 1):
         raise field_error("latent_dim", cfg.latent_dim,
                           f"must be 1 for generator {cfg.generator!r}")
+    dim = max(target.dim, models.latent_dim(cfg))
+    for name in ("batch_size", "eval_batch", "history_samples", "eval_samples"):
+        if getattr(cfg, name) * dim * 2 > RANDOM_WORDS:
+            raise field_error(name, getattr(cfg, name), f"times the sample dimension {dim} "
+                              f"must stay below 2**31 ({DRAW})")
+    for role in ("generator", "discriminator"):
+        if models.num_params(cfg, role) > MAX_PARAMS:
+            raise field_error(f"{role[0]}_width", getattr(cfg, f"{role[0]}_width"),
+                              f"the {role} would have {models.num_params(cfg, role):,} "
+                              "parameters; at most 2**31 - 1 (int32 indices)")
     for key, role in (("g_init", "generator"), ("d_init", "discriminator")):
         v = getattr(cfg, key)
         if v is not None and len(v) != models.num_params(cfg, role):

@@ -41,3 +41,8 @@ def is_number(value: Any) -> bool:
 
 def is_finite_number(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
+
+
+class OutputError(ConfigError):
+    """A file could not be written (a full disk, a read-only directory): the message names the
+    file and the error, and says what was left behind. The command line exits with status 1."""

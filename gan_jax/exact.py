@@ -29,6 +29,7 @@ ConfigError that names :func:`estimate_w1`, a large-sample estimate with error b
 from __future__ import annotations
 
 import math
+import sys
 from typing import Callable, NamedTuple
 
 import jax
@@ -521,6 +522,10 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     if args.generator not in CLOSED_FORM:
         raise no_closed_form(args.generator, "this command")
+    for flag, values in (("--theta", args.theta), ("--data-std", [args.data_std])):
+        bad = [v for v in values if v is not None and not math.isfinite(v)]
+        if bad:
+            raise ConfigError(f"{flag}: got {bad[0]}; must be a finite number")
     cfg = make_config({"generator": args.generator, "data_std": args.data_std})
     n = models.num_params(cfg, "generator")
     if len(args.theta) != n:
@@ -539,8 +544,20 @@ def main(args) -> int:
 
     print(f"generator {cfg.generator}, theta = {list(args.theta)}, target bimodal_1d "
           f"(std {target.stds[0]:g})")
+    failed = []
     for name, value in zip(names, quantities(theta)):
-        print(f"  {name:26s} {float(value):.6g}")
+        value = float(value)
+        if math.isfinite(value):
+            print(f"  {name:26s} {value:.6g}")
+        else:
+            # The quadrature over- or underflows float32 at this theta / data_std (densities
+            # of scale 1e30 or 1e-30): no number here is better than a wrong one.
+            print(f"  {name:26s} not computable in float32 at this theta and data std")
+            failed.append(name)
+    if failed:
+        print(f"error: {', '.join(failed)}: not computable in float32 here (a scale of theta "
+              "or data std far from the target's; see docs/exact.md)", file=sys.stderr)
+        return 1
     if args.floor:
         for objective in OBJECTIVES:
             floor = family_floor(cfg.generator, target, jax.random.key(0), objective=objective,

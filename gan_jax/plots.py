@@ -497,10 +497,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     _figure(1, 1)  # fail early, before reading anything, if matplotlib is missing
-    for name in ("max_runs", "num_samples", "dpi"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: got {getattr(args, name)}; "
-                              "must be a positive integer")
+    # Upper bounds: a figure is at most ~12 in wide, and a PNG side past 2**16 pixels fails
+    # in Agg; samples and runs are drawn on one figure.
+    limits = {"max_runs": 1024, "num_samples": 10**6, "dpi": MAX_DPI}
+    for name, high in limits.items():
+        value = getattr(args, name)
+        if not 1 <= value <= high:
+            raise ConfigError(f"--{name.replace('_', '-')}: got {value}; must be an integer "
+                              f"in [1, {high:,}]")
     if args.heatmap is not None and len(args.heatmap) not in (2, 3):
         raise ConfigError(f"--heatmap: got {len(args.heatmap)} values; give X Y [METRIC]")
     records, problems = results.load_results(args.dir)
@@ -509,6 +513,7 @@ def main(args: argparse.Namespace) -> int:
     where = parse_where(args.where)
     records = results.select(records, where)
     out_dir = args.out or os.path.join(args.dir, "plots")
+    _check_out_dir(out_dir, "--out" if args.out else args.dir)
     suffix = "".join(f"__{_slug(f'{k}={v}')}" for k, v in where.items())
     one_d = all(_dim(r) == 1 for r in records)
     written = []
@@ -520,20 +525,21 @@ def main(args: argparse.Namespace) -> int:
         facet = args.facet
         if facet is None and "data" in results.varying_keys(records):
             facet = "data"
-        written.append(plot_curves(records, names, os.path.join(out_dir, f"curves{suffix}.png"),
-                                   facet=facet, dpi=args.dpi))
+        written.append(_drawn(lambda p, **kw: plot_curves(records, names, p, **kw),
+                              os.path.join(out_dir, f"curves{suffix}.png"),
+                              facet=facet, dpi=args.dpi))
     if args.heatmap is not None:
         x, y = args.heatmap[:2]
         metric = args.heatmap[2] if len(args.heatmap) == 3 else ("w1" if one_d else
                                                                   "modes_captured")
         name = f"heatmap_{_slug(metric)}_{_slug(x)}_{_slug(y)}{suffix}.png"
-        written.append(plot_heatmap(records, x, y, metric, os.path.join(out_dir, name),
-                                    stat=args.stat, dpi=args.dpi))
+        written.append(_drawn(lambda p, **kw: plot_heatmap(records, x, y, metric, p, **kw),
+                              os.path.join(out_dir, name), stat=args.stat, dpi=args.dpi))
     if args.samples:
         chosen = choose_runs(records, args.seeds, args.max_runs)
         drawn = recorded_samples(chosen, args.num_samples)
-        written.append(plot_samples(chosen, drawn, os.path.join(out_dir, f"samples{suffix}.png"),
-                                    dpi=args.dpi))
+        written.append(_drawn(lambda p, **kw: plot_samples(chosen, drawn, p, **kw),
+                              os.path.join(out_dir, f"samples{suffix}.png"), dpi=args.dpi))
     written += write_profile(args, records, out_dir, suffix)
     for path in written:
         print(path)
@@ -552,8 +558,45 @@ def write_profile(args: argparse.Namespace, records: list[dict], out_dir: str,
     hib = tables.direction(metric, higher=(metric,) if args.higher_is_better else (),
                            lower=(metric,) if args.lower_is_better else ())
     name = f"profile_{_slug(metric)}{suffix}.png"
-    return [plot_profile(records, metric, os.path.join(out_dir, name), higher_is_better=hib,
-                         dpi=args.dpi)]
+    return [_drawn(lambda p, **kw: plot_profile(records, metric, p, higher_is_better=hib, **kw),
+                   os.path.join(out_dir, name), dpi=args.dpi)]
+
+
+MAX_DPI = 1200
+
+
+def _check_out_dir(out_dir: str, flag: str) -> None:
+    """Refuse, before drawing anything, an output directory that cannot be made or written."""
+    from gan_jax.errors import OutputError
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"{flag}: {out_dir!r} is a file; give a directory for the figures")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise OutputError(f"{flag}: cannot write figures to {out_dir!r}: "
+                          f"{e.strerror or e}") from None
+
+
+def _drawn(draw, path: str, *args, **kwargs) -> str:
+    """Draw a figure into a temporary file beside `path`, then rename it into place: a full
+    disk leaves the previous figure (or none), never half a PNG; OutputError names the file."""
+    from gan_jax.errors import OutputError
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}.png")
+    try:
+        draw(*args, tmp, **kwargs)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}; nothing was left "
+                          "half-written") from None
+    return path
 
 
 def choose_runs(records: list[dict], seeds: list[int] | None, max_runs: int) -> list[dict]:

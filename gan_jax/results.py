@@ -10,17 +10,20 @@ groups them by configuration keys: tables and figures read records through it an
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import socket
 import math
 import os
+import time
 from typing import Any, Iterable
 
 import numpy as np
 
 from gan_jax import exact
 from gan_jax.config import RunConfig, static_part, tied_fields
-from gan_jax.errors import ConfigError, suggest
+from gan_jax.errors import ConfigError, OutputError, suggest
 
 RESULTS_FILE = "results.jsonl"
 
@@ -108,21 +111,99 @@ def to_line(record: dict) -> str:
 
 
 def append_records(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Append records as JSON lines, then flush and fsync: a finished chunk is never lost."""
-    lines = "".join(map(to_line, records))
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(lines)
-        f.flush()
-        os.fsync(f.fileno())
+    """Append records as whole JSON lines in one write, then fsync: a finished chunk is never
+    lost, and a failed write leaves nothing half-written.
+
+    On any OSError (a full disk, a quota, an I/O error) the file is cut back to its size before
+    the write, and OutputError names the file and the error.
+    """
+    data = "".join(map(to_line, records)).encode("utf-8")
+    if not data:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot open for appending: {e.strerror or e}") from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as e:
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+                left = "the file was cut back to its previous end"
+            except OSError:
+                left = "the file could not be cut back; --resume sets the partial line aside"
+            raise OutputError(f"{path}: cannot append {len(data)} bytes: "
+                              f"{e.strerror or e}; {left}") from None
+    finally:
+        os.close(fd)
+
+
+# A record's keys and their JSON types (docs/records.md); anything else on a line is damage.
+RECORD_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "sweep": str, "seed": int, "config": dict, "status": str,
+    "final": dict, "history": dict,
+}
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes a parsed line unusable as a record, or None for a record of the right shape."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    for key, kind in RECORD_SHAPE.items():
+        if key not in record:
+            return f"a record without {key!r}"
+        value = record[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{key!r} is {json.dumps(value)[:40]}, not {kind.__name__}"
+    for name, value in record["final"].items():
+        if value is not None and not (isinstance(value, (int, float, list))
+                                      and not isinstance(value, bool)):
+            return f"final {name!r} is {json.dumps(value)[:40]}, not a number"
+    for name, value in record["history"].items():
+        if not isinstance(value, list):
+            return f"history {name!r} is {json.dumps(value)[:40]}, not a list"
+    return None
+
+
+def scan_lines(path: str | os.PathLike):
+    """Each non-blank line of a results file: (line number, raw bytes, record, problem).
+
+    `record` is the parsed record when the line holds a whole record (its final newline may be
+    missing: a record that parses is complete), else None and `problem` says why. Raises
+    OSError if the file cannot be read (a directory, no permission).
+    """
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield n, raw, None, "not UTF-8 text"
+                continue
+            except (ValueError, RecursionError):
+                yield n, raw, None, ("truncated last line (an interrupted write)"
+                                     if not raw.endswith(b"\n") else "not JSON")
+                continue
+            problem = record_problem(record)
+            yield n, raw, (None if problem else record), problem
 
 
 def read_records(path: str | os.PathLike,
                  fields: tuple[str, ...] | None = None) -> tuple[list[dict], list[str]]:
-    """All complete records of a results file, and a list of problems found.
+    """All usable records of a results file, and one problem per line that was skipped.
 
-    A last line without its newline was cut short by a kill: it is skipped and reported, not
-    fatal (`cut_partial_tail` removes it before more records are appended). A malformed line
-    elsewhere is reported too.
+    A line is kept when it parses as a whole record (a JSON object with the record's keys and
+    types, see RECORD_SHAPE), whether or not its newline follows. Anything else (a line cut
+    short by a kill, bytes that are not UTF-8, a JSON value that is not a record) is skipped
+    and reported as `FILE:LINE: why`. Nothing here raises on a file's contents: a file that
+    cannot be read at all (a directory, no permission) is one problem.
 
     Args:
       path: a results file; a missing file has no records.
@@ -130,48 +211,193 @@ def read_records(path: str | os.PathLike,
         file for resuming without holding its histories); None keeps every key.
     """
     records, problems = [], []
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return records, problems
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.endswith("\n"):
-                problems.append(f"{path}:{n}: truncated last line (an interrupted write) skipped")
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                problems.append(f"{path}:{n}: malformed line skipped")
+    try:
+        for n, _, record, problem in scan_lines(path):
+            if record is None:
+                problems.append(f"{path}:{n}: {problem}")
                 continue
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)
+    except OSError as e:
+        problems.append(f"{path}: cannot read: {e.strerror or e}")
     return records, problems
 
 
-def cut_partial_tail(path: str | os.PathLike) -> int:
-    """Cut a results file after its last newline, so appends start on a fresh line.
+def sweep_names(path: str | os.PathLike) -> set[str]:
+    """The sweep names found in a results file, on any line that is a JSON object naming one,
+    well-formed record or not (to refuse mixing sweeps before anything is written)."""
+    names = set()
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    value = json.loads(raw.decode("utf-8"))
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(value, dict) and isinstance(value.get("sweep"), str):
+                    names.add(value["sweep"])
+    except OSError:
+        pass
+    return names
 
-    Returns the number of bytes removed (0 when the file ends cleanly or does not exist).
+
+def summarize_problems(problems: list[str], limit: int = 5) -> list[str]:
+    """Per-line problems as one note: how many lines were skipped, and where (FILE:LINE)."""
+    if len(problems) <= 1:
+        return list(problems)
+    shown = "; ".join(problems[:limit])
+    more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
+    return [f"{len(problems)} unusable lines skipped: {shown}{more}"]
+
+
+def repair(path: str | os.PathLike) -> str | None:
+    """Make a results file safe to append to, deleting nothing; returns a note, or None.
+
+    Every line that is not a whole record goes to a side file, PATH.damaged-TIMESTAMP, and the
+    file is rewritten (atomically) with the records alone. A last record without its final
+    newline is kept and the newline added. Call it while holding the file's lock.
     """
+    path = os.fspath(path)
     if not os.path.exists(path):
-        return 0
-    with open(path, "r+b") as f:
-        end = pos = f.seek(0, os.SEEK_END)
-        while pos > 0:
-            step = min(pos, 1 << 16)
-            f.seek(pos - step)
-            newline = f.read(step).rfind(b"\n")
-            if newline >= 0:
-                pos = pos - step + newline + 1
-                break
-            pos -= step
-        if pos < end:
-            f.truncate(pos)
+        return None
+    damaged, count, last = [], 0, b"\n"
+    for n, raw, record, problem in scan_lines(path):
+        if record is None:
+            damaged.append((n, raw, problem))
+        else:
+            count += 1
+        last = raw
+    if not damaged:
+        if not last.endswith(b"\n"):
+            with open(path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    side = f"{path}.damaged-{stamp}"
+    k = 1
+    while os.path.exists(side):
+        side, k = f"{path}.damaged-{stamp}-{k}", k + 1
+    try:
+        with open(side, "xb") as f:
+            for _, raw, _ in damaged:
+                f.write(raw if raw.endswith(b"\n") else raw + b"\n")
             f.flush()
             os.fsync(f.fileno())
-    return end - pos
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            bad = {n for n, _, _ in damaged}
+            for n, raw in enumerate(src, start=1):
+                if n in bad or not raw.strip():
+                    continue
+                dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot set damaged lines aside: {e.strerror or e}; "
+                          "the file is unchanged") from None
+    where = ", ".join(f"line {n} ({p})" for n, _, p in damaged[:3])
+    more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    return (f"{path}: {len(damaged)} unusable line(s) moved to {side} ({where}{more}); "
+            f"{count} records kept; the runs of moved lines will be done again")
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+class ResultsLock:
+    """One writer per results file: an advisory flock on PATH.lock, held until released or
+    until the process ends (the kernel releases it on any exit, kill -9 included).
+
+    The lock file holds the holder's pid, host and start time, so a second writer can name
+    it. The holder removes it as it releases; a process that took the lock on a file since
+    removed sees that and locks the new one, so two holders never overlap.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = f"{os.fspath(path)}.lock"
+        self.fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                text = f.read().strip()
+        except OSError:
+            text = ""
+        return text or "another process"
+
+    def acquire(self, wait: bool = False, on_wait=None) -> "ResultsLock":
+        """Take the lock; raise ConfigError naming the holder if it is held (unless `wait`,
+        then block until it is free, after calling on_wait(holder) once)."""
+        while True:
+            fd = self._lock(wait, on_wait)
+            # The holder removes the lock file as it releases: a lock taken on a file that
+            # is no longer at self.path is no lock; take the new one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+            on_wait = None
+        try:
+            started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            info = f"pid {os.getpid()} on {socket.gethostname()} since {started}\n"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        except OSError:
+            pass                           # the holder's name is a courtesy, not the lock
+        self.fd = fd
+        return self
+
+    def _lock(self, wait: bool, on_wait) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot create the lock file: "
+                              f"{e.strerror or e}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise ConfigError(
+                        f"--out: {self.path[:-5]} is being written by {self.holder()}; one "
+                        "writer per results file: wait for it to finish (or pass "
+                        "--wait-for-lock), or give each job its own --shard") from None
+                if on_wait is not None:
+                    on_wait(self.holder())
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as e:
+                raise OutputError(f"{self.path}: cannot lock: {e.strerror or e} (the file "
+                                  "system may not support flock; see docs/sweeps.md)") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def release(self) -> None:
+        """Remove the lock file and release the lock (a kill releases it too, leaving the
+        file, which the next holder takes over)."""
+        if self.fd is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)           # closing the last descriptor releases the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def results_file_name(index: int = 0, count: int = 1) -> str:
@@ -191,46 +417,68 @@ def results_files(directory: str | os.PathLike) -> list[str]:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers see the old or the new contents, never a mix."""
+    """Write a file so that readers see the old or the new contents, never a mix.
+
+    On failure (a full disk, a read-only directory) the temporary file is removed, the old
+    contents stay, and OSError propagates.
+    """
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 # ----------------------------------------------------------------------------- reading
 
 
 def load_results(directory: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """Every record of a directory's results files (shards merged), and the problems found.
+    """Every usable record of a directory's results files (shards merged), and notes.
 
-    A run recorded twice (e.g. by two job-array tasks given overlapping shards) counts once.
+    Lines that are not whole records are skipped and counted in one note (FILE:LINE each); a
+    run recorded twice (e.g. by two job-array tasks given overlapping shards) counts once, and
+    that is one note too. Nothing in the files' contents raises.
 
     Raises:
-      ConfigError: if the directory holds no results file or no complete record.
+      ConfigError: if the directory holds no results file or no usable record.
     """
     if not os.path.isdir(directory):
-        raise ConfigError(f"{directory}: no such directory")
-    files = results_files(directory)
+        what = "not a directory" if os.path.exists(directory) else "no such directory"
+        raise ConfigError(f"{directory}: {what}")
+    try:
+        files = results_files(directory)
+    except OSError as e:
+        raise ConfigError(f"{directory}: cannot list: {e.strerror or e}") from None
     if not files:
         raise ConfigError(f"{directory}: no results files (results.jsonl or "
                           "results.shard-*.jsonl); run `python -m gan_jax sweep FILE --out "
                           f"{directory}` first")
-    records, problems, seen = [], [], set()
+    records, problems, doubled, seen = [], [], [], set()
     for path in files:
         recs, probs = read_records(path)
         problems += probs
         for r in recs:
-            if r.get("run_id") in seen:
-                problems.append(f"{path}: run {r.get('run_id')} recorded twice; counted once")
+            if r["run_id"] in seen:
+                doubled.append(f"{path}: run {r['run_id']}")
                 continue
-            seen.add(r.get("run_id"))
+            seen.add(r["run_id"])
             records.append(r)
+    notes = summarize_problems(problems)
+    if doubled:
+        notes.append(f"{len(doubled)} run(s) recorded twice; counted once: "
+                     + "; ".join(doubled[:3]) + ("; ..." if len(doubled) > 3 else ""))
     if not records:
-        raise ConfigError(f"{directory}: the results files hold no complete records")
-    return records, problems
+        raise ConfigError(f"{directory}: the results files hold no usable records"
+                          + (f" ({notes[0]})" if notes else ""))
+    return records, notes
 
 
 # ----------------------------------------------------------------------------- keys and groups

@@ -142,6 +142,9 @@ def clipping_example() -> str:
     return f"WGAN weight clipping: raw critic weight = {raw} -> clipped at {clip} = {clipped:.4g}"
 
 
+MAX_SEEDS = 2**16
+
+
 def _prepare_out(path: str) -> str:
     try:
         os.makedirs(path, exist_ok=True)
@@ -159,8 +162,11 @@ def _prepare_out(path: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.seeds < 2:
-        raise ConfigError(f"--seeds: got {args.seeds}; must be an integer >= 2")
+    # All seeds of a configuration run in one call: 2**16 runs of the seed's small programs
+    # fit a CPU's memory; 1e11 would fail only after the output directory was made.
+    if not 2 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds: got {args.seeds}; must be an integer in [2, {MAX_SEEDS:,}] "
+                          "(all seeds run in one call)")
     target = _prepare_out(args.out)
     t0 = time.perf_counter()
     seeds = list(range(args.seeds))

@@ -636,7 +636,9 @@ def write_comparison(args: argparse.Namespace, records: list[dict]) -> str:
         try:
             results.write_atomic(os.path.join(args.dir, name), texts[fmt])
         except OSError as e:
-            raise ConfigError(f"{args.dir}: cannot write {name}: {e.strerror}") from None
+            print(f"warning: {args.dir}: cannot write {name}: {e.strerror or e}; the "
+                  "comparison is printed, its files were not written", file=sys.stderr)
+            break
     return "\n" + texts[args.format]
 
 
@@ -679,13 +681,23 @@ def main(args: argparse.Namespace) -> int:
     records, problems = results.load_results(args.dir)
     for p in problems:
         print(f"note: {p}", file=sys.stderr)
+    sweeps = sorted({r["sweep"] for r in records})
+    if len(sweeps) > 1:
+        counts = ", ".join(f"{s!r} ({sum(r['sweep'] == s for r in records)} runs)"
+                           for s in sweeps)
+        print(f"note: {args.dir} holds {len(sweeps)} sweeps: {counts}; one table over all of "
+              "them (give each sweep its own directory to keep them apart)", file=sys.stderr)
     table = make_table(records, _names(args.by), _names(args.metrics), interval=args.interval,
                        successes=tuple(map(parse_success, args.success or ())))
     texts = {fmt: render(table) for fmt, render in RENDER.items()}
+    sys.stdout.write(texts[args.format])        # the table first: a write below may fail
+    sys.stdout.flush()
     for fmt, text in texts.items():
         try:
             results.write_atomic(os.path.join(args.dir, FILES[fmt]), text)
         except OSError as e:
-            raise ConfigError(f"{args.dir}: cannot write {FILES[fmt]}: {e.strerror}") from None
-    sys.stdout.write(texts[args.format] + write_comparison(args, records))
+            print(f"warning: {args.dir}: cannot write {FILES[fmt]}: {e.strerror or e}; the "
+                  "table was printed above, the files were not written", file=sys.stderr)
+            break
+    sys.stdout.write(write_comparison(args, records))
     return 0

@@ -111,9 +111,12 @@ def test_1d_figures_from_records(tmp_path):
     # A 1-D record written by hand (no training): histograms over the exact density, and the
     # 1-D default curves (w1, mode_balance).
     cfg = config.make_config(TINY_1D)
-    record = dict(seed=0, config=cfg.to_dict(), final=dict(w1=0.5, mode_balance=0.9),
+    # Every key a record must have (results.RECORD_SHAPE): readers skip anything less.
+    record = dict(run_id="r0", sweep="by-hand", seed=0, config=cfg.to_dict(), status="ok",
+                  final=dict(w1=0.5, mode_balance=0.9),
                   history=dict(step=[0, 10, 20], w1=[2.0, 1.0, 0.5], mode_balance=[0, 0.5, 0.9]))
-    results.append_records(tmp_path / results.RESULTS_FILE, [record, {**record, "seed": 1}])
+    results.append_records(tmp_path / results.RESULTS_FILE,
+                           [record, {**record, "run_id": "r1", "seed": 1}])
     assert run_cli(tmp_path) == 0
     assert png_size(tmp_path / "plots" / "curves.png") == (
         px(plots.CURVE_PANEL[0] + plots.LEGEND_WIDTH), px(2 * plots.CURVE_PANEL[1]))

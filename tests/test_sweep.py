@@ -7,6 +7,7 @@ import collections
 import hashlib
 import io
 import json
+import os
 
 import hypothesis.strategies as st
 import numpy as np
@@ -250,7 +251,7 @@ def test_sharded_over_four_devices_equals_one_device(baseline, tmp_path):
     assert_same_runs(sharded, {k: baseline["records"][k] for k in sharded})
 
 
-def test_resume_cuts_a_truncated_tail_and_finishes(baseline, tmp_path, capsys):
+def test_resume_sets_a_truncated_tail_aside_and_finishes(baseline, tmp_path, capsys):
     file = write_sweep(tmp_path / "s.toml", "tiny", 3, TINY_BASE, GRID)
     out = tmp_path / "out"
     out.mkdir()
@@ -262,7 +263,10 @@ def test_resume_cuts_a_truncated_tail_and_finishes(baseline, tmp_path, capsys):
     assert cli(["sweep", file, "--out", str(out), "--max-chunk", "4", "--devices", "1",
                 "--resume", "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "cut off 57 bytes of an interrupted write" in captured.err
+    # The cut line is moved to a side file, not deleted (docs/sweeps.md, Guarantees).
+    assert "1 unusable line(s) moved to" in captured.err and "6 records kept" in captured.err
+    side = [f for f in os.listdir(out) if ".damaged-" in f]
+    assert len(side) == 1 and (out / side[0]).read_text() == lines[6][:57] + "\n"
     assert "6 runs recorded" in captured.out and "6 were recorded already" in captured.out
     assert_same_runs(records_by_id(out), baseline["records"])      # each exactly once
     # Resuming a finished sweep does nothing.

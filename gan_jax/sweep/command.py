@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
+import signal
 import sys
+import threading
 from typing import TextIO
 
 import jax
 
 from gan_jax import results
 from gan_jax.config import CHOICE_FIELDS
-from gan_jax.errors import ConfigError
-from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK, Plan, estimate_chunk_bytes, plan_sweep
+from gan_jax.errors import ConfigError, OutputError
+from gan_jax.sweep.plan import (DEFAULT_MAX_CHUNK, ESTIMATE_MARGIN, Plan,
+                                estimate_chunk_bytes, plan_sweep)
 from gan_jax.sweep.run import DEFAULT_COMPILE_WORKERS, Progress, run_sweep
 from gan_jax.sweep.spec import Sweep, load_sweep
 
@@ -82,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one program per static part: runs that differ only in the loss "
                              "no longer share a program (by default they do, the loss traced)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--wait-for-lock", action="store_true",
+                        help="if another process is writing the results file, wait for it "
+                             "to finish instead of exiting with status 2")
     multi = parser.add_argument_group(
         "multi-host (jax.distributed; on with --distributed, explicit settings, or a cluster "
         "environment: JAX_COORDINATOR_ADDRESS, srun with several tasks, mpirun)")
@@ -123,38 +130,48 @@ def _start_distributed(args: argparse.Namespace) -> None:
 def recorded_runs(out: str, sweep: Sweep) -> tuple[dict[str, set[str]], list[str]]:
     """Run ids recorded in each results file of `out`, and problems found reading them.
 
-    Raises ConfigError if a file there holds another sweep's results.
+    Raises ConfigError if a file there holds another sweep's results (any line naming
+    another sweep counts, well-formed record or not).
     """
+    refuse_other_sweeps(out, sweep)
     recorded, problems = {}, []
     for f in results.results_files(out):
-        recs, found = results.read_records(f, fields=("run_id", "sweep"))
-        others = sorted({str(r["sweep"]) for r in recs} - {sweep.name})
-        if others:
-            raise ConfigError(f"--out: {f} holds results of sweep {others[0]!r}, not "
-                              f"{sweep.name!r} ({sweep.path}); choose another directory")
+        recs, found = results.read_records(f, fields=("run_id",))
         recorded[f] = {r["run_id"] for r in recs}
         problems += found
     return recorded, problems
 
 
-def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
-                ) -> tuple[str, set[str], list[str]]:
-    """Check an output directory before any compute; create it if needed.
+def refuse_other_sweeps(out: str, sweep: Sweep) -> None:
+    """Raise ConfigError if a results file in `out` names another sweep (on any line that is
+    a JSON object naming one, well-formed record or not)."""
+    for f in results.results_files(out):
+        others = sorted(results.sweep_names(f) - {sweep.name})
+        if others:
+            raise ConfigError(f"--out: {f} holds results of sweep {others[0]!r}, not "
+                              f"{sweep.name!r} ({sweep.path}); choose another directory")
 
-    Returns (results path, run ids recorded there, notes for the user). Raises ConfigError for
-    a directory that cannot be written, that holds another sweep's results, or that holds this
-    sweep's results without --resume. With --resume, a truncated last line left by a kill is
-    cut off so that appended records start on a fresh line.
+
+def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool,
+                wait_for_lock: bool = False
+                ) -> tuple[str, set[str], list[str], results.ResultsLock]:
+    """Check an output directory before any compute, create it if needed, and take the lock
+    of this process's results file (one writer per file).
+
+    Returns (results path, run ids recorded there, notes for the user, the lock, held).
+    Raises ConfigError for a directory that cannot be written, that holds another sweep's
+    results, that another process is writing, or that holds this sweep's results without
+    --resume. With --resume, lines that are not whole records (a write cut short by a kill, a
+    damaged line) are moved to a side file, never deleted, so that appended records start on a
+    fresh line.
     """
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"--out: {out!r} exists and is not a directory")
-    recorded, notes = recorded_runs(out, sweep)
     path = os.path.join(out, file_name)
-    own = recorded.get(path, set())
-    if own and not resume:
-        raise ConfigError(f"--out: {path} already holds {len(own)} results of sweep "
-                          f"{sweep.name!r}; pass --resume to finish it, or choose another "
-                          "directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ConfigError(f"--out: {path} is not a regular file (a results file is expected "
+                          "there); move it away")
+    refuse_other_sweeps(out, sweep)             # touch nothing of another sweep's
     try:
         os.makedirs(out, exist_ok=True)
         probe = os.path.join(out, f".write-test-{os.getpid()}")
@@ -163,14 +180,29 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool
         os.remove(probe)
     except OSError as e:
         raise ConfigError(f"--out: cannot write to {out!r}: {e.strerror}") from None
-    if not resume:
-        return path, set(), notes
-    cut = results.cut_partial_tail(path)
-    if cut:
-        notes = [n for n in notes if not n.startswith(f"{path}:")]
-        notes.append(f"{path}: cut off {cut} bytes of an interrupted write; "
-                     "those runs will be done again")
-    return path, set().union(*recorded.values()), notes
+
+    def waiting(holder: str) -> None:
+        print(f"note: {path} is being written by {holder}; waiting for it (--wait-for-lock)",
+              file=sys.stderr, flush=True)
+
+    lock = results.ResultsLock(path).acquire(wait=wait_for_lock, on_wait=waiting)
+    try:
+        # Read again under the lock: the holder we waited for may have added records.
+        recorded, notes = recorded_runs(out, sweep)
+        own = recorded.get(path, set())
+        if own and not resume:
+            raise ConfigError(f"--out: {path} already holds {len(own)} results of sweep "
+                              f"{sweep.name!r}; pass --resume to finish it, or choose another "
+                              "directory")
+        if not resume:
+            return path, set(), results.summarize_problems(notes), lock
+        repaired = results.repair(path)
+        if repaired:
+            notes = [n for n in notes if not n.startswith(f"{path}:")] + [repaired]
+        return path, set().union(*recorded.values()), results.summarize_problems(notes), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
@@ -224,25 +256,130 @@ def main(args: argparse.Namespace) -> int:
                               f"{len(devices)} local device(s)")
         devices = devices[:args.devices]
 
-    recorded, notes, path = set(), [], None
+    recorded, notes, path, lock = set(), [], None, None
     if args.dry_run and args.out:               # show what is left; write nothing
         by_file, notes = recorded_runs(args.out, sweep)
+        notes = results.summarize_problems(notes)
         recorded = set().union(*by_file.values()) if args.resume else set()
     elif args.out:
-        path, recorded, notes = prepare_out(args.out, sweep,
-                                            results.results_file_name(index, count),
-                                            resume=args.resume)
+        path, recorded, notes, lock = prepare_out(
+            args.out, sweep, results.results_file_name(index, count), resume=args.resume,
+            wait_for_lock=args.wait_for_lock)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    plan = plan_sweep(sweep, devices=devices, memory_budget=budget, max_chunk=args.max_chunk,
-                      shard=(index, count), recorded_ids=recorded,
-                      merge_choices=not args.no_merge)
-    if args.dry_run:
-        print_plan(plan)
-        return 0
+    # From the moment this process holds the results file, a signal stops it cleanly.
+    stopper = _Stopper(args, path) if lock is not None else None
+    try:
+        plan = plan_sweep(sweep, devices=devices, memory_budget=budget,
+                          max_chunk=args.max_chunk, shard=(index, count),
+                          recorded_ids=recorded, merge_choices=not args.no_merge)
+        too_big = oversized_groups(plan)
+        if args.dry_run:
+            print_plan(plan)
+            for line in too_big:
+                print(f"warning: {line}")
+            return 0
+        if too_big:
+            raise ConfigError(f"--memory-budget: {too_big[0]}")
+        return _run(args, plan, path, stopper)
+    finally:
+        if stopper is not None:
+            stopper.restore()
+        if lock is not None:
+            lock.release()
 
-    report = run_sweep(plan, path, progress=Progress(plan, enabled=False if args.quiet else None),
-                       compile_workers=args.compile_workers)
+
+def oversized_groups(plan: Plan) -> list[str]:
+    """A line per group whose smallest chunk (two runs per device) cannot fit the budget.
+
+    The jaxpr's live arrays alone (the estimate without its margin) are a floor on what a
+    chunk needs, so such a group cannot run under this budget.
+    """
+    out = []
+    for i, (g, label) in enumerate(zip(plan.groups, plan.labels()), start=1):
+        if not g.runs:
+            continue
+        floor = g.run_bytes // ESTIMATE_MARGIN * 2
+        if floor > plan.memory_budget:
+            out.append(f"group {i} ({label}): its smallest chunk (2 runs per device) needs at "
+                       f"least {fmt_bytes(floor)} per device, over the budget of "
+                       f"{fmt_bytes(plan.memory_budget)}; shrink the sizes of the "
+                       "configuration (widths, batch or sample counts) or raise --memory-budget")
+    return out
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that resumes this sweep."""
+    parts = ["python -m gan_jax sweep", shlex.quote(args.file), "--out", shlex.quote(args.out),
+             "--resume"]
+    if args.shard != "0/1":
+        parts += ["--shard", shlex.quote(args.shard)]
+    return " ".join(parts)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM handlers for a process that holds a results file: the first signal asks
+    the sweep to stop after the chunk in flight is recorded, a second stops at once. Either
+    way the process ends with one line (runs recorded, the command that resumes) and status
+    128 + the first signal."""
+
+    def __init__(self, args: argparse.Namespace, path: str):
+        self.args, self.path = args, path
+        self.received: list[int] = []
+        self.progress: Progress | None = None
+        self.recorded_before = 0
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handle)
+
+    def restore(self) -> None:
+        for signum, old in self.previous.items():
+            signal.signal(signum, old)
+        self.previous = {}
+
+    def stop_requested(self) -> bool:
+        return bool(self.received)
+
+    def line(self, how: str) -> str:
+        done = self.progress.runs_done if self.progress is not None else 0
+        return (f"stopped by {signal.Signals(self.received[0]).name} ({how}): {done} runs "
+                f"recorded in {self.path} this time ({self.recorded_before} before); resume "
+                f"with: {resume_command(self.args)}")
+
+    def exit(self, how: str) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        sys.stdout.flush()
+        sys.stderr.write(self.line(how) + "\n")
+        sys.stderr.flush()
+        # Compilations in flight would hold the interpreter's exit until they finish.
+        os._exit(128 + self.received[0])
+
+    def handle(self, signum, frame) -> None:
+        if self.received:                       # the second signal: stop at once
+            self.exit("at once")
+        self.received.append(signum)
+        if self.progress is not None:
+            self.progress.close()
+        sys.stderr.write(f"{signal.Signals(signum).name}: finishing the chunk in flight, then "
+                         "stopping (Ctrl-C again to stop at once)\n")
+        sys.stderr.flush()
+
+
+def _run(args: argparse.Namespace, plan: Plan, path: str, stopper: _Stopper) -> int:
+    """Run the plan; a signal (see _Stopper) ends it between chunks."""
+    sweep = plan.sweep
+    progress = Progress(plan, enabled=False if args.quiet else None)
+    stopper.progress, stopper.recorded_before = progress, plan.recorded
+    try:
+        report = run_sweep(plan, path, progress=progress, compile_workers=args.compile_workers,
+                           stop=stopper.stop_requested)
+    except OutputError as e:
+        raise OutputError(f"{e}; {progress.runs_done} runs recorded in {path} this time; "
+                          f"once there is room, resume with: {resume_command(args)}") from None
+    if report.stopped:
+        stopper.exit("between chunks")
     rate = report.run_steps / max(report.wall_s - report.compile_wait_s, 1e-9)
     measured = [b for b in report.device_bytes if b is not None]
     sizes = "/".join(map(str, sorted(set(report.chunk_sizes)))) or "0"

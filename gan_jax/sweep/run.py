@@ -12,7 +12,7 @@ import concurrent.futures
 import os
 import sys
 import time
-from typing import NamedTuple, TextIO
+from typing import Callable, NamedTuple, TextIO
 
 import jax
 import numpy as np
@@ -42,18 +42,27 @@ class Report(NamedTuple):
     wall_s: float
     run_steps: int
     device_bytes: tuple[int | None, ...]   # per group run: the program's measured bytes/device
+    stopped: bool = False      # `stop` asked to stop before every run was done
 
 
 def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None,
-              compile_workers: int = DEFAULT_COMPILE_WORKERS) -> Report:
+              compile_workers: int = DEFAULT_COMPILE_WORKERS,
+              stop: Callable[[], bool] | None = None) -> Report:
     """Run a plan's groups and append their records to `path`, chunk by chunk.
 
     Each group is compiled once for its chunk size (the last chunk is padded with copies of a
     real run, whose outputs are dropped). Compilation runs ahead in `compile_workers` threads,
     so the next groups compile while this one computes, and the next chunk is dispatched
     before the previous one's records are written, so the host's work overlaps the devices'.
+
+    `stop`, if given, is asked between chunks and while waiting (e.g. a signal handler's
+    flag): once it says True, no further chunk is started, the chunk already computing is
+    finished and recorded, compilations not started are cancelled, and the report has
+    stopped=True. Compilations in flight are not waited for (their threads end with the
+    process). An OutputError from writing records propagates; what was appended before stays.
     """
     path = os.fspath(path)
+    stop = stop or (lambda: False)
     sharding = engine.run_sharding(plan.devices)
     version_info = results.versions()
     progress = progress or Progress(plan, enabled=False)
@@ -61,9 +70,11 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     done = diverged = compilations = run_steps = chunks = 0
     compile_s = compile_wait_s = 0.0
     measured, sizes = [], []
+    stopped = False
 
     def finish(chunk: list[Run], output, steps_per_run: int) -> None:
         nonlocal done, diverged, run_steps
+        _await(output)
         host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
         records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
                                        [r.seed for r in chunk], host,
@@ -77,17 +88,24 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
                         compile_wait_s=compile_wait_s)
 
     groups = [g for g in plan.groups if g.runs]
-    with concurrent.futures.ThreadPoolExecutor(max(1, compile_workers)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, compile_workers))
+    try:
         compiling = [pool.submit(_compile, g, sharding, plan.memory_budget,
                                  plan.sweep.keep_samples)
                      for g in groups[:compile_workers]]
         for number, group in enumerate(groups):
+            if stop():
+                stopped = True
+                break
             if number + compile_workers < len(groups):
                 compiling.append(pool.submit(_compile, groups[number + compile_workers],
                                              sharding, plan.memory_budget,
                                              plan.sweep.keep_samples))
             progress.start_group(number + 1, compiling=not compiling[number].done())
             t = time.perf_counter()
+            if not _wait_for(compiling[number], stop):
+                stopped = True
+                break
             compiled, size, nbytes, tries, seconds = compiling[number].result()
             compiling[number] = None                     # let the executable go with the group
             compile_wait_s += time.perf_counter() - t
@@ -97,17 +115,47 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
             sizes.append(size)
             pending = None
             for start in range(0, len(group.runs), size):
+                if stop():
+                    stopped = True
+                    break
                 chunks += 1
                 chunk = list(group.runs[start:start + size])
                 output = compiled(*_chunk_inputs(chunk, size, sharding, group.static))
                 if pending is not None:
                     finish(*pending)
                 pending = (chunk, output, group.static.run_steps)
-            finish(*pending)
-    progress.close()
+            if pending is not None:
+                finish(*pending)                # the chunk computing is recorded, stop or not
+            if stopped:
+                break
+    finally:
+        # Never wait for compilations in flight: a stop or an error ends the sweep now.
+        pool.shutdown(wait=False, cancel_futures=True)
+        progress.close()
     return Report(path, done, diverged, plan.recorded, compilations, chunks, tuple(sizes),
                   len(plan.devices), compile_s, compile_wait_s, time.perf_counter() - t_start,
-                  run_steps, tuple(measured))
+                  run_steps, tuple(measured), stopped)
+
+
+def _wait_for(future: concurrent.futures.Future, stop: Callable[[], bool]) -> bool:
+    """Wait for a future, asking `stop` every 50 ms; False if stop said True first."""
+    while True:
+        try:
+            future.result(timeout=0.05)
+            return True
+        except concurrent.futures.TimeoutError:
+            if stop():
+                return False
+
+
+def _await(output) -> None:
+    """Wait for a chunk's arrays in short sleeps, not one blocking call, so that the main
+    thread stays free to run signal handlers (a second Ctrl-C must stop at once)."""
+    leaves = [a for a in jax.tree.leaves(output) if hasattr(a, "is_ready")]
+    pause = 0.0005
+    while not all(a.is_ready() for a in leaves):
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
 
 
 def _compile(group: Group, sharding: NamedSharding, budget: int, keep_samples: int):
@@ -178,6 +226,7 @@ class Progress:
         self.group = 0
         self.t0 = time.perf_counter()
         self.shown = False
+        self.runs_done = 0          # runs recorded so far (read by a signal handler)
 
     def _show(self, text: str) -> None:
         if self.enabled:
@@ -192,6 +241,7 @@ class Progress:
             self._show(f"group {self.group}/{self.groups}: compiling...")
 
     def update(self, *, runs_done: int, run_steps_done: int, compile_wait_s: float) -> None:
+        self.runs_done = runs_done
         running = max(time.perf_counter() - self.t0 - compile_wait_s, 1e-9)
         rate = run_steps_done / running
         left = (self.total_steps - run_steps_done) / rate if rate > 0 else float("nan")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import tomllib
+import unicodedata
 from typing import Any, NamedTuple
 
 from gan_jax import results
@@ -20,6 +22,10 @@ from gan_jax.errors import ConfigError, is_int, suggest
 
 SWEEP_KEYS = ("name", "seeds", "keep_samples", "base", "grid")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
+# A sweep's runs are expanded in memory (a run is a few hundred bytes of Python objects) and
+# its records fill a results file of a few KiB each: 2**22 runs is ~1 GiB of plan and ~10 GiB
+# of results. Split anything larger into several sweep files.
+MAX_RUNS = 2**22
 
 
 class Run(NamedTuple):
@@ -90,6 +96,9 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
         raise fail('name: missing; give the sweep a name, e.g. name = "lr-study"')
     if not isinstance(name, str) or not name.strip():
         raise fail(f"name: got {name!r}; must be a non-empty string")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise fail(f"name: got {name!r}; must not contain control characters (it heads "
+                   "tables and names files)")
     seeds = _parse_seeds(data.get("seeds"), fail)
     keep = data.get("keep_samples", 0)
     if not is_int(keep) or keep < 0:
@@ -134,6 +143,11 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
             seen.append(getattr(cfg, tied_fields(key)[0]))
 
     keys = list(grid)
+    points = math.prod(len(grid[k]) for k in keys)
+    if points * len(seeds) > MAX_RUNS:
+        raise fail(f"seeds: {points:,} grid points x {len(seeds):,} seeds = "
+                   f"{points * len(seeds):,} runs; at most {MAX_RUNS:,} runs per sweep file "
+                   "(split the sweep into several files)")
     configs = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         try:
@@ -160,12 +174,15 @@ def _parse_seeds(value: Any, fail) -> tuple[int, ...]:
     if is_int(value):
         if value < 1:
             raise fail(f"seeds: got {value}; a count must be at least 1")
-        if value > MAX_SEED + 1:
-            raise fail(f"seeds: got {value}; at most 2**32 seeds")
+        if value > MAX_RUNS:
+            raise fail(f"seeds: got {value}; at most {MAX_RUNS:,} runs per sweep file (split "
+                       "the sweep into several files)")
         return tuple(range(value))
     if isinstance(value, list):
         if not value:
             raise fail("seeds: empty list; give at least one seed")
+        if len(value) > MAX_RUNS:
+            raise fail(f"seeds: {len(value):,} seeds; at most {MAX_RUNS:,} runs per sweep file")
         for i, seed in enumerate(value):
             if not is_int(seed) or not 0 <= seed <= MAX_SEED:
                 raise fail(f"seeds[{i}]: got {seed!r}; a seed is an integer in [0, 2**32)")
