@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Small enough to compile and run fast; one discriminator step keeps the program short.
 TINY_BASE = dict(steps=20, log_every=10, batch_size=16, d_updates=1, eval_batch=32,
-                 history_samples=32, eval_samples=64, g_init=[0.15, 0.0], d_init=[0.25, 0.0])
+                 history_samples=32, eval_samples=64, g_init=[0.15, 0.0], d_init=[0.25, 0.0],
+                 mmd_samples=0)                 # the sweep tests check no MMD: a smaller program
 
 # Planning and sweeps in tests use one device, whatever the machine or XLA_FLAGS give.
 ONE_DEVICE = tuple(jax.local_devices()[:1])

@@ -104,8 +104,11 @@ shifts = st.floats(-3.0, 3.0)
 @settings(max_examples=25, deadline=None)
 @given(a=slopes, b=shifts)
 def test_w1_of_two_gaussians_is_the_folded_normal_mean(a, b):
+    # Where the two CDFs cross, |F_g - F_data| has a kink that falls between quadrature
+    # nodes: the error grows with W1 (a = 2.80078125, b = 2: 2.5e-5 on 2.24), so the bound is
+    # TOL absolute or TOL relative, whichever is larger.
     got = quantities("linear", [a, b], STD_NORMAL)["w1"]
-    assert got == pytest.approx(folded_normal_w1(b, abs(a) - 1.0), abs=TOL)
+    assert got == pytest.approx(folded_normal_w1(b, abs(a) - 1.0), abs=TOL, rel=TOL)
 
 
 def test_w1_of_a_shift_is_the_shift_and_of_itself_zero():

@@ -34,7 +34,7 @@ def _objectives(generator, discriminator, loss_name):
     fake = parts.generator.apply(g_params, z)
     u = jax.random.uniform(k[4], (static.batch_size,), jnp.float64)
     d_fn = lambda dp: d_obj(dp, real, fake, u)
-    g_fn = lambda gp: parts.loss.g_loss(parts.discriminator.apply(d_params, parts.generator.apply(gp, z)))
+    g_fn = lambda gp: parts.loss(hp).g_loss(parts.discriminator.apply(d_params, parts.generator.apply(gp, z)))
     return d_fn, d_params, g_fn, g_params
 
 

@@ -18,6 +18,9 @@ TINY_2D = dict(data="ring_2d", generator="mlp", discriminator="mlp", g_width=16,
                g_depth=1, d_depth=1, latent_dim=2, optimizer="adam", lr_g=1e-3, lr_d=1e-3,
                d_updates=1, batch_size=64, steps=20, log_every=10, eval_batch=200,
                history_samples=300, eval_samples=400)
+# Runs of TINY_2D keep this many final samples, in every test that runs it, so that the
+# metrics tests, the plot fixture and plot's re-run share one compiled program.
+TINY_2D_SAMPLES = 50
 
 NEW_KEYS = {"modes_captured", "hq_fraction", "reverse_kl", "mode_js", "sliced_w1", "mmd2"}
 SEED_KEYS = {"w1", "left", "right", "mode_balance", "real_mean", "real_std", "fake_mean",
@@ -152,16 +155,20 @@ def test_uniform_noise_fools_modes_but_not_quality():
 
 # ----------------------------------------------------------------------------- sliced W1
 
+_sliced_w1 = jax.jit(metrics.sliced_w1)
+_w1_1d = jax.jit(metrics.w1_1d)
+
+
 @settings(max_examples=30, deadline=None)
 @given(x=hnp.arrays(np.float32, 37, elements=st.floats(-1e3, 1e3, width=32)),
        y=hnp.arrays(np.float32, 37, elements=st.floats(-1e3, 1e3, width=32)),
        num=st.integers(1, 9))
 def test_sliced_w1_in_1d_is_the_exact_sorted_w1(x, y, num):
     u = metrics.projection_directions(1, num)
-    got = metrics.sliced_w1(jnp.asarray(x)[:, None], jnp.asarray(y)[:, None], u)
+    got = _sliced_w1(jnp.asarray(x)[:, None], jnp.asarray(y)[:, None], u)
     want = np.mean(np.abs(np.sort(x.astype(np.float64)) - np.sort(y.astype(np.float64))))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
-    np.testing.assert_allclose(got, metrics.w1_1d(jnp.asarray(x), jnp.asarray(y)), rtol=1e-6,
+    np.testing.assert_allclose(got, _w1_1d(jnp.asarray(x), jnp.asarray(y)), rtol=1e-6,
                                atol=1e-6)
 
 
@@ -252,21 +259,21 @@ def test_sample_metrics_keeps_the_1d_keys_and_values():
 
 def test_sample_metrics_in_2d_and_its_options():
     ring = data.ring_2d()
-    real = ring.sample(jax.random.key(0), 1500)
-    fake = jnp.asarray(np.repeat(ring.means[:2], 750, 0), jnp.float32)
+    real = ring.sample(jax.random.key(0), 600)
+    fake = jnp.asarray(np.repeat(ring.means[:2], 300, 0), jnp.float32)
     out = jax.jit(lambda r, f: metrics.sample_metrics(ring, r, f))(real, fake)
     assert set(out) == NEW_KEYS
     assert int(out["modes_captured"]) == 2
-    # mmd2 on the first mmd_samples points; with an explicit bandwidth.
+    # mmd2 on min(N, mmd_samples) points (default 1000 > 600: all); with an explicit bandwidth.
     h = metrics.default_bandwidth(ring)
-    np.testing.assert_allclose(out["mmd2"], metrics.mmd2(real[:1000], fake[:1000], h), rtol=1e-6)
+    mmd2 = jax.jit(metrics.mmd2, static_argnums=2)
+    np.testing.assert_allclose(out["mmd2"], mmd2(real, fake, h), rtol=1e-6)
     small = jax.jit(lambda r, f: metrics.sample_metrics(
         ring, r, f, mmd_samples=100, mmd_bandwidth=0.3, num_projections=3))(real, fake)
-    np.testing.assert_allclose(small["mmd2"], metrics.mmd2(real[:100], fake[:100], 0.3),
-                               rtol=1e-6)
+    np.testing.assert_allclose(small["mmd2"], mmd2(real[:100], fake[:100], 0.3), rtol=1e-6)
     np.testing.assert_allclose(
-        small["sliced_w1"], metrics.sliced_w1(real, fake, metrics.projection_directions(2, 3)),
-        rtol=1e-6)
+        small["sliced_w1"],
+        jax.jit(metrics.sliced_w1)(real, fake, metrics.projection_directions(2, 3)), rtol=1e-6)
 
 
 def test_a_generator_of_the_wrong_dimension_fails_at_trace_time():
@@ -289,7 +296,7 @@ def test_bad_metric_options(option, value):
 
 def test_metrics_in_every_history_row_and_the_final_record():
     cfg = config.make_config(TINY_2D)
-    out = engine.run_batch([cfg, cfg.replace(lr_g=3e-3)], [0, 1])
+    out = engine.run_batch([cfg, cfg.replace(lr_g=3e-3)], [0, 1], keep_samples=TINY_2D_SAMPLES)
     num_logs = config.static_part(cfg).num_logs
     for key in NEW_KEYS:
         assert out.history[key].shape == (2, num_logs), key

@@ -9,7 +9,7 @@ import pytest
 
 from gan_jax import cli
 from gan_jax import config, data, engine, plots, results
-from test_metrics import TINY_2D
+from test_metrics import TINY_2D, TINY_2D_SAMPLES
 
 DPI = 50   # small files; every layout constant times 50 is a whole number of pixels
 
@@ -38,7 +38,7 @@ def write_results(directory, base: dict, points: list[dict], seeds: list[int]) -
             run_seeds.append(seed)
     records = []
     for i in range(0, len(cfgs), 2):   # batches of 2, as tests/test_metrics.py: one program
-        out = engine.run_batch(cfgs[i:i + 2], run_seeds[i:i + 2])
+        out = engine.run_batch(cfgs[i:i + 2], run_seeds[i:i + 2], keep_samples=TINY_2D_SAMPLES)
         records += results.make_records("test", cfgs[i:i + 2], run_seeds[i:i + 2], out)
     results.append_records(directory / results.RESULTS_FILE, records)
     return records
@@ -81,29 +81,30 @@ def test_heatmap_and_its_cells(sweep_2d, tmp_path):
     np.testing.assert_allclose(value[0, 1], want)
 
 
-def test_samples_rerun_the_records_runs(sweep_2d, tmp_path, capsys, monkeypatch):
+def test_samples_read_from_records_or_rerun(sweep_2d, tmp_path, capsys, monkeypatch):
     directory, records = sweep_2d
-    assert run_cli(directory, "--out", tmp_path, "--samples", "--seeds", 1,
-                   "--where", "lr_d=0.001", "--num-samples", 300) == 0
-    path = tmp_path / "samples__lr_d=0.001.png"
-    # Two configurations (lr_g) with lr_d = 0.001, seed 1 each: one row of two panels.
-    assert png_size(path) == (px(2 * plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1]))
-    assert "differ" not in capsys.readouterr().err
-    # The re-run is the recorded run: same final metrics, samples of the target's dimension.
-    chosen = [r for r in records if r["seed"] == 1 and r["config"]["lr_d"] == 1e-3]
-    rerun = plots.recorded_samples(chosen, 50)
-    for record, drawn in zip(chosen, rerun):
-        assert drawn["matches"], record["final"]
-        assert drawn["samples"].shape == (50, 2)
-    # Records that kept their samples (a sweep's keep_samples) are read, not re-run.
-    kept = [{**r, "samples": d["samples"].tolist()} for r, d in zip(chosen, rerun)]
+    # The fixture's records kept TINY_2D_SAMPLES samples each: plot draws them, runs nothing.
+    real_rerun = engine.rerun
 
     def refuse(*args, **kwargs):
         raise AssertionError("re-ran a run whose record holds its samples")
 
     monkeypatch.setattr(engine, "rerun", refuse)
-    for a, b in zip(plots.recorded_samples(kept, 50), rerun):
-        np.testing.assert_array_equal(a["samples"], b["samples"])
+    assert run_cli(directory, "--out", tmp_path, "--samples", "--seeds", 1,
+                   "--where", "lr_d=0.001", "--num-samples", TINY_2D_SAMPLES) == 0
+    path = tmp_path / "samples__lr_d=0.001.png"
+    # Two configurations (lr_g) with lr_d = 0.001, seed 1 each: one row of two panels.
+    assert png_size(path) == (px(2 * plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1]))
+    assert "differ" not in capsys.readouterr().err
+    chosen = [r for r in records if r["seed"] == 1 and r["config"]["lr_d"] == 1e-3]
+    kept = plots.recorded_samples(chosen, TINY_2D_SAMPLES)
+    # Records without samples are run again (engine.rerun): the same run, the same samples.
+    monkeypatch.setattr(engine, "rerun", real_rerun)
+    bare = [{k: v for k, v in r.items() if k != "samples"} for r in chosen]
+    for record, a, b in zip(chosen, kept, plots.recorded_samples(bare, TINY_2D_SAMPLES)):
+        assert b["matches"], record["final"]
+        assert a["samples"].shape == b["samples"].shape == (TINY_2D_SAMPLES, 2)
+        np.testing.assert_allclose(a["samples"], b["samples"], rtol=1e-6, atol=1e-7)
         assert a["matches"] and a["diverged_at"] == -1
 
 

@@ -282,6 +282,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "12 runs = 4 grid points (2 loss x 2 lr_d) x 3 seeds" in text
     assert "devices: 1 x cpu" in text
+    assert "loss=nonsaturating|minimax" in text          # one program, the loss traced
+    assert "1 groups, 1 to compile, 12 runs to do" in text
+    assert "1 program(s) trace the loss" in text
+    assert cli(["sweep", file, "--dry-run", "--max-chunk", "4", "--devices", "1",
+                "--no-merge"]) == 0
+    text = capsys.readouterr().out
     assert "loss=nonsaturating" in text and "loss=minimax" in text
     assert "2 groups, 2 to compile, 12 runs to do" in text
     assert "est. memory/device" in text
@@ -297,7 +303,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_only_on_a_terminal():
-    plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE)
+    plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE, merge_choices=False)
     shown = sweep.Progress(plan, stream=_Terminal())
     shown.start_group(1)
     shown.update(runs_done=4, run_steps_done=4 * 21, compile_wait_s=0.0)
