@@ -229,6 +229,7 @@ def test_runs_that_differ_only_in_the_loss_share_one_program(baseline, tmp_path)
     assert_same_runs(records_by_id(tmp_path), baseline["records"])
 
 
+@pytest.mark.slow   # chunk sizes 3 and 4 are compared by the merge test
 def test_chunked_equals_unchunked(baseline, tmp_path):
     one_group = make_sweep(dict(GRID, loss=["nonsaturating"]))
     plan = sweep.plan_sweep(one_group, devices=ONE_DEVICE, merge_choices=False)
@@ -309,8 +310,15 @@ def test_progress_only_on_a_terminal():
     shown.update(runs_done=4, run_steps_done=4 * 21, compile_wait_s=0.0)
     shown.close()
     text = shown.stream.getvalue()
-    assert "group 1/2" in text and "runs 4/12 (33%)" in text and "run-steps/s" in text
+    assert "group 1/2 (loss=nonsaturating)" in text and "runs 4/12 (33%)" in text
+    assert "run-steps/s" in text
     assert "left" in text and text.endswith("\n")
+    # What compiles in the background is said too.
+    ahead = sweep.Progress(plan, stream=_Terminal())
+    ahead.compiling_ahead = [2]
+    ahead.start_group(1)
+    assert "group 1/2 (loss=nonsaturating): compiling... | compiling group 2 ahead" in \
+        ahead.stream.getvalue()
     hidden = sweep.Progress(plan, stream=io.StringIO())
     hidden.start_group(1)
     hidden.update(runs_done=4, run_steps_done=84, compile_wait_s=0.0)
@@ -319,6 +327,15 @@ def test_progress_only_on_a_terminal():
     quiet = sweep.Progress(plan, stream=_Terminal(), enabled=False)
     quiet.update(runs_done=4, run_steps_done=84, compile_wait_s=0.0)
     assert quiet.stream.getvalue() == ""
+
+
+def test_compile_workers_never_exceed_what_memory_holds(monkeypatch):
+    from gan_jax.sweep import run
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 3 * run.COMPILE_HOST_BYTES // 4096}
+    monkeypatch.setattr(run.os, "sysconf", lambda name: pages[name])
+    assert run.workers_for_memory(8) == 3 and run.workers_for_memory(2) == 2
+    pages["SC_AVPHYS_PAGES"] = 10
+    assert run.workers_for_memory(4) == 1
 
 
 def test_parse_size_and_shard():

@@ -29,6 +29,7 @@ def test_history_rows_at_the_seeds_log_steps():
         assert out.history[key].shape == (1, 3)
 
 
+@pytest.mark.slow   # compiles the unbatched program too
 def test_vmapped_equals_single_runs():
     cfg = small_config()
     seeds = [0, 1, 2, 3]
@@ -106,6 +107,7 @@ def test_explicit_initial_values_are_used_as_given():
     np.testing.assert_allclose(out.history["g_params"][0, 0], [0.7, -1.25], rtol=1e-7)
 
 
+@pytest.mark.slow   # a program of its own
 def test_random_initial_values_come_from_the_key():
     cfg = config.make_config({**SMALL, "g_init": None, "d_init": None, "generator": "piecewise"})
     out = engine.run_batch([cfg] * 4, [1, 2, 1, 3])

@@ -24,6 +24,19 @@ from gan_jax.sweep.plan import Group, Plan, abstract_inputs
 from gan_jax.sweep.spec import Run
 
 DEFAULT_COMPILE_WORKERS = 2         # groups compiled ahead, in threads, while one computes
+# Host memory one compilation in flight holds, about (the loss ablation's peak resident
+# memory grew by 1 GiB with a second worker): compiling ahead never starts more compilations
+# than the machine's available memory holds.
+COMPILE_HOST_BYTES = 1 << 30
+
+
+def workers_for_memory(requested: int) -> int:
+    """At most `requested` compile workers, and no more than available memory holds (>= 1)."""
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):     # not every system reports it
+        return max(1, requested)
+    return max(1, min(requested, available // COMPILE_HOST_BYTES))
 
 
 class Report(NamedTuple):
@@ -84,11 +97,14 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
         run_steps += len(chunk) * steps_per_run
+        progress.compiling_ahead = [i + 1 for i, f in enumerate(compiling)
+                                    if i >= progress.group and f is not None and not f.done()]
         progress.update(runs_done=done, run_steps_done=run_steps,
                         compile_wait_s=compile_wait_s)
 
     groups = [g for g in plan.groups if g.runs]
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, compile_workers))
+    compile_workers = workers_for_memory(compile_workers)
+    pool = concurrent.futures.ThreadPoolExecutor(compile_workers)
     try:
         compiling = [pool.submit(_compile, g, sharding, plan.memory_budget,
                                  plan.sweep.keep_samples)
@@ -101,6 +117,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
                 compiling.append(pool.submit(_compile, groups[number + compile_workers],
                                              sharding, plan.memory_budget,
                                              plan.sweep.keep_samples))
+            progress.compiling_ahead = [i + 1 for i, f in enumerate(compiling)
+                                        if i > number and f is not None and not f.done()]
             progress.start_group(number + 1, compiling=not compiling[number].done())
             t = time.perf_counter()
             if not _wait_for(compiling[number], stop):
@@ -223,7 +241,9 @@ class Progress:
         self.total = plan.todo
         self.total_steps = plan.run_steps
         self.groups = sum(bool(g.runs) for g in plan.groups)
+        self.labels = [label for g, label in zip(plan.groups, plan.labels()) if g.runs]
         self.group = 0
+        self.compiling_ahead: list[int] = []   # groups (1-based) compiling in the background
         self.t0 = time.perf_counter()
         self.shown = False
         self.runs_done = 0          # runs recorded so far (read by a signal handler)
@@ -238,16 +258,24 @@ class Progress:
         """Group `number` (1-based, among groups with runs) starts; it may wait to compile."""
         self.group = number
         if compiling:
-            self._show(f"group {self.group}/{self.groups}: compiling...")
+            self._show(f"{self._running()}: compiling...{self._ahead()}")
+
+    def _running(self) -> str:
+        label = self.labels[self.group - 1] if 0 < self.group <= len(self.labels) else ""
+        return f"group {self.group}/{self.groups}" + (f" ({label})" if label else "")
+
+    def _ahead(self) -> str:
+        ahead = ", ".join(map(str, self.compiling_ahead))
+        return f" | compiling group {ahead} ahead" if ahead else ""
 
     def update(self, *, runs_done: int, run_steps_done: int, compile_wait_s: float) -> None:
         self.runs_done = runs_done
         running = max(time.perf_counter() - self.t0 - compile_wait_s, 1e-9)
         rate = run_steps_done / running
         left = (self.total_steps - run_steps_done) / rate if rate > 0 else float("nan")
-        self._show(f"group {self.group}/{self.groups} | runs {runs_done}/{self.total} "
+        self._show(f"{self._running()} | runs {runs_done}/{self.total} "
                    f"({100 * runs_done / max(self.total, 1):.0f}%) | {rate:,.0f} run-steps/s | "
-                   f"~{_duration(left)} left (compiles aside)")
+                   f"~{_duration(left)} left (compiles aside){self._ahead()}")
 
     def close(self) -> None:
         if self.shown:
