@@ -30,7 +30,7 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import cache, engine, models, presets
+from gan_jax import cache, engine, models, presets, results
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError, suggest
 
@@ -171,11 +171,8 @@ def _check_json_target(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ConfigError(f"--json: {parent!r} is not a directory")
-    probe = os.path.join(parent, f".write-test-{os.getpid()}")
     try:
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        results.ensure_writable_dir(parent)
     except OSError as e:
         raise ConfigError(f"--json: cannot write to {parent!r}: {e.strerror or e}") from None
 

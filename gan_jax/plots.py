@@ -571,11 +571,7 @@ def _check_out_dir(out_dir: str, flag: str) -> None:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ConfigError(f"{flag}: {out_dir!r} is a file; give a directory for the figures")
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, f".write-test-{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        results.ensure_writable_dir(out_dir)
     except OSError as e:
         raise OutputError(f"{flag}: cannot write figures to {out_dir!r}: "
                           f"{e.strerror or e}") from None

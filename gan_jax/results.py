@@ -416,6 +416,16 @@ def results_files(directory: str | os.PathLike) -> list[str]:
     return [os.path.join(directory, n) for n in names]
 
 
+def ensure_writable_dir(directory: str | os.PathLike) -> None:
+    """Create a directory if needed and check that a file can be written in it, before any
+    work whose output goes there; raises OSError."""
+    os.makedirs(directory, exist_ok=True)
+    probe = os.path.join(directory, f".write-test-{os.getpid()}")
+    with open(probe, "w") as f:
+        f.write("ok")
+    os.remove(probe)
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a file so that readers see the old or the new contents, never a mix.
 

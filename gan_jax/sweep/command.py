@@ -173,11 +173,7 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool,
                           "there); move it away")
     refuse_other_sweeps(out, sweep)             # touch nothing of another sweep's
     try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".write-test-{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        results.ensure_writable_dir(out)
     except OSError as e:
         raise ConfigError(f"--out: cannot write to {out!r}: {e.strerror}") from None
 
