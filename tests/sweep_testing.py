@@ -71,6 +71,15 @@ def run_cli(*args, devices: int | None = None, cache_dir: str | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def count_lines(path) -> int:
+    """Newlines in a file (0 if it does not exist yet): the records a sweep has appended."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def records_by_id(directory) -> dict[str, dict]:
     """Every record in a directory's results files, by run id; fails on a doubled run."""
     out = {}

@@ -25,8 +25,8 @@ from gan_jax.config import make_config
 from gan_jax.errors import ConfigError, OutputError
 from gan_jax.sweep import load_sweep
 
-from sweep_testing import (ROOT, TINY_BASE, cli_command, cli_env, records_by_id, run_cli,
-                           write_sweep)
+from sweep_testing import (ROOT, TINY_BASE, cli_command, cli_env, count_lines, records_by_id,
+                           run_cli, write_sweep)
 
 
 @pytest.fixture
@@ -248,20 +248,12 @@ def _start_long_sweep(tmp_path, name: str):
     return file, out, proc
 
 
-def _lines(path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_after_the_chunk_in_flight(signum, status, tmp_path):
     file, out, proc = _start_long_sweep(tmp_path, "signalled")
     deadline = time.monotonic() + 240
-    while _lines(out / results.RESULTS_FILE) < 2 and proc.poll() is None:
+    while count_lines(out / results.RESULTS_FILE) < 2 and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.005)
     proc.send_signal(signum)

@@ -17,7 +17,7 @@ from gan_jax import engine, results
 from gan_jax.cli import main as cli
 
 from sweep_testing import (ROOT, TINY_BASE, assert_same_runs, cli_command, cli_env,
-                           records_by_id, run_cli, sweep_text, write_sweep)
+                           count_lines, records_by_id, run_cli, sweep_text, write_sweep)
 
 GOOD = sweep_text("bad-input", 2, TINY_BASE, dict(lr_d=[0.02, 0.05]))
 
@@ -140,14 +140,6 @@ def killable(tmp_path_factory):
     return dict(file=file, cache=cache, whole=whole)
 
 
-def _lines(path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 @pytest.mark.slow
 def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
     out = tmp_path / "out"
@@ -156,17 +148,17 @@ def test_killed_and_resumed_equals_uninterrupted(killable, tmp_path):
         env=cli_env(devices=1, cache_dir=killable["cache"]), cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while _lines(out / results.RESULTS_FILE) < 2 and proc.poll() is None:
+    while count_lines(out / results.RESULTS_FILE) < 2 and proc.poll() is None:
         assert time.monotonic() < deadline, "no chunk finished in time"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the sweep ended before it could be killed"
-    assert 2 <= _lines(out / results.RESULTS_FILE) < 16
+    assert 2 <= count_lines(out / results.RESULTS_FILE) < 16
 
     resumed = run_cli("sweep", killable["file"], "--out", out, "--max-chunk", 2, "--resume",
                       "--quiet", devices=1, cache_dir=killable["cache"])
     assert resumed.returncode == 0, resumed.stderr
-    assert _lines(out / results.RESULTS_FILE) == 16       # every run once, file valid JSONL
+    assert count_lines(out / results.RESULTS_FILE) == 16       # every run once, file valid JSONL
     assert_same_runs(records_by_id(out), killable["whole"])
 
 
