@@ -147,14 +147,11 @@ MAX_SEEDS = 2**16
 
 def _prepare_out(path: str) -> str:
     try:
-        os.makedirs(path, exist_ok=True)
+        results.ensure_writable_dir(path)
     except OSError as e:
-        raise ConfigError(f"--out: cannot create {path!r}: {e.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"--out: directory {path!r} is not writable")
+        raise ConfigError(f"--out: cannot write to {path!r}: {e.strerror or e}") from None
     target = os.path.join(path, results.RESULTS_FILE)
-    existing, _ = results.read_records(target)
-    others = {r.get("sweep") for r in existing} - {SWEEP}
+    others = results.sweep_names(target) - {SWEEP}
     if others:
         raise ConfigError(f"--out: {target!r} holds results of another sweep "
                           f"({', '.join(sorted(map(str, others)))}); choose another directory")
