@@ -12,6 +12,7 @@ LAYERS = [
     ["rand", "stats", "cache"],
     ["data"],
     ["models", "losses", "optim", "metrics"],
+    ["methods"],
     ["config", "gradcheck"],
     ["exact"],
     ["results", "presets"],
@@ -26,7 +27,7 @@ LAYERS = [
     ["__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
-FOUNDATIONS = ("errors", "rand", "data", "models", "losses", "optim", "metrics")
+FOUNDATIONS = ("errors", "rand", "data", "models", "losses", "optim", "metrics", "methods")
 
 
 def module_name(path: pathlib.Path) -> str:

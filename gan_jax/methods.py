@@ -1,0 +1,307 @@
+"""Training methods: how the two players' gradients become one run-step, written once.
+
+A *method* (the configuration's `update`) is a pure function of the two players' states: the
+generator's and discriminator's parameters, their optimiser states, and the method's own state
+(previous gradients, slow weights, ...), all held in a :class:`Play`. Training (gan_jax.train)
+calls it on sampled batches; the stability analysis (gan_jax.stability, the `dirac` command)
+differentiates the very same function on a deterministic game. Nothing else in the library
+writes an update rule.
+
+A :class:`Game` is the two objectives, both *minimised*, as functions of (g, d, batch):
+
+  g_loss(g, d, batch)   the generator's loss (with its regulariser, if any)
+  d_loss(g, d, batch)   the discriminator's loss (with its penalties)
+  project_d(d)          applied after every discriminator update (WGAN's clipping)
+
+`xi = (dg_loss/dg, dd_loss/dd)` is the *simultaneous gradient*; plain play steps along -xi.
+
+The methods (Section "Methods" of docs/methods.md has each one's equations and source):
+
+  alternating         d_updates discriminator steps, each on its own batch, then one generator
+                      step against the updated discriminator on a batch of its own (the seed's)
+  simultaneous        both players step from the same point on the same batch
+  extragradient       Korpelevich's extragradient, as Gidel et al. (2019) train GANs: both
+                      players step to a look-ahead point on one batch, then the gradient there,
+                      on a fresh batch, moves the original point. The optimiser's state
+                      advances at both steps (their Extra-Adam).
+  extragradient_past  extrapolation from the past (Gidel et al. 2019): the look-ahead step
+                      reuses the gradient of the previous look-ahead point; one gradient
+                      evaluation per step. The first step's look-ahead uses a zero gradient.
+  optimistic          optimistic play (Daskalakis et al. 2018): each player applies
+                      2 u_t - u_{t-1}, u the update of its optimiser, through
+                      optax.scale_by_optimistic_gradient. With SGD this is OGDA (equal to
+                      optax.optimistic_gradient_descent), with Adam their Optimistic Adam.
+                      The first step is a plain step (optax's convention).
+  consensus           consensus optimisation (Mescheder et al. 2017): both players descend
+                      xi + gamma grad(|xi|^2 / 2), simultaneously.
+  sga                 symplectic gradient adjustment (Balduzzi et al. 2018): both players
+                      descend xi + lambda A^T xi, A the antisymmetric part of the game's
+                      Hessian, with lambda's sign aligned as in their Algorithm 1 (epsilon 0.1).
+  unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
+                      unrolled steps (its optimiser state included) give d_k(g); the generator
+                      descends g_loss(g, d_k(g)), differentiated through the unrolling, and
+                      the discriminator's own step is the first unrolled step. With
+                      d_updates > 1, the first d_updates - 1 discriminator steps are plain,
+                      each on its own batch.
+
+and a wrapper, :func:`lookahead` (Chavdarova et al. 2021, lookahead-minimax): every k steps of
+any method, both players' slow weights move by alpha towards the fast ones, and the fast
+weights restart from them; the optimisers' states are left as they are.
+
+Coefficients (gamma, lambda, alpha) are traced numbers; the method, its k, and d_updates are
+static (they fix the number of batches a step draws and the shape of the method's state).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+# The methods, in the order docs and tables list them.
+METHODS = ("alternating", "simultaneous", "extragradient", "extragradient_past", "optimistic",
+           "consensus", "sga", "unrolled")
+# Methods whose one step moves both players from the same point (d_updates must be 1).
+SIMULTANEOUS = ("simultaneous", "extragradient", "extragradient_past", "optimistic",
+                "consensus", "sga")
+SGA_EPSILON = 0.1      # Balduzzi et al. (2018), Algorithm 1: the alignment's epsilon
+
+
+def _identity(d):
+    return d
+
+
+class Game(NamedTuple):
+    """Two objectives to minimise, on parameter pytrees g and d and a batch (any pytree)."""
+
+    g_loss: Callable[[Any, Any, Any], jax.Array]
+    d_loss: Callable[[Any, Any, Any], jax.Array]
+    project_d: Callable[[Any], Any] = _identity
+
+
+class Coefs(NamedTuple):
+    """A method's traced coefficients (scalars; unused ones are ignored)."""
+
+    gamma: Any = 10.0          # consensus weight
+    sga_lambda: Any = 1.0      # SGA weight
+    lookahead_alpha: Any = 0.5  # lookahead-minimax step of the slow weights
+
+
+class Play(NamedTuple):
+    """Both players' states: parameters, optimiser states, and the method's own state."""
+
+    g: Any
+    d: Any
+    g_opt: Any
+    d_opt: Any
+    extra: Any = ()
+
+
+class Slots(NamedTuple):
+    """The batches one step consumes: `d` full batches (real and fake samples), then `g`
+    generator batches (latent draws only, unless the game's generator loss needs real data)."""
+
+    d: int
+    g: int
+
+
+class Method(NamedTuple):
+    """A method's pure functions. Build with :func:`make_method`.
+
+    slots: the batches a step takes, in order: `step(play, batches)` gets a tuple of
+      `slots.d + slots.g` batches.
+    init(g, d) -> Play: the initial state.
+    step(play, batches) -> Play: one run-step.
+    """
+
+    name: str
+    slots: Slots
+    init: Callable[[Any, Any], Play]
+    step: Callable[[Play, tuple], Play]
+
+
+def _apply(tx: optax.GradientTransformation, grads, opt, params):
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt
+
+
+def _vdot(a, b) -> jax.Array:
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def simultaneous_gradient(game: Game, g, d, batch):
+    """xi = (dg_loss/dg, dd_loss/dd) at (g, d) on one batch."""
+    return (jax.grad(game.g_loss, 0)(g, d, batch), jax.grad(game.d_loss, 1)(g, d, batch))
+
+
+def consensus_gradient(game: Game, g, d, batch, gamma):
+    """xi + gamma grad_x (|xi|^2 / 2) (Mescheder et al. 2017, Algorithm 1, in the minimise
+    convention: descending it is their ascent along v - gamma grad L, v = -xi)."""
+    def half_sq(g, d):
+        xi = simultaneous_gradient(game, g, d, batch)
+        return 0.5 * _vdot(xi, xi), xi
+
+    (_, xi), grad_l = jax.value_and_grad(half_sq, argnums=(0, 1), has_aux=True)(g, d)
+    return jax.tree.map(lambda a, b: a + gamma * b, xi, grad_l)
+
+
+def sga_gradient(game: Game, g, d, batch, sga_lambda):
+    """xi + lambda' A^T xi, A = (H - H^T) / 2, H = dxi/dx (Balduzzi et al. 2018, Algorithm 1).
+
+    A^T xi = (H^T xi - H xi) / 2, from one reverse (H^T xi = grad |xi|^2 / 2) and one forward
+    (H xi) product. lambda' = lambda sign(<xi, H^T xi> <A^T xi, H^T xi> / n + epsilon), n the
+    number of parameters, epsilon = 0.1: the adjustment turns away from a stable fixed point's
+    neighbourhood only where that helps (their "alignment")."""
+    def xi_fn(x):
+        return simultaneous_gradient(game, x[0], x[1], batch)
+
+    x = (g, d)
+    xi, h_xi = jax.jvp(xi_fn, (x,), (xi_fn(x),))
+    _, vjp = jax.vjp(xi_fn, x)
+    ht_xi, = vjp(xi)
+    at_xi = jax.tree.map(lambda a, b: 0.5 * (a - b), ht_xi, h_xi)
+    n = sum(leaf.size for leaf in jax.tree.leaves(x))
+    align = jnp.sign(_vdot(xi, ht_xi) * _vdot(at_xi, ht_xi) / n + SGA_EPSILON)
+    return jax.tree.map(lambda a, b: a + sga_lambda * align * b, xi, at_xi)
+
+
+def unrolled_discriminator(game: Game, tx_d, g, d, d_opt, batch, k: int):
+    """d_k(g): k discriminator steps from (d, d_opt) on one batch, optimiser state included;
+    differentiable in g (and d) through every step."""
+    def one(carry, _):
+        d, d_opt = carry
+        d, d_opt = _apply(tx_d, jax.grad(game.d_loss, 1)(g, d, batch), d_opt, d)
+        return (game.project_d(d), d_opt), None
+
+    (d, _), _ = jax.lax.scan(one, (d, d_opt), None, length=k)
+    return d
+
+
+def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
+                tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
+                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0) -> Method:
+    """The method `name` on `game` with the players' optimisers (descent transformations).
+
+    Args:
+      d_updates: discriminator steps per generator step (alternating and unrolled; 1 for the
+        simultaneous methods).
+      unroll_k: the unrolled method's k.
+      lookahead_k: 0, or wrap the method in lookahead-minimax with this k (:func:`lookahead`).
+    """
+    if name not in METHODS:
+        raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
+    if name in SIMULTANEOUS and d_updates != 1:
+        raise ValueError(f"d_updates: got {d_updates}; must be 1 with update = {name!r}")
+    if name == "optimistic":
+        tx_g = optax.chain(tx_g, optax.scale_by_optimistic_gradient())
+        tx_d = optax.chain(tx_d, optax.scale_by_optimistic_gradient())
+    project = game.project_d
+
+    def step_d(play: Play, grads) -> Play:
+        d, d_opt = _apply(tx_d, grads, play.d_opt, play.d)
+        return play._replace(d=project(d), d_opt=d_opt)
+
+    def step_g(play: Play, grads) -> Play:
+        g, g_opt = _apply(tx_g, grads, play.g_opt, play.g)
+        return play._replace(g=g, g_opt=g_opt)
+
+    def step_both(play: Play, grads) -> Play:
+        return step_g(step_d(play, grads[1]), grads[0])
+
+    def init(g, d) -> Play:
+        return Play(g, d, tx_g.init(g), tx_d.init(d), _init_extra(name, g, d))
+
+    if name == "alternating":
+        def step(play, batches):
+            for b in batches[:d_updates]:
+                play = step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
+            return step_g(play, jax.grad(game.g_loss, 0)(play.g, play.d, batches[d_updates]))
+        slots = Slots(d_updates, 1)
+
+    elif name in ("simultaneous", "optimistic", "consensus", "sga"):
+        direction = {
+            "simultaneous": simultaneous_gradient, "optimistic": simultaneous_gradient,
+            "consensus": lambda *a: consensus_gradient(*a, coefs.gamma),
+            "sga": lambda *a: sga_gradient(*a, coefs.sga_lambda)}[name]
+
+        def step(play, batches):
+            b, = batches
+            return step_both(play, direction(game, play.g, play.d, b))
+        slots = Slots(1, 0)
+
+    elif name == "extragradient":
+        def step(play, batches):
+            b_look, b_step = batches
+            half = step_both(play, simultaneous_gradient(game, play.g, play.d, b_look))
+            xi = simultaneous_gradient(game, half.g, half.d, b_step)
+            return step_both(half._replace(g=play.g, d=play.d), xi)
+        slots = Slots(2, 0)
+
+    elif name == "extragradient_past":
+        def step(play, batches):
+            b, = batches
+            half = step_both(play, play.extra)
+            xi = simultaneous_gradient(game, half.g, half.d, b)
+            return step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
+        slots = Slots(1, 0)
+
+    else:  # unrolled
+        def step(play, batches):
+            for b in batches[:d_updates - 1]:
+                play = step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
+            b = batches[d_updates - 1]
+
+            def surrogate(g):
+                d_k = unrolled_discriminator(game, tx_d, g, play.d, play.d_opt, b, unroll_k)
+                return game.g_loss(g, d_k, b)
+
+            g_grads = jax.grad(surrogate)(play.g)
+            return step_g(step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b)), g_grads)
+        slots = Slots(d_updates, 0)
+
+    method = Method(name, slots, init, step)
+    return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
+
+
+def _init_extra(name: str, g, d):
+    if name == "extragradient_past":      # the previous look-ahead gradient: none yet
+        return (jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d))
+    return ()
+
+
+class LookaheadState(NamedTuple):
+    inner: Any             # the wrapped method's own state
+    slow_g: Any
+    slow_d: Any
+    count: jax.Array       # i32[]: fast steps since the last synchronisation
+
+
+def lookahead(method: Method, k: int, alpha) -> Method:
+    """Lookahead-minimax (Chavdarova et al. 2021, Algorithm 1) around any method.
+
+    After every k steps of `method`: slow <- slow + alpha (fast - slow) for both players
+    together, and fast <- slow. The slow weights start at the initial parameters; the
+    optimisers' states are untouched by the synchronisation.
+    """
+    def init(g, d) -> Play:
+        play = method.init(g, d)
+        return play._replace(extra=LookaheadState(play.extra, g, d, jnp.zeros((), jnp.int32)))
+
+    def step(play: Play, batches) -> Play:
+        state = play.extra
+        fast = method.step(play._replace(extra=state.inner), batches)
+        count = state.count + 1
+        sync = count >= k
+
+        def pull(slow, fast_p):
+            return jax.tree.map(lambda s, f: jnp.where(sync, s + alpha * (f - s), s), slow, fast_p)
+
+        slow_g, slow_d = pull(state.slow_g, fast.g), pull(state.slow_d, fast.d)
+        g = jax.tree.map(lambda s, f: jnp.where(sync, s, f), slow_g, fast.g)
+        d = jax.tree.map(lambda s, f: jnp.where(sync, s, f), slow_d, fast.d)
+        return fast._replace(g=g, d=d, extra=LookaheadState(
+            fast.extra, slow_g, slow_d, jnp.where(sync, 0, count)))
+
+    return Method(f"lookahead({method.name}, k={k})", method.slots, init, step)
