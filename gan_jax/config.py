@@ -26,11 +26,11 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from gan_jax import data, losses, metrics, models, optim
+from gan_jax import data, losses, methods, metrics, models, optim
 from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, is_number, suggest
 
 STATIC, TRACED = "static", "traced"
-UPDATES = ("alternating", "simultaneous")
+UPDATES = methods.METHODS
 # Static fields of which one program may hold several values, each run picking its own by a
 # traced index (`HParams.<field>_index`): the loss changes no array shape and no random draw,
 # so runs that differ only in it share a program (docs/sweeps.md, "Static and traced").
@@ -90,9 +90,21 @@ MAX_PROJECTIONS = 2**12
 MAX_HQ_THRESHOLD = 1e6
 # - Parameters are flattened and indexed with int32.
 MAX_PARAMS = 2**31 - 1
+# - Unrolled steps are traced into the generator's gradient one by one.
+MAX_UNROLL = 2**8
+# - A pack multiplies every discriminator batch.
+MAX_PACK = 2**8
 RANDOM_WORDS = 2**32
 COUNTER = "int32 step counters"
 DRAW = "one random draw is at most 2**32 words"
+
+
+def boolean(v) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def unit_interval_closed(v) -> str | None:
+    return None if is_number(v) and 0 < v <= 1 else "must be a number in (0, 1]"
 
 
 def positive_number(v) -> str | None:
@@ -121,9 +133,12 @@ def metric_option(name: str) -> Check:
     return lambda v: metrics.option_problem(name, v)
 
 
-def _field(default, kind: str, check: Check, doc: str):
-    return dataclasses.field(default=default,
-                             metadata={"kind": kind, "check": check, "doc": doc})
+def _field(default, kind: str, check: Check, doc: str, *, added: bool = False):
+    """One field's declaration. `added`: declared after the first results were written, so it
+    enters a run's id only when set away from its default (results.run_id): adding a field
+    never changes the id of a run that does not use it."""
+    return dataclasses.field(default=default, metadata={"kind": kind, "check": check, "doc": doc,
+                                                        "added": added})
 
 
 # ----------------------------------------------------------------------------- the fields
@@ -161,9 +176,28 @@ class RunConfig:
     # how it is trained
     loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
     optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")
-    update: str = _field("alternating", STATIC, choice(UPDATES), "update scheme")
+    update: str = _field("alternating", STATIC, choice(UPDATES),
+                         "training method: how both players step (docs/methods.md)")
     d_updates: int = _field(2, STATIC, int_at_least(1, MAX_D_UPDATES, COUNTER),
                            "discriminator steps per generator step")
+    unroll_k: int = _field(5, STATIC, int_at_least(1, MAX_UNROLL, "compile time"),
+                           "update = 'unrolled': discriminator steps unrolled", added=True)
+    lookahead_k: int = _field(0, STATIC, int_at_least(0, MAX_STEPS, COUNTER),
+                              "lookahead-minimax every k steps around the method; 0: off",
+                              added=True)
+    pack: int = _field(1, STATIC, int_at_least(1, MAX_PACK, "memory"),
+                       "PacGAN packing: the discriminator sees this many samples at once",
+                       added=True)
+    spectral_norm: bool = _field(False, STATIC, boolean,
+                                 "spectral normalization of the discriminator's layers",
+                                 added=True)
+    noise_anneal: bool = _field(False, STATIC, boolean,
+                                "instance noise: anneal its std linearly to 0 over the steps",
+                                added=True)
+    jacobian_max_params: int = _field(16, STATIC, int_at_least(0, 2**10, "memory"),
+                                      "history rows record the update map's Jacobian "
+                                      "eigenvalues when both players have at most this many "
+                                      "parameters together; 0: never", added=True)
     batch_size: int = _field(128, STATIC, int_at_least(1, MAX_SAMPLES, DRAW),
                             "samples per step and player")
     steps: int = _field(320, STATIC, int_at_least(1, MAX_STEPS, COUNTER),
@@ -203,6 +237,20 @@ class RunConfig:
                               "R1 weight gamma (gamma/2 E_real |grad D|^2)")
     r2_weight: float = _field(0.0, TRACED, nonnegative_number,
                               "R2 weight gamma (gamma/2 E_fake |grad D|^2)")
+    consensus_gamma: float = _field(10.0, TRACED, nonnegative_number,
+                                    "update = 'consensus': the weight gamma", added=True)
+    sga_lambda: float = _field(1.0, TRACED, nonnegative_number,
+                               "update = 'sga': the weight lambda", added=True)
+    lookahead_alpha: float = _field(0.5, TRACED, unit_interval_closed,
+                                    "lookahead-minimax: the slow weights' step alpha", added=True)
+    nk_eta: float = _field(0.0, TRACED, nonnegative_number,
+                           "Nagarajan-Kolter regulariser eta on the generator; 0: off",
+                           added=True)
+    ema_beta: float = _field(0.0, TRACED, unit_interval,
+                             "generator EMA decay beta; 0: no averaged generator", added=True)
+    noise_std: float = _field(0.0, TRACED, nonnegative_number,
+                              "instance noise std on the discriminator's inputs; 0: off",
+                              added=True)
     g_init: tuple[float, ...] | None = _field(None, TRACED, optional(number_list),
                                               "explicit initial generator parameters")
     d_init: tuple[float, ...] | None = _field(None, TRACED, optional(number_list),
@@ -233,6 +281,15 @@ class RunConfig:
                 out[k] = list(out[k])
         return out
 
+    def identity_dict(self) -> dict[str, Any]:
+        """What a run's id hashes: `to_dict()` without the fields declared `added` that sit at
+        their defaults, so a field added later leaves every earlier run's id as it was."""
+        out = self.to_dict()
+        for name in ADDED_FIELDS:
+            if out[name] == ADDED_DEFAULTS[name]:
+                del out[name]
+        return out
+
     @property
     def resolved_gp_weight(self) -> float:
         if self.gp_weight is None:
@@ -255,7 +312,12 @@ DERIVED_STATIC: dict[str, Callable[[RunConfig], bool]] = {
     "use_gp": lambda cfg: cfg.resolved_gp_weight > 0,
     "use_r1": lambda cfg: cfg.r1_weight > 0,
     "use_r2": lambda cfg: cfg.r2_weight > 0,
+    "use_nk": lambda cfg: cfg.nk_eta > 0,
+    "use_ema": lambda cfg: cfg.ema_beta > 0,
+    "use_noise": lambda cfg: cfg.noise_std > 0,
 }
+ADDED_FIELDS = tuple(f.name for f in FIELDS if f.metadata["added"])
+ADDED_DEFAULTS = {f.name: f.default for f in FIELDS if f.metadata["added"]}
 
 
 def tied_fields(key: str) -> list[str]:
@@ -395,9 +457,10 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"steps = {cfg.steps}")
     if cfg.steps % cfg.log_every != 0:
         raise field_error("log_every", cfg.log_every, f"must divide steps = {cfg.steps} exactly")
-    if cfg.update == "simultaneous" and cfg.d_updates != 1:
+    if cfg.update in methods.SIMULTANEOUS and cfg.d_updates != 1:
         raise field_error("d_updates", cfg.d_updates,
-                          "must be 1 with update = 'simultaneous' (both players step together)")
+                          f"must be 1 with update = {cfg.update!r} (both players step together)")
+    _check_method_fields(cfg)
     for role in ("generator", "discriminator"):
         name = getattr(cfg, role)
         if models.FAMILIES[role][name].one_d and target.dim != 1:
@@ -423,3 +486,29 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise field_error(key, list(v), f"must have {models.num_params(cfg, role)} values "
                                             f"for {role} {getattr(cfg, role)!r}")
     return cfg
+
+
+# A method's own fields, and the method that gives each a meaning: set away from its default
+# under another method, a field would change nothing but the run's id.
+METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga"}
+
+
+def _check_method_fields(cfg: RunConfig) -> None:
+    defaults = {f.name: f.default for f in FIELDS}
+    for name, method in METHOD_FIELDS.items():
+        if getattr(cfg, name) != defaults[name] and cfg.update != method:
+            raise field_error(name, getattr(cfg, name),
+                              f"applies only to update = {method!r}, not update = "
+                              f"{cfg.update!r}; leave it at its default {defaults[name]!r}")
+    if cfg.lookahead_k == 0 and cfg.lookahead_alpha != defaults["lookahead_alpha"]:
+        raise field_error("lookahead_alpha", cfg.lookahead_alpha,
+                          "applies only with lookahead_k > 0 (lookahead_k = 0: off)")
+    if cfg.noise_anneal and cfg.noise_std == 0:
+        raise field_error("noise_anneal", True, "needs instance noise: noise_std > 0")
+    one_d = models.DISCRIMINATORS[cfg.discriminator].one_d
+    if cfg.pack > 1 and one_d:
+        raise field_error("pack", cfg.pack, f"needs a discriminator that takes packed samples "
+                          f"('mlp'), not discriminator = {cfg.discriminator!r}")
+    if cfg.spectral_norm and one_d:
+        raise field_error("spectral_norm", True, "normalizes the weight matrices of an 'mlp' "
+                          f"discriminator, not discriminator = {cfg.discriminator!r}")

@@ -109,6 +109,38 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> M
     return Model(init, apply)
 
 
+# ----------------------------------------------------------------------------- spectral norm
+# Miyato et al. (2018): each weight matrix W is divided by sigma(W), its largest singular
+# value, estimated by power iteration with a persistent vector u per layer. sigma = v^T W u is
+# differentiated in W with u, v held fixed (their implementation's stop-gradient).
+
+
+def sn_init(layers, key) -> tuple[jax.Array, ...]:
+    """One unit vector u (f32[out]) per Dense layer, drawn from `key`."""
+    keys = jax.random.split(key, len(layers))
+    us = (jax.random.normal(k, (layer.w.shape[1],)) for k, layer in zip(keys, layers))
+    return tuple(u / jnp.linalg.norm(u) for u in us)
+
+
+def _unit(x):
+    return x / (jnp.linalg.norm(x) + 1e-12)
+
+
+def sn_power_iteration(layers, us) -> tuple[jax.Array, ...]:
+    """One power-iteration step per layer: u <- W^T W u / |.| (v = W u / |W u|)."""
+    return tuple(_unit(layer.w.T @ _unit(layer.w @ u))
+                 for layer, u in zip(layers, jax.lax.stop_gradient(us)))
+
+
+def sn_normalize(layers, us):
+    """The layers with W / sigma(W), sigma = v^T W u, v = W u / |W u| (u, v held fixed)."""
+    out = []
+    for layer, u in zip(layers, jax.lax.stop_gradient(us)):
+        v = jax.lax.stop_gradient(_unit(layer.w @ u))
+        out.append(Dense(layer.w / (v @ layer.w @ u), layer.b))
+    return tuple(out)
+
+
 def latent_dim(cfg) -> int:
     return cfg.latent_dim if cfg.latent_dim is not None else data_lib.DIMS[cfg.data]
 
@@ -118,7 +150,7 @@ def mlp_sizes(cfg, family: str) -> list[int]:
     dim = data_lib.DIMS[cfg.data]
     if family == "generator":
         return [latent_dim(cfg)] + [cfg.g_width] * cfg.g_depth + [dim]
-    return [dim] + [cfg.d_width] * cfg.d_depth + [1]
+    return [dim * getattr(cfg, "pack", 1)] + [cfg.d_width] * cfg.d_depth + [1]
 
 
 def _mlp_discriminator(cfg) -> Model:

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from gan_jax import exact
-from gan_jax.config import RunConfig, static_part, tied_fields
+from gan_jax.config import ADDED_DEFAULTS, RunConfig, static_part, tied_fields
 from gan_jax.errors import ConfigError, OutputError, suggest
 
 RESULTS_FILE = "results.jsonl"
@@ -36,11 +36,12 @@ def run_id(cfg: RunConfig, seed: int) -> str:
 def run_ids(cfg: RunConfig, seeds) -> list[str]:
     """`run_id(cfg, seed)` for each seed, serialising the configuration once.
 
-    The hashed text is `json.dumps({"config": cfg.to_dict(), "seed": seed}, sort_keys=True)`,
+    The hashed text is `json.dumps({"config": cfg.identity_dict(), "seed": seed},
+    sort_keys=True)` (identity_dict: every field, except fields added later at their defaults),
     assembled from the configuration's JSON so that 100,000 seeds do not serialise it 100,000
     times.
     """
-    config = json.dumps(cfg.to_dict(), sort_keys=True)
+    config = json.dumps(cfg.identity_dict(), sort_keys=True)
     return [hashlib.sha256(f'{{"config": {config}, "seed": {int(seed)}}}'.encode())
             .hexdigest()[:20] for seed in seeds]
 
@@ -77,6 +78,7 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
     """
     version_info = version_info or versions()
     diverged_at = np.asarray(output.state.diverged_at)
+    history = spectral_history(output.history)
     config_dicts: dict[RunConfig, dict] = {}     # runs of a batch share few configurations
     gap: dict[RunConfig, bool] = {}
     records = []
@@ -97,13 +99,30 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
             "status": "diverged" if div >= 0 or nonfinite else "ok",
             "diverged_at": div if div >= 0 else None,
             "final": _clean(final),
-            "history": _clean({k: np.asarray(v)[i] for k, v in output.history.items()
+            "history": _clean({k: np.asarray(v)[i] for k, v in history.items()
                                if k != "d_gap" or gap[cfg]}),
             "versions": version_info,
         })
         if output.samples is not None:
             records[-1]["samples"] = _clean(np.asarray(output.samples)[i])
     return records
+
+
+def spectral_history(history: dict) -> dict:
+    """History with each row's update Jacobian (`update_jacobian`, f32[runs, rows, n, n], from
+    train) replaced by its eigenvalues, `update_eigs` ([re, im] pairs, by decreasing modulus),
+    and their largest modulus, `update_radius`: below 1 the step contracts locally."""
+    if "update_jacobian" not in history:
+        return history
+    out = dict(history)
+    jac = np.asarray(out.pop("update_jacobian"), np.float64)
+    finite = np.all(np.isfinite(jac), axis=(-2, -1))
+    eigs = np.linalg.eigvals(np.where(finite[..., None, None], jac, 0.0))
+    eigs = np.take_along_axis(eigs, np.argsort(-np.abs(eigs), axis=-1, kind="stable"), -1)
+    pairs = np.stack([eigs.real, eigs.imag], axis=-1)
+    out["update_eigs"] = np.where(finite[..., None, None], pairs, np.nan)
+    out["update_radius"] = np.where(finite, np.abs(eigs[..., 0]), np.nan)
+    return out
 
 
 def to_line(record: dict) -> str:
@@ -218,6 +237,8 @@ def read_records(path: str | os.PathLike,
             if record is None:
                 problems.append(f"{path}:{n}: {problem}")
                 continue
+            if isinstance(record.get("config"), dict):   # written before a field was added
+                record["config"] = {**ADDED_DEFAULTS, **record["config"]}
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)

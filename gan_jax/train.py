@@ -22,11 +22,13 @@ from typing import Any, Callable, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gan_jax import data as data_lib
 from gan_jax import exact
 from gan_jax import losses as losses_lib
+from gan_jax import methods as methods_lib
 from gan_jax import metrics as metrics_lib
 from gan_jax import models
 from gan_jax import optim
@@ -45,6 +47,9 @@ class TrainState(NamedTuple):
     d_opt: Any             # discriminator optimiser state
     step: jax.Array        # i32[]: iterations done
     diverged_at: jax.Array  # i32[]: first iteration leaving a non-finite parameter, -1 if none
+    method: Any = ()       # the training method's own state (gan_jax.methods)
+    g_ema: Any = ()        # the averaged generator's parameters (ema_beta > 0)
+    d_sn: Any = ()         # spectral normalization's power-iteration vectors, one per layer
 
 
 class RunOutput(NamedTuple):
@@ -78,11 +83,14 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callable:
+def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams,
+                     d_apply: Callable | None = None) -> Callable:
     """`objective(d_params, real_ND, fake_ND, gp_u_N1) -> scalar`: loss plus enabled penalties.
 
-    gp_u_N1 holds the gradient penalty's interpolation weights, u ~ U(0, 1) per sample."""
-    d_apply = parts.discriminator.apply
+    gp_u_N1 holds the gradient penalty's interpolation weights, u ~ U(0, 1) per sample.
+    d_apply: the discriminator as training sees it (packed, normalized); default the family's.
+    """
+    d_apply = d_apply or parts.discriminator.apply
     loss = parts.loss(hp)
 
     def objective(d_params, real_ND, fake_ND, gp_u_N1):
@@ -103,95 +111,216 @@ def make_d_objective(static: StaticConfig, parts: Parts, hp: HParams) -> Callabl
 
 
 class Batch(NamedTuple):
-    """The random inputs of one discriminator (or simultaneous) step."""
+    """The random inputs of one player-gradient evaluation. A generator-only batch (the
+    alternating method's generator step) has no real samples and no penalty weights."""
 
-    real_ND: jax.Array   # real samples
-    z_NL: jax.Array      # latent draws for the fake samples
-    gp_u_N1: jax.Array   # gradient-penalty interpolation weights (empty without GP)
+    real_ND: jax.Array | None    # real samples (pack x batch_size of them)
+    z_NL: jax.Array              # latent draws for the fake samples
+    gp_u_N1: jax.Array | None    # gradient-penalty interpolation weights, one per pack
+    noise_real_ND: jax.Array | None = None   # instance noise, N(0, 1), before scaling
+    noise_fake_ND: jax.Array | None = None
 
 
-class StepDraws(NamedTuple):
-    """All random inputs of one run-step."""
+def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
+    """PacGAN's packing: m consecutive samples become one input of m x D values."""
+    return x_ND if pack == 1 else x_ND.reshape(x_ND.shape[0] // pack, -1)
 
-    d_batches: tuple[Batch, ...]   # one per D-step (one shared batch for simultaneous updates)
-    z_g_NL: jax.Array              # the G-step's latent draws (empty for simultaneous updates)
+
+def _sq_norm(tree) -> jax.Array:
+    return sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))
+
+
+def discriminator_view(static: StaticConfig, parts: Parts, d_sn=()) -> Callable:
+    """`D(d_params, x) -> logits` as training sees the discriminator: spectrally normalized
+    with the power-iteration vectors `d_sn` when spectral_norm is on (x already packed)."""
+    apply = parts.discriminator.apply
+    if not static.spectral_norm:
+        return apply
+    return lambda d, x: apply(models.sn_normalize(d, d_sn), x)
+
+
+def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
+              step=None) -> methods_lib.Game:
+    """The two players' objectives on a :class:`Batch`, as the training method sees them.
+
+    g_loss: the loss's generator term, plus the Nagarajan-Kolter regulariser
+      eta |d d_value / d phi|^2 (nk_eta > 0), d_value the loss's discriminator term.
+    d_loss: the loss's discriminator term plus the enabled penalties (make_d_objective).
+    Both see packed inputs (pack > 1) and, with instance noise, real and fake samples plus
+    noise_std x N(0, 1) (annealed linearly to 0 over the run when noise_anneal; `step` is the
+    iterations done). project_d: WGAN's clipping after every discriminator update.
+    """
+    g_apply, pack = parts.generator.apply, static.pack
+    d_apply = discriminator_view(static, parts, d_sn)
+    d_objective = make_d_objective(static, parts, hp, d_apply)
+    loss = parts.loss(hp)
+    sigma = hp.noise_std
+    if static.use_noise and static.noise_anneal:
+        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
+
+    def inputs(g, b: Batch):
+        real, fake = b.real_ND, g_apply(g, b.z_NL)
+        if static.use_noise:
+            fake = fake + sigma * b.noise_fake_ND
+            real = None if real is None else real + sigma * b.noise_real_ND
+        return (None if real is None else pack_samples(real, pack)), pack_samples(fake, pack)
+
+    def d_value(g, d, b):
+        real, fake = inputs(g, b)
+        return loss.d_loss(d_apply(d, real), d_apply(d, fake))
+
+    def d_loss(g, d, b):
+        real, fake = inputs(g, b)
+        return d_objective(d, real, fake, b.gp_u_N1)
+
+    def g_loss(g, d, b):
+        value = loss.g_loss(d_apply(d, inputs(g, b)[1]))
+        if static.use_nk:
+            value += hp.nk_eta * _sq_norm(jax.grad(d_value, 1)(g, d, b))
+        return value
+
+    def project_d(d):
+        if loss.clip is True:
+            return losses_lib.clip_params(d, hp.clip)
+        if loss.clip is not False:           # several losses in one program: the run's own
+            return jax.tree.map(lambda c, p: jnp.where(loss.clip, c, p),
+                                losses_lib.clip_params(d, hp.clip), d)
+        return d
+
+    return methods_lib.Game(g_loss, d_loss, project_d)
+
+
+def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_lib.Game,
+                tx_g: optax.GradientTransformation,
+                tx_d: optax.GradientTransformation) -> methods_lib.Method:
+    """The configuration's training method (gan_jax.methods) on `game`."""
+    coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
+    return methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
+                                   d_updates=static.d_updates, unroll_k=static.unroll_k,
+                                   lookahead_k=static.lookahead_k)
 
 
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,
               tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
-    """`(draw, step)`: `draw(key) -> StepDraws` and `step(state, draws) -> state`, one run-step
-    (d_updates D-steps and one G-step).
+    """`(draw, step)`: `draw(key) -> batches` and `step(state, batches) -> state`, one run-step
+    of the configuration's training method (`update`: the seed's alternating d_updates
+    discriminator steps and one generator step, or any method of gan_jax.methods).
 
     All of a step's randomness comes from one `rand.words` call (the words of
-    `jax.random.bits`), cut into the batches it needs and turned into exactly jax.random's
-    normals and uniforms (see gan_jax.rand). Drawing is kept apart from stepping so that the
-    training loop can carry the next step's draws as loop state: XLA then computes them once
-    into memory. Left inside the step, XLA's CPU fusion duplicates the hash and the inverse
-    error function into every consumer of a sample, about five times over.
+    `jax.random.bits`), cut into the batches the method takes (`Method.slots`) and turned into
+    exactly jax.random's normals and uniforms (see gan_jax.rand). Drawing is kept apart from
+    stepping so that the training loop can carry the next step's draws as loop state: XLA then
+    computes them once into memory. Left inside the step, XLA's CPU fusion duplicates the hash
+    and the inverse error function into every consumer of a sample, about five times over.
     """
-    g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
-    batch, latent = static.batch_size, parts.latent_dim
-    d_objective = make_d_objective(static, parts, hp)
-    loss = parts.loss(hp)
+    latent, pack, dim = parts.latent_dim, static.pack, parts.target.dim
+    slots = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).slots
     n_real = parts.target.words_per_sample
-    n_gp = 1 if static.use_gp else 0
-    per_batch = n_real + latent + n_gp          # words per sample of one D batch
-    n_d_batches = static.d_updates if static.update == "alternating" else 1
-    g_extra = latent if static.update == "alternating" else 0
+    n_noise = dim if static.use_noise else 0
+    # Words of one row (one pack) of a full batch: real, latent, GP weight, real and fake
+    # noise; of a generator-only batch: latent, fake noise. Without packing and noise this is
+    # the layout of the seed's reproduction.
+    widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0, pack * n_noise,
+              pack * n_noise)
+    edges = np.cumsum((0,) + widths)
+    per_full = int(edges[-1])
+    g_full = static.use_nk          # the regulariser's d_value needs real samples
+    per_g = per_full if g_full else pack * (latent + n_noise)
 
-    def cut(bits_NW) -> Batch:
-        real = parts.target.sample_from_bits(bits_NW[:, :n_real])
-        z = rand.normal_from_bits(bits_NW[:, n_real:n_real + latent])
-        u = rand.uniform_from_bits(bits_NW[:, n_real + latent:per_batch])
-        return Batch(real, z, u)
+    def unpack(bits_NW, n):          # [N, pack * n] words -> [N * pack, n]
+        return bits_NW.reshape(bits_NW.shape[0] * pack, n)
 
-    def draw(key) -> StepDraws:
-        bits_NW = rand.words(key, (batch, n_d_batches * per_batch + g_extra))
-        d_batches = tuple(cut(bits_NW[:, i * per_batch:(i + 1) * per_batch])
-                          for i in range(n_d_batches))
-        return StepDraws(d_batches, rand.normal_from_bits(bits_NW[:, n_d_batches * per_batch:]))
+    def cut_full(bits_NW) -> Batch:
+        part = [bits_NW[:, a:b] for a, b in zip(edges, edges[1:])]
+        real = parts.target.sample_from_bits(unpack(part[0], n_real))
+        z = rand.normal_from_bits(unpack(part[1], latent))
+        u = rand.uniform_from_bits(part[2])
+        noise = ((rand.normal_from_bits(unpack(part[3], dim)),
+                  rand.normal_from_bits(unpack(part[4], dim))) if n_noise else (None, None))
+        return Batch(real, z, u, *noise)
 
-    def g_objective(g_params, d_params, z_NL):
-        return loss.g_loss(d_apply(d_params, g_apply(g_params, z_NL)))
+    def cut_g(bits_NW) -> Batch:
+        if g_full:
+            return cut_full(bits_NW)
+        z = rand.normal_from_bits(unpack(bits_NW[:, :pack * latent], latent))
+        noise = (rand.normal_from_bits(unpack(bits_NW[:, pack * latent:], dim))
+                 if n_noise else None)
+        return Batch(None, z, None, None, noise)
 
-    def apply_d(state, grads):
-        updates, d_opt = tx_d.update(grads, state.d_opt, state.d_params)
-        d_params = optax.apply_updates(state.d_params, updates)
-        if loss.clip is True:
-            d_params = losses_lib.clip_params(d_params, hp.clip)
-        elif loss.clip is not False:           # several losses in one program: the run's own
-            d_params = jax.tree.map(lambda c, p: jnp.where(loss.clip, c, p),
-                                    losses_lib.clip_params(d_params, hp.clip), d_params)
-        return state._replace(d_params=d_params, d_opt=d_opt)
+    def draw(key) -> tuple[Batch, ...]:
+        bits_NW = rand.words(key, (static.batch_size, slots.d * per_full + slots.g * per_g))
+        full = tuple(cut_full(bits_NW[:, i * per_full:(i + 1) * per_full])
+                     for i in range(slots.d))
+        base = slots.d * per_full
+        return full + tuple(cut_g(bits_NW[:, base + i * per_g:base + (i + 1) * per_g])
+                            for i in range(slots.g))
 
-    def apply_g(state, grads):
-        updates, g_opt = tx_g.update(grads, state.g_opt, state.g_params)
-        return state._replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt)
-
-    def d_grads(state, b: Batch):
-        fake = g_apply(state.g_params, b.z_NL)
-        return jax.grad(d_objective)(state.d_params, b.real_ND, fake, b.gp_u_N1)
-
-    def alternating(state, draws: StepDraws):
-        for b in draws.d_batches:
-            state = apply_d(state, d_grads(state, b))
-        return apply_g(state, jax.grad(g_objective)(state.g_params, state.d_params, draws.z_g_NL))
-
-    def simultaneous(state, draws: StepDraws):
-        # Both gradients at the same (theta, phi) and the same batch, applied together.
-        b, = draws.d_batches
-        g_grads = jax.grad(g_objective)(state.g_params, state.d_params, b.z_NL)
-        return apply_g(apply_d(state, d_grads(state, b)), g_grads)
-
-    body = alternating if static.update == "alternating" else simultaneous
-
-    def step(state, draws: StepDraws):
-        state = body(state, draws)
-        finite = _all_finite((state.g_params, state.d_params))
+    def step(state: TrainState, batches) -> TrainState:
+        d_sn = state.d_sn
+        if static.spectral_norm:
+            d_sn = models.sn_power_iteration(state.d_params, d_sn)
+        game = make_game(static, parts, hp, d_sn=d_sn, step=state.step)
+        play = make_method(static, parts, hp, game, tx_g, tx_d).step(
+            methods_lib.Play(state.g_params, state.d_params, state.g_opt, state.d_opt,
+                             state.method), batches)
+        g_ema = state.g_ema
+        if static.use_ema:
+            g_ema = jax.tree.map(lambda e, p: hp.ema_beta * e + (1 - hp.ema_beta) * p,
+                                 g_ema, play.g)
+        finite = _all_finite((play.g, play.d))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
-        return state._replace(step=state.step + 1, diverged_at=diverged_at)
+        return TrainState(play.g, play.d, play.g_opt, play.d_opt, state.step + 1, diverged_at,
+                          play.extra, g_ema, d_sn)
 
     return draw, step
+
+
+def init_state(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d, g_params, d_params,
+               key) -> TrainState:
+    """The state before the first step, the method's, the average's and normalization's
+    included (`key` draws the power-iteration vectors)."""
+    play = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).init(
+        g_params, d_params)
+    d_sn = models.sn_init(d_params, key) if static.spectral_norm else ()
+    return TrainState(g_params, d_params, play.g_opt, play.d_opt, jnp.zeros((), jnp.int32),
+                      jnp.full((), -1, jnp.int32), play.extra,
+                      g_params if static.use_ema else (), d_sn)
+
+
+def num_joint_params(static: StaticConfig) -> int:
+    """Both players' parameter counts together (arithmetic)."""
+    return models.num_params(static, "generator") + models.num_params(static, "discriminator")
+
+
+def history_batch(static: StaticConfig, parts: Parts, draws: "EvalDraws", key) -> Batch:
+    """A full :class:`Batch` around a history row's evaluation draws: penalty weights and
+    instance noise drawn from `key`."""
+    n = draws.real_ND.shape[0]
+    k_u, k_real, k_fake = jax.random.split(key, 3)
+    u = jax.random.uniform(k_u, (n // static.pack, 1 if static.use_gp else 0))
+    noise = ((rand.normal(k_real, draws.real_ND.shape), rand.normal(k_fake, draws.real_ND.shape))
+             if static.use_noise else (None, None))
+    return Batch(draws.real_ND, draws.z_NL, u, *noise)
+
+
+def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,
+                    state: TrainState, batch: Batch) -> jax.Array:
+    """d x' / d x of one run-step of the training method at the state's parameters
+    x = (g, d), flattened in ravel order (generator first), with `batch` in every slot of the
+    step and the optimisers' and method's states held fixed: the same function that trains."""
+    from jax.flatten_util import ravel_pytree
+    x, unravel = ravel_pytree((state.g_params, state.d_params))
+    game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+    method = make_method(static, parts, hp, game, tx_g, tx_d)
+    batches = (batch,) * (method.slots.d + method.slots.g)
+
+    def step_map(x):
+        g, d = unravel(x)
+        play = method.step(methods_lib.Play(g, d, state.g_opt, state.d_opt, state.method),
+                           batches)
+        return ravel_pytree((play.g, play.d))[0]
+
+    return jax.jacfwd(step_map)(x)
 
 
 def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
@@ -231,23 +360,39 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
     """
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
+    track_jacobian = num_joint_params(static) <= static.jacobian_max_params
 
-    def history_row(state, key, loss: losses_lib.Loss):
+    def history_row(state: TrainState, key, hp: HParams, tx_g, tx_d):
+        loss = parts.loss(hp)
         k_loss, k_metrics = jax.random.split(key)
-        loss_draws = eval_draws(parts, k_loss, static.eval_batch)
+        loss_draws = eval_draws(parts, k_loss, static.eval_batch * static.pack)
         metric_draws = eval_draws(parts, k_metrics, static.history_samples)
-        d_apply = parts.discriminator.apply
-        real_logits = d_apply(state.d_params, loss_draws.real_ND)
-        fake_logits = d_apply(state.d_params, parts.generator.apply(state.g_params,
-                                                                    loss_draws.z_NL))
+        d_apply = discriminator_view(static, parts, state.d_sn)
+        real_logits = d_apply(state.d_params, pack_samples(loss_draws.real_ND, static.pack))
+        fake_logits = d_apply(state.d_params, pack_samples(
+            parts.generator.apply(state.g_params, loss_draws.z_NL), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
                "loss_g": loss.g_loss(fake_logits)}
+        # Each player's gradient of its own objective, on the same batch (fresh penalty
+        # weights and noise from their own streams of the row's key).
+        batch = history_batch(static, parts, loss_draws, jax.random.fold_in(k_loss, 2))
+        game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+        g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,
+                                                          state.d_params, batch)
+        row["grad_norm_g"] = jnp.sqrt(_sq_norm(g_grad))
+        row["grad_norm_d"] = jnp.sqrt(_sq_norm(d_grad))
         row.update(sample_metrics(static, parts, metric_draws.real_ND,
                                   parts.generator.apply(state.g_params, metric_draws.z_NL)))
+        if static.use_ema:
+            row.update({f"ema_{k}": v for k, v in sample_metrics(
+                static, parts, metric_draws.real_ND,
+                parts.generator.apply(state.g_ema, metric_draws.z_NL)).items()})
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
             row["d_params"] = state.d_params
+        if track_jacobian:
+            row["update_jacobian"] = update_jacobian(static, parts, hp, tx_g, tx_d, state, batch)
         # Closed-form generators: the discriminator's exact objective gap to D* (static check).
         row.update(exact.history_fields(static, parts, state.g_params, state.d_params))
         return row
@@ -265,8 +410,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
                                       hp.d_init if static.has_d_init else None)
-        state = TrainState(g_params, d_params, tx_g.init(g_params), tx_d.init(d_params),
-                           step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
+        state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
+                           jax.random.fold_in(k_d, 1))
 
         def iteration(_, carry):
             # Iteration i steps on the draws of fold_in(k_loop, i), made at the end of
@@ -280,7 +425,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
             return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index),
-                                               parts.loss(hp))
+                                               hp, tx_g, tx_d)
 
         first = draw(rand.fold_in(k_loop, state.step))
         (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))
@@ -304,6 +449,10 @@ def make_evaluate(static: StaticConfig, keep_samples: int = 0) -> Callable:
         draws = eval_draws(parts, key, static.eval_samples)
         fake = parts.generator.apply(state.g_params, draws.z_NL)
         final = sample_metrics(static, parts, draws.real_ND, fake)
+        if static.use_ema:       # the averaged generator, on the same draws
+            final.update({f"ema_{k}": v for k, v in sample_metrics(
+                static, parts, draws.real_ND,
+                parts.generator.apply(state.g_ema, draws.z_NL)).items()})
         return final, (fake[:keep_samples] if keep_samples else None)
 
     return evaluate

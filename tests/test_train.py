@@ -138,8 +138,7 @@ def _one_step(cfg, key):
     draw, step = train.make_step(static, parts, hp, tx_g, tx_d)
     g0 = jnp.asarray(cfg.g_init, jnp.float32)
     d0 = jnp.asarray(cfg.d_init, jnp.float32)
-    state = train.TrainState(g0, d0, tx_g.init(g0), tx_d.init(d0), jnp.zeros((), jnp.int32),
-                             jnp.full((), -1, jnp.int32))
+    state = train.init_state(static, parts, hp, tx_g, tx_d, g0, d0, jax.random.key(0))
     draws = draw(key)
     return parts, state, draws, jax.jit(step)(state, draws)
 
@@ -150,7 +149,7 @@ def test_simultaneous_step_takes_both_gradients_at_the_same_point(loss):
     # dL_D/dphi(theta, phi), both at the old (theta, phi) and on the step's one batch.
     cfg = small_config(update="simultaneous", d_updates=1, loss=loss, lr_g=0.1, lr_d=0.2)
     parts, state, draws, new = _one_step(cfg, jax.random.key(3))
-    (b,) = draws.d_batches
+    (b,) = draws
     loss_fns = losses.get_loss(loss)
     g_apply, d_apply = parts.generator.apply, parts.discriminator.apply
 
@@ -168,12 +167,12 @@ def test_simultaneous_step_takes_both_gradients_at_the_same_point(loss):
     # Alternating steps instead take the generator's gradient at the updated phi.
     alt = small_config(d_updates=1, loss=loss, lr_g=0.1, lr_d=0.2)
     _, state, draws, new = _one_step(alt, jax.random.key(3))
-    (b,) = draws.d_batches
+    b, b_g = draws
     phi1 = state.d_params - 0.2 * jax.grad(loss_d, 1)(state.g_params, state.d_params)
     np.testing.assert_allclose(new.d_params, phi1, rtol=1e-6, atol=1e-7)
 
     def loss_g_alt(theta):
-        return loss_fns.g_loss(d_apply(phi1, g_apply(theta, draws.z_g_NL)))
+        return loss_fns.g_loss(d_apply(phi1, g_apply(theta, b_g.z_NL)))
 
     np.testing.assert_allclose(new.g_params, state.g_params - 0.1 * jax.grad(loss_g_alt)(
         state.g_params), rtol=1e-6, atol=1e-7)
