@@ -438,6 +438,21 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
         raise
 
 
+def check_field(name: str, value: Any) -> Any:
+    """One field's value checked by its own rule (not against other fields) and normalised as
+    a RunConfig stores it (an integer for a real-valued field becomes a float)."""
+    if name not in FIELD_NAMES:
+        raise _unknown_field(name)
+    problem = FIELDS[FIELD_NAMES.index(name)].metadata["check"](value)
+    if problem:
+        raise field_error(name, list(value) if isinstance(value, tuple) else value, problem)
+    if name in FLOAT_FIELDS and is_int(value):
+        return float(value)
+    if name in LIST_FIELDS and isinstance(value, (list, tuple)):
+        return tuple(float(x) for x in value)
+    return value
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every field of a RunConfig, then the rules between fields; raise ConfigError on
     the first problem."""

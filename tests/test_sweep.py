@@ -52,7 +52,8 @@ def test_grid_expands_to_the_cartesian_product_with_seeds_fastest():
 def test_run_ids_hash_config_and_seed_as_designed():
     cfg = make_config(dict(TINY_BASE, loss="hinge"))
     seeds = [0, 7, 2**32 - 1]
-    blobs = [json.dumps({"config": cfg.to_dict(), "seed": s}, sort_keys=True) for s in seeds]
+    blobs = [json.dumps({"config": cfg.identity_dict(), "seed": s}, sort_keys=True)
+             for s in seeds]
     expected = [hashlib.sha256(b.encode()).hexdigest()[:20] for b in blobs]
     assert results.run_ids(cfg, seeds) == expected
     assert [results.run_id(cfg, s) for s in seeds] == expected
@@ -348,3 +349,16 @@ def test_parse_size_and_shard():
             command.parse_shard(bad)
     with pytest.raises(ConfigError, match="--memory-budget"):
         command.parse_size("lots")
+
+
+def test_several_grid_tables_join_their_points():
+    # [[grid]] tables: a method's own coefficient swept only where it means something.
+    s = sweep.parse_sweep({"name": "u", "seeds": 1, "base": dict(TINY_BASE, d_updates=1),
+                           "grid": [{"update": ["alternating", "simultaneous"]},
+                                    {"update": ["consensus"], "consensus_gamma": [1.0, 10]}]})
+    assert [(c.update, c.consensus_gamma) for c in s.configs] == [
+        ("alternating", 10.0), ("simultaneous", 10.0), ("consensus", 1.0), ("consensus", 10.0)]
+    assert dict(s.grid)["update"] == ("alternating", "simultaneous", "consensus")
+    with pytest.raises(ConfigError, match=r"\[\[grid\]\] 2: the point .*also in an earlier"):
+        sweep.parse_sweep({"name": "u", "seeds": 1, "base": TINY_BASE,
+                           "grid": [{"lr_d": [0.1, 0.2]}, {"lr_d": [0.2]}]})

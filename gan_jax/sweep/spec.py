@@ -17,7 +17,7 @@ import unicodedata
 from typing import Any, NamedTuple
 
 from gan_jax import results
-from gan_jax.config import FIELD_NAMES, RunConfig, make_config, tied_fields
+from gan_jax.config import FIELD_NAMES, RunConfig, check_field, make_config, tied_fields
 from gan_jax.errors import ConfigError, is_int, suggest
 
 SWEEP_KEYS = ("name", "seeds", "keep_samples", "base", "grid")
@@ -113,34 +113,69 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
     except ConfigError as e:
         raise fail(str(e)) from None
 
-    grid = data.get("grid", {})
-    if not isinstance(grid, dict):
-        raise fail(f"grid: got {grid!r}; must be a table ([grid]) of lists")
+    grids = data.get("grid", {})
+    tables = grids if isinstance(grids, list) else [grids]
+    if not tables or not all(isinstance(t, dict) for t in tables):
+        raise fail(f"grid: got {grids!r}; must be a table ([grid]) of lists, or several "
+                   "([[grid]] tables, whose grids are joined)")
+    configs: list[RunConfig] = []
+    merged: dict[str, list] = {}                 # key -> its values over every table
+    for n, grid in enumerate(tables):
+        where = "[grid]" if len(tables) == 1 else f"[[grid]] {n + 1}"
+        for cfg in _expand(grid, base, seeds, where, fail):
+            if cfg in configs:
+                raise fail(f"{where}: the point {_point(cfg, base)} is also in an earlier "
+                           "grid; it would run twice under the same run id")
+            configs.append(cfg)
+        for key, values in grid.items():
+            merged.setdefault(key, [])
+            merged[key] += [v for v in values if v not in merged[key]]
+    if len(configs) * len(seeds) > MAX_RUNS:
+        raise fail(f"seeds: {len(configs):,} grid points x {len(seeds):,} seeds = "
+                   f"{len(configs) * len(seeds):,} runs; at most {MAX_RUNS:,} runs per sweep "
+                   "file (split the sweep into several files)")
+    too_many = [c for c in configs if keep > c.eval_samples]
+    if too_many:
+        raise fail(f"keep_samples: got {keep}; must be at most eval_samples = "
+                   f"{too_many[0].eval_samples} (the samples kept are the final evaluation's)")
+    return Sweep(name, path, seeds, tuple((k, tuple(v)) for k, v in merged.items()),
+                 tuple(configs), keep)
+
+
+def _point(cfg: RunConfig, base: dict) -> str:
+    """A grid point, as the fields where it differs from [base]."""
+    plain = make_config(base).to_dict()
+    return "{" + ", ".join(f"{k} = {v!r}" for k, v in cfg.to_dict().items()
+                           if v != plain[k]) + "}"
+
+
+def _expand(grid: dict, base: dict, seeds, where: str, fail) -> list[RunConfig]:
+    """The configurations of one grid table (the last key fastest), each value checked."""
     swept: dict[str, str] = {}                   # field -> the grid key that sets it
     for key, values in grid.items():
         for field in tied_fields(key):
             if field not in FIELD_NAMES:
                 hint = ("; seeds are set by the top-level `seeds`" if field in ("seed", "seeds")
                         else suggest(field, FIELD_NAMES))
-                raise fail(f"[grid].{key}: {field!r} is not a field{hint}; a grid may sweep "
+                raise fail(f"{where}.{key}: {field!r} is not a field{hint}; a grid may sweep "
                            f"any [base] field: {', '.join(FIELD_NAMES)}")
             if field in swept:
-                raise fail(f"[grid].{key}: {field} is already swept by [grid].{swept[field]}")
+                raise fail(f"{where}.{key}: {field} is already swept by {where}.{swept[field]}")
             swept[field] = key
         if not isinstance(values, list):
-            raise fail(f"[grid].{key}: got {values!r}; must be a list of values to sweep")
+            raise fail(f"{where}.{key}: got {values!r}; must be a list of values to sweep")
         if not values:
-            raise fail(f"[grid].{key}: empty list; give at least one value")
+            raise fail(f"{where}.{key}: empty list; give at least one value")
         seen = []
         for i, value in enumerate(values):
-            try:
-                cfg = make_config({**base, **_assign(key, value)})
+            try:                     # each value by its field's own rule; combinations below
+                normal = [check_field(f, value) for f in tied_fields(key)][0]
             except ConfigError as e:
-                raise fail(f"[grid].{key}[{i}]: {e}") from None
-            if getattr(cfg, tied_fields(key)[0]) in seen:
-                raise fail(f"[grid].{key}[{i}]: {value!r} appears twice; each grid point "
+                raise fail(f"{where}.{key}[{i}]: {e}") from None
+            if normal in seen:
+                raise fail(f"{where}.{key}[{i}]: {value!r} appears twice; each grid point "
                            "would run twice under the same run id")
-            seen.append(getattr(cfg, tied_fields(key)[0]))
+            seen.append(normal)
 
     keys = list(grid)
     points = math.prod(len(grid[k]) for k in keys)
@@ -155,13 +190,8 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
                                                    for f, v in _assign(k, value).items()}}))
         except ConfigError as e:
             point = ", ".join(f"{k} = {v!r}" for k, v in zip(keys, combo))
-            raise fail(f"[grid] point {{{point}}}: {e}") from None
-    too_many = [c for c in configs if keep > c.eval_samples]
-    if too_many:
-        raise fail(f"keep_samples: got {keep}; must be at most eval_samples = "
-                   f"{too_many[0].eval_samples} (the samples kept are the final evaluation's)")
-    return Sweep(name, path, seeds, tuple((k, tuple(grid[k])) for k in keys), tuple(configs),
-                 keep)
+            raise fail(f"{where} point {{{point}}}: {e}") from None
+    return configs
 
 
 def _assign(grid_key: str, value: Any) -> dict[str, Any]:

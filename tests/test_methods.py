@@ -1,0 +1,319 @@
+"""Training methods and stabilisers: each against its defining equations, written out by hand
+here, on small games; and the configuration's rules for combining them."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import config, engine, methods, models, optim, results, train
+from gan_jax.config import ConfigError
+from gan_jax.methods import Game, Play
+
+
+# A smooth, non-quadratic two-player game on vectors, with a batch (a scalar weight) that the
+# objectives depend on, so that tests see which batch each evaluation used.
+def _g_loss(g, d, b):
+    return jnp.sum(jnp.tanh(d) * g) * b + 0.1 * jnp.sum(g ** 4)
+
+
+def _d_loss(g, d, b):
+    return -jnp.sum(jnp.tanh(d) * g) * b + 0.05 * jnp.sum(d ** 2) + 0.2 * jnp.sum(d ** 3) * b
+
+
+GAME = Game(_g_loss, _d_loss)
+G0 = jnp.array([0.3, -0.7])
+D0 = jnp.array([0.5, 0.2])
+B1, B2 = jnp.float32(1.0), jnp.float32(1.7)
+H_G, H_D = 0.05, 0.08
+
+
+def xi(g, d, b):
+    return jax.grad(_g_loss, 0)(g, d, b), jax.grad(_d_loss, 1)(g, d, b)
+
+
+def run(name, batches_per_step, steps=3, tx_g=None, tx_d=None, **kw):
+    tx_g, tx_d = tx_g or optax.sgd(H_G), tx_d or optax.sgd(H_D)
+    m = methods.make_method(name, GAME, tx_g, tx_d, methods.Coefs(0.7, 0.9, 0.5), **kw)
+    play = m.init(G0, D0)
+    for batches in batches_per_step[:steps]:
+        play = m.step(play, batches)
+    return play
+
+
+def test_extragradient_steps_from_the_point_with_the_lookahead_gradient():
+    play = run("extragradient", [(B1, B2)], steps=1)
+    gg, gd = xi(G0, D0, B1)
+    g_half, d_half = G0 - H_G * gg, D0 - H_D * gd
+    gg, gd = xi(g_half, d_half, B2)                       # fresh batch at the look-ahead point
+    np.testing.assert_allclose(play.g, G0 - H_G * gg, rtol=1e-6)
+    np.testing.assert_allclose(play.d, D0 - H_D * gd, rtol=1e-6)
+
+
+def test_extragradient_from_the_past_reuses_the_last_lookahead_gradient():
+    play = run("extragradient_past", [(B1,), (B2,)], steps=2)
+    g, d, prev = G0, D0, (jnp.zeros(2), jnp.zeros(2))     # first look-ahead: zero gradient
+    for b in (B1, B2):
+        g_half, d_half = g - H_G * prev[0], d - H_D * prev[1]
+        prev = xi(g_half, d_half, b)
+        g, d = g - H_G * prev[0], d - H_D * prev[1]
+    np.testing.assert_allclose(play.g, g, rtol=1e-6)
+    np.testing.assert_allclose(play.d, d, rtol=1e-6)
+
+
+def test_optimistic_sgd_is_optax_ogda_and_two_u_minus_the_last():
+    play = run("optimistic", [(B1,), (B2,), (B1,)])
+    # optax's own optimistic gradient descent on the simultaneous gradient
+    ogd_g, ogd_d = optax.optimistic_gradient_descent(H_G), optax.optimistic_gradient_descent(H_D)
+    g, d = G0, D0
+    sg, sd = ogd_g.init(g), ogd_d.init(d)
+    for b in (B1, B2, B1):
+        gg, gd = xi(g, d, b)
+        ug, sg = ogd_g.update(gg, sg)
+        ud, sd = ogd_d.update(gd, sd)
+        g, d = g + ug, d + ud
+    np.testing.assert_allclose(play.g, g, rtol=1e-6)
+    np.testing.assert_allclose(play.d, d, rtol=1e-6)
+    # and by hand, after optax's plain first step: x_{t+1} = x_t - 2 h xi_t + h xi_{t-1}
+    g, d = G0, D0
+    prev = None
+    for b in (B1, B2, B1):
+        cur = xi(g, d, b)
+        last = cur if prev is None else prev
+        g, d = g - H_G * (2 * cur[0] - last[0]), d - H_D * (2 * cur[1] - last[1])
+        prev = cur
+    np.testing.assert_allclose(play.g, g, rtol=1e-5)
+
+
+def test_optimistic_adam_applies_two_adam_updates_minus_the_last():
+    adam = optax.adam(0.01)
+    play = run("optimistic", [(B1,), (B2,)], steps=2, tx_g=adam, tx_d=adam)
+    g, d = G0, D0
+    sg, sd = adam.init(g), adam.init(d)
+    prev = None
+    for b in (B1, B2):
+        gg, gd = xi(g, d, b)
+        ug, sg = adam.update(gg, sg)
+        ud, sd = adam.update(gd, sd)
+        last = (ug, ud) if prev is None else prev
+        g, d = g + 2 * ug - last[0], d + 2 * ud - last[1]
+        prev = (ug, ud)
+    np.testing.assert_allclose(play.g, g, rtol=1e-5)
+    np.testing.assert_allclose(play.d, d, rtol=1e-5)
+
+
+def _joint_hessian(g, d, b):
+    def flat_xi(x):
+        return jnp.concatenate(xi(x[:2], x[2:], b))
+    x = jnp.concatenate([g, d])
+    return flat_xi(x), jax.jacfwd(flat_xi)(x)
+
+
+def test_consensus_descends_xi_plus_gamma_h_transpose_xi():
+    play = run("consensus", [(B1,)], steps=1)
+    v, h = _joint_hessian(G0, D0, B1)
+    step = v + 0.7 * h.T @ v                 # grad (|xi|^2 / 2) = H^T xi
+    np.testing.assert_allclose(play.g, G0 - H_G * step[:2], rtol=1e-5)
+    np.testing.assert_allclose(play.d, D0 - H_D * step[2:], rtol=1e-5)
+
+
+def test_sga_descends_xi_plus_aligned_lambda_a_transpose_xi():
+    play = run("sga", [(B1,)], steps=1)
+    v, h = _joint_hessian(G0, D0, B1)
+    a = 0.5 * (h - h.T)
+    ht_v = h.T @ v
+    sign = np.sign(np.dot(v, ht_v) * np.dot(a.T @ v, ht_v) / 4 + 0.1)
+    step = v + 0.9 * sign * (a.T @ v)
+    np.testing.assert_allclose(play.g, G0 - H_G * step[:2], rtol=1e-5)
+    np.testing.assert_allclose(play.d, D0 - H_D * step[2:], rtol=1e-5)
+
+
+def test_unrolled_gradient_matches_finite_differences_of_the_unrolled_objective():
+    # Through every unrolled step, Adam's state included (a stop-gradient at the unroll would
+    # leave only the direct term and fail this check).
+    adam = optax.adam(0.1)
+    k = 4
+
+    def objective(g):
+        d_k = methods.unrolled_discriminator(GAME, adam, g, D0, adam.init(D0), B1, k)
+        return _g_loss(g, d_k, B1)
+
+    auto = jax.grad(objective)(G0.astype(jnp.float64) if jax.config.x64_enabled else G0)
+    eps = 1e-2
+    fd = np.array([(objective(G0 + eps * e) - objective(G0 - eps * e)) / (2 * eps)
+                   for e in np.eye(2, dtype=np.float32)])
+    direct = jax.grad(_g_loss, 0)(G0, D0, B1)     # what a stopped gradient would give
+    np.testing.assert_allclose(auto, fd, rtol=2e-2, atol=2e-3)
+    assert np.max(np.abs(np.asarray(fd) - np.asarray(direct))) > 10 * 2e-3
+    # The method: the generator descends that gradient; the discriminator's step is the first
+    # unrolled step.
+    play = run("unrolled", [(B1,)], steps=1, tx_g=optax.sgd(H_G), tx_d=adam, unroll_k=k)
+    np.testing.assert_allclose(play.g, G0 - H_G * auto, rtol=1e-5)
+    d1 = methods.unrolled_discriminator(GAME, adam, G0, D0, adam.init(D0), B1, 1)
+    np.testing.assert_allclose(play.d, d1, rtol=1e-6)
+
+
+def test_lookahead_pulls_both_players_every_k_steps_and_keeps_optimizer_state():
+    k, alpha = 3, 0.5
+    batches = [(B1,), (B2,), (B1,), (B2,)]
+    inner = run("simultaneous", batches, steps=k, tx_g=optax.sgd(H_G, momentum=0.9))
+    la = run("simultaneous", batches, steps=k, tx_g=optax.sgd(H_G, momentum=0.9),
+             lookahead_k=k)
+    np.testing.assert_allclose(la.g, G0 + alpha * (inner.g - G0), rtol=1e-6)
+    np.testing.assert_allclose(la.d, D0 + alpha * (inner.d - D0), rtol=1e-6)
+    for x, y in zip(jax.tree.leaves(la.g_opt), jax.tree.leaves(inner.g_opt)):
+        np.testing.assert_allclose(x, y, rtol=1e-6)     # momentum untouched by the pull
+    assert int(la.extra.count) == 0
+    np.testing.assert_allclose(la.extra.slow_g, la.g)
+
+
+def test_simultaneous_methods_refuse_several_d_updates():
+    with pytest.raises(ValueError, match="d_updates"):
+        methods.make_method("consensus", GAME, optax.sgd(0.1), optax.sgd(0.1), d_updates=2)
+
+
+# ----------------------------------------------------------------------------- in training
+
+SMALL = dict(steps=4, log_every=2, batch_size=16, eval_batch=32, history_samples=32,
+             eval_samples=32, d_updates=1)
+MLP = dict(SMALL, generator="mlp", discriminator="mlp", g_width=4, g_depth=1, d_width=4,
+           d_depth=1, jacobian_max_params=0)
+
+
+def _parts(cfg):
+    static, hp = config.static_part(cfg), config.traced_part(cfg)
+    return static, hp, train.make_parts(static)
+
+
+def test_nk_regulariser_adds_eta_times_the_discriminator_gradient_norm():
+    cfg = config.make_config({**MLP, "nk_eta": 0.3})
+    static, hp, parts = _parts(cfg)
+    g = parts.generator.init(jax.random.key(1))
+    d = parts.discriminator.init(jax.random.key(2))
+    tx_g, tx_d = optim.player_optimizers(static, hp)
+    draw, _ = train.make_step(static, parts, hp, tx_g, tx_d)
+    d_batch, g_batch = draw(jax.random.key(3))
+    assert g_batch.real_ND is not None           # the regulariser needs real samples
+    game = train.make_game(static, parts, hp)
+    plain = train.make_game(static, parts, hp._replace(nk_eta=np.float32(0)))
+    from gan_jax import losses
+    loss = losses.get_loss(cfg.loss)
+
+    def value(d):
+        real, fake = g_batch.real_ND, parts.generator.apply(g, g_batch.z_NL)
+        return loss.d_loss(parts.discriminator.apply(d, real), parts.discriminator.apply(d, fake))
+
+    grad_sq = sum(jnp.sum(x ** 2) for x in jax.tree.leaves(jax.grad(value)(d)))
+    np.testing.assert_allclose(game.g_loss(g, d, g_batch),
+                               plain.g_loss(g, d, g_batch) + 0.3 * grad_sq, rtol=1e-5)
+
+
+def test_packing_feeds_consecutive_samples_as_one_input():
+    cfg = config.make_config({**MLP, "pack": 3})
+    static, hp, parts = _parts(cfg)
+    assert models.mlp_sizes(cfg, "discriminator")[0] == 3 * 1
+    tx_g, tx_d = optim.player_optimizers(static, hp)
+    draw, _ = train.make_step(static, parts, hp, tx_g, tx_d)
+    b, _ = draw(jax.random.key(0))
+    assert b.real_ND.shape == (3 * 16, 1) and b.z_NL.shape == (3 * 16, 1)
+    x = jnp.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(train.pack_samples(x, 3),
+                                  [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+
+
+def test_instance_noise_scales_and_anneals_linearly():
+    cfg = config.make_config({**MLP, "noise_std": 0.5, "noise_anneal": True})
+    static, hp, parts = _parts(cfg)
+    g = parts.generator.init(jax.random.key(1))
+    d = parts.discriminator.init(jax.random.key(2))
+    b = train.Batch(jnp.zeros((4, 1)), jnp.zeros((4, 1)), jnp.zeros((4, 0)),
+                    jnp.ones((4, 1)), jnp.ones((4, 1)))
+    seen = []
+    probe = parts._replace(discriminator=models.Model(
+        parts.discriminator.init, lambda p, x: (seen.append(x), x[:, 0])[1]))
+    for step, want in ((0, 0.5), (static.run_steps // 2, 0.5 * (1 - (static.run_steps // 2)
+                                                                 / static.run_steps))):
+        seen.clear()
+        train.make_game(static, probe, hp, step=jnp.int32(step)).d_loss(g, d, b)
+        real = seen[0]
+        np.testing.assert_allclose(real, want * np.ones((4, 1)), rtol=1e-6)
+
+
+def test_spectral_norm_divides_by_the_top_singular_value():
+    layers = models.mlp(3, 1, 5, 2, "relu").init(jax.random.key(0))
+    us = models.sn_init(layers, jax.random.key(1))
+    for _ in range(50):
+        us = models.sn_power_iteration(layers, us)
+    for layer, normed in zip(layers, models.sn_normalize(layers, us)):
+        top = np.linalg.svd(np.asarray(layer.w), compute_uv=False)[0]
+        np.testing.assert_allclose(np.linalg.svd(np.asarray(normed.w), compute_uv=False)[0],
+                                   1.0, rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(layer.w) / np.asarray(normed.w), top, rtol=1e-4)
+
+
+def test_ema_follows_its_recursion_in_training():
+    cfg = config.make_config({**MLP, "ema_beta": 0.8, "update": "simultaneous"})
+    static, hp, parts = _parts(cfg)
+    tx_g, tx_d = optim.player_optimizers(static, hp)
+    draw, step = train.make_step(static, parts, hp, tx_g, tx_d)
+    g0 = parts.generator.init(jax.random.key(1))
+    state = train.init_state(static, parts, hp, tx_g, tx_d, g0,
+                             parts.discriminator.init(jax.random.key(2)), jax.random.key(3))
+    step = jax.jit(step)
+    ema = g0
+    for i in range(3):
+        state = step(state, draw(jax.random.key(10 + i)))
+        ema = jax.tree.map(lambda e, p: 0.8 * e + 0.2 * p, ema, state.g_params)
+    for x, y in zip(jax.tree.leaves(state.g_ema), jax.tree.leaves(ema)):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
+@pytest.mark.parametrize("changes, names", [
+    (dict(update="alternating", consensus_gamma=1.0), ("consensus_gamma", "update")),
+    (dict(update="consensus", unroll_k=3), ("unroll_k", "update")),
+    (dict(lookahead_alpha=0.3), ("lookahead_alpha", "lookahead_k")),
+    (dict(noise_anneal=True), ("noise_anneal", "noise_std")),
+    (dict(pack=2), ("pack", "discriminator")),
+    (dict(spectral_norm=True), ("spectral_norm", "discriminator")),
+    (dict(update="extragradient", d_updates=2), ("d_updates", "extragradient")),
+    (dict(update="leapfrog"), ("update", "unrolled")),
+    (dict(pack=0), ("pack", "positive")),
+    (dict(spectral_norm="yes"), ("spectral_norm", "true or false")),
+])
+def test_combinations_that_make_no_sense_name_both_fields(changes, names):
+    with pytest.raises(ConfigError) as e:
+        config.make_config({"d_updates": 1, **changes})
+    for name in names:
+        assert name in str(e.value)
+
+
+def test_added_fields_keep_earlier_run_ids_and_fill_old_records():
+    cfg = config.RunConfig()
+    old_text = {k: v for k, v in cfg.to_dict().items() if k not in config.ADDED_FIELDS}
+    assert cfg.identity_dict() == old_text
+    assert results.run_id(cfg.replace(pack=1), 0) == results.run_id(cfg, 0)
+    assert results.run_id(cfg.replace(ema_beta=0.9), 0) != results.run_id(cfg, 0)
+
+
+@pytest.mark.slow   # one program per method: about a minute on 2 cores
+@pytest.mark.parametrize("changes", [
+    dict(update=name) for name in methods.METHODS if name != "alternating"] + [
+    dict(lookahead_k=2), dict(update="unrolled", unroll_k=2, d_updates=2),
+    dict(pack=2, ema_beta=0.9, spectral_norm=True, noise_std=0.1, nk_eta=0.1,
+         loss="wgan_gp", d_updates=2)])
+def test_every_method_and_stabiliser_trains(changes):
+    cfg = config.make_config({**MLP, "jacobian_max_params": 32, **changes})
+    out = engine.run_batch([cfg, cfg], [0, 1])
+    recs = results.make_records("t", [cfg, cfg], [0, 1], out)
+    for r in recs:
+        assert r["status"] == "ok"
+        h = r["history"]
+        assert len(h["grad_norm_g"]) == 3 and all(v > 0 for v in h["grad_norm_d"])
+        n = train.num_joint_params(config.static_part(cfg))
+        assert len(h["update_radius"]) == 3 and len(h["update_eigs"][0]) == n
+        if cfg.ema_beta:
+            assert "ema_w1" in r["final"] and len(h["ema_w1"]) == 3
+    assert recs[0]["final"] != recs[1]["final"]
