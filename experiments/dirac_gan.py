@@ -5,7 +5,8 @@
 Target: a point mass at 0. Generator: a point mass at theta, i.e. the library's linear
 generator with its slope held at 0, G(z) = 0 z + theta. Discriminator: the logit psi x, i.e.
 the library's logistic discriminator with its bias held at 0. Losses, R1 and the gradient
-penalty are the library's own (gan_jax.losses), evaluated on the one real and one fake point.
+penalty are the library's own (gan_jax.losses), evaluated on the one real and one fake point;
+the game is gan_jax.dirac's (whose `dirac` command analyses every training method on it).
 The unique equilibrium is (theta, psi) = (0, 0).
 
 For each arm the script writes one row: the eigenvalues of the vector field's Jacobian at the
@@ -27,13 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import losses, models, stability
+from gan_jax import dirac, stability
 from gan_jax.config import ConfigError
 from gan_jax.results import write_atomic
 from gan_jax.tables import markdown_table as md_table
 
-REAL = jnp.zeros((1, 1))       # the data: one point at 0
-Z = jnp.zeros((1, 1))          # any z: the generator ignores it (slope 0)
 EQUILIBRIUM = np.zeros(2, np.float32)
 
 
@@ -54,34 +53,13 @@ ARMS = (
 )
 
 
-def d_apply(psi, x_N1):
-    """The logit psi x: the logistic discriminator with its bias fixed at 0."""
-    return models.logistic_discriminator().apply(jnp.stack([psi[0], 0.0]), x_N1)
-
-
-def generate(theta):
-    """A point mass at theta: the linear generator with its slope fixed at 0."""
-    return models.linear_generator().apply(jnp.stack([0.0, theta[0]]), Z)
-
-
 def dirac_game(arm: Arm) -> stability.Game:
-    loss = losses.get_loss(arm.loss)
-
-    def g_loss(theta, psi):
-        return loss.g_loss(d_apply(psi, generate(theta)))
-
-    def d_loss(theta, psi):
-        fake = generate(theta)
-        value = loss.d_loss(d_apply(psi, REAL), d_apply(psi, fake))
-        if arm.r1_weight:
-            value += arm.r1_weight * losses.r1_penalty(d_apply, psi, REAL)
-        if arm.gp_weight:
-            value += arm.gp_weight * losses.gradient_penalty(
-                d_apply, psi, REAL, fake, jax.random.uniform(jax.random.key(0), (REAL.shape[0],)))
-        return value
-
-    project = None if arm.clip is None else (lambda psi: losses.clip_params(psi, arm.clip))
-    return stability.Game(g_loss, d_loss, 1, project)
+    """The arm's Dirac-GAN (gan_jax.dirac.dirac_game) on flat (theta, psi) vectors."""
+    game = dirac.dirac_game(arm.loss, r1=arm.r1_weight or None, gp=arm.gp_weight or None,
+                            clip=arm.clip)
+    return stability.Game(lambda theta, psi: game.g_loss(theta, psi, None),
+                          lambda theta, psi: game.d_loss(theta, psi, None), 1,
+                          None if arm.clip is None else game.project_d)
 
 
 class ArmResult(NamedTuple):

@@ -23,6 +23,7 @@ COMMANDS = {
     "bench": ("gan_jax.bench", "throughput in run-steps/s against runs per call"),
     "plot": ("gan_jax.plots", "figures of a sweep's results: curves, heatmaps, samples (matplotlib)"),
     "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
+    "dirac": ("gan_jax.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
 }

@@ -17,6 +17,8 @@ the Jacobian J = dv/dx (jax.jacfwd) decides the local behaviour:
   alternating steps (train.py)   d_updates steps phi <- phi + lr_d v_phi(theta, phi), then
                                  theta <- theta + lr_g v_theta(theta, phi_new)
 
+Both maps are the library's own steps (gan_jax.methods with plain SGD, :func:`update_map`).
+
 For the two discrete maps F the verdict is the spectral radius rho of dF/dx at x*: < 1
 converges, = 1 circles (complex eigenvalues on the unit circle) or is neutral (eigenvalue 1: a
 flat direction), > 1 diverges. Only plain gradient steps (SGD without momentum) are a map of x
@@ -35,11 +37,12 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import ndtri
 
 from gan_jax import config as config_lib
-from gan_jax import exact, losses, models, train
+from gan_jax import exact, losses, methods, models, train
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError
 
@@ -103,27 +106,37 @@ def vector_field(game: Game) -> Callable[[jax.Array], jax.Array]:
 
 def update_map(game: Game, lr_g, lr_d, update: str = "simultaneous",
                d_updates: int = 1) -> Callable[[jax.Array], jax.Array]:
-    """One run-step of plain gradient play as a map x -> x' (the train loop's order)."""
+    """One run-step of plain gradient play as a map x -> x' (the train loop's order).
+
+    The step is the library's own (gan_jax.methods.make_method, with optax.sgd(lr_g) and
+    optax.sgd(lr_d)): no update rule is written here. Plain SGD keeps no state, so the step
+    is a map of x = (theta, phi) alone.
+    """
     if update not in config_lib.UPDATES:
         raise ConfigError(f"update: got {update!r}; must be one of {', '.join(config_lib.UPDATES)}")
-    if update == "simultaneous" and d_updates != 1:
-        raise ConfigError(f"d_updates: got {d_updates}; must be 1 with update = 'simultaneous'")
+    if update in methods.SIMULTANEOUS and d_updates != 1:
+        raise ConfigError(f"d_updates: got {d_updates}; must be 1 with update = {update!r}")
     n = game.num_g
-    project = game.project_d or (lambda phi: phi)
-    grad_g, grad_d = jax.grad(game.g_loss, 0), jax.grad(game.d_loss, 1)
+    method = methods.make_method(update, as_method_game(game), optax.sgd(lr_g),
+                                 optax.sgd(lr_d), d_updates=d_updates)
+    batches = (None,) * (method.slots.d + method.slots.g)   # the game is deterministic
 
-    def simultaneous(x):
-        theta, phi = x[:n], x[n:]
-        return jnp.concatenate([theta - lr_g * grad_g(theta, phi),
-                                project(phi - lr_d * grad_d(theta, phi))])
+    def step(x):
+        play = method.step(method.init(x[:n], x[n:]), batches)
+        if jax.tree.leaves((play.g_opt, play.d_opt, play.extra)):
+            raise ConfigError(f"update: got {update!r}; its step carries state beyond "
+                              f"(theta, phi), so it is not a map of x (gan_jax.dirac "
+                              f"analyses such methods over their whole state)")
+        return jnp.concatenate([play.g, play.d])
 
-    def alternating(x):
-        theta, phi = x[:n], x[n:]
-        for _ in range(d_updates):
-            phi = project(phi - lr_d * grad_d(theta, phi))
-        return jnp.concatenate([theta - lr_g * grad_g(theta, phi), phi])
+    return step
 
-    return simultaneous if update == "simultaneous" else alternating
+
+def as_method_game(game: Game) -> methods.Game:
+    """The game as gan_jax.methods takes it: losses of (g, d, batch), the batch ignored."""
+    method_game = methods.Game(lambda g, d, batch: game.g_loss(g, d),
+                               lambda g, d, batch: game.d_loss(g, d))
+    return method_game._replace(project_d=game.project_d) if game.project_d else method_game
 
 
 def trajectory(step_map: Callable, x0, steps: int) -> jax.Array:

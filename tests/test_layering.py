@@ -21,7 +21,7 @@ LAYERS = [
     ["sweep.spec", "tables"],
     ["sweep.plan"],
     ["sweep.run"],
-    ["sweep", "plots", "seed_repro", "bench"],
+    ["sweep", "plots", "seed_repro", "bench", "dirac"],
     ["sweep.command"],
     ["cli"],
     ["__main__", "__init__"],
