@@ -30,11 +30,21 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import cache, engine, models, presets, results
+from gan_jax import cache, engine, methods, models, presets, results
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError, suggest
 
 BENCH_CONFIGS = presets.BENCH_CONFIGS
+METHODS = methods.METHODS + ("lookahead",)
+
+
+def method_variant(cfg: RunConfig, method: str) -> RunConfig:
+    """cfg trained by `method`, with one discriminator step per generator step (so that a
+    run-step is comparable across methods): 'lookahead' is lookahead-minimax, k = 5, around
+    alternating steps."""
+    if method == "lookahead":
+        return cfg.replace(update="alternating", d_updates=1, lookahead_k=5)
+    return cfg.replace(update=method, d_updates=1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override each configuration's steps (log_every follows)")
     parser.add_argument("--matmul-size", type=int, default=2048,
                         help="n of the n x n reference matrix multiply (2048)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated training methods to compare on each config, with "
+                             "one discriminator step per generator step: any update of "
+                             f"{', '.join(METHODS)}, 'lookahead' (k = 5 around alternating), "
+                             "or 'all'")
     parser.add_argument("--json", default=None, help="write the full results to this file")
 
 
@@ -71,8 +86,10 @@ def dense_flops(sizes: list[int], n: int, *, weight_grads: bool, input_grads: st
 
 
 def mlp_flops_per_run_step(cfg: RunConfig) -> int | None:
-    """Dot FLOPs of one run-step (alternating updates) of an MLP-vs-MLP configuration."""
-    if cfg.generator != "mlp" or cfg.discriminator != "mlp":
+    """Dot FLOPs of one run-step (alternating updates) of an MLP-vs-MLP configuration (None
+    for other methods and stabilisers, whose extra products are not counted here)."""
+    if cfg.generator != "mlp" or cfg.discriminator != "mlp" or cfg.update != "alternating" or \
+            cfg.pack != 1 or cfg.spectral_norm or cfg.nk_eta or cfg.noise_std or cfg.ema_beta:
         return None
     dim, latent, b = data_lib.DIMS[cfg.data], models.latent_dim(cfg), cfg.batch_size
     g = [latent] + [cfg.g_width] * cfg.g_depth + [dim]
@@ -190,6 +207,15 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--runs: got {args.runs!r}; must be comma-separated integers")
         if min(runs) < 1:
             raise ConfigError(f"--runs: got {args.runs!r}; every value must be >= 1")
+    variants = [None]
+    if args.methods:
+        variants = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if variants == ["all"]:
+            variants = list(METHODS)
+        for m in variants:
+            if m not in METHODS:
+                raise ConfigError(f"--methods: got {m!r}; must be 'all' or among "
+                                  f"{', '.join(METHODS)}{suggest(m, METHODS)}")
     if args.repeats < 1:
         raise ConfigError(f"--repeats: got {args.repeats}; must be >= 1")
     if args.steps is not None and args.steps < 1:
@@ -208,8 +234,9 @@ def main(args: argparse.Namespace) -> int:
           f"{m['cpu_count']} CPUs; f32 matmul {args.matmul_size}^3: "
           f"{rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
     rows = []
-    for name in names:
-        cfg = BENCH_CONFIGS[name]
+    for name, cfg in ((n if v is None else f"{n}/{v}",
+                       BENCH_CONFIGS[n] if v is None else method_variant(BENCH_CONFIGS[n], v))
+                      for n in names for v in variants):
         if args.steps is not None:
             cfg = cfg.replace(steps=args.steps, log_every=args.steps)
         flops = mlp_flops_per_run_step(cfg)
@@ -222,7 +249,7 @@ def main(args: argparse.Namespace) -> int:
                 p["fraction_of_matmul"] = p["flops_per_s"] / rate
             points.append(p)
             frac = f"{p['fraction_of_matmul']:.0%}" if flops is not None else "-"
-            print(f"{name:12s} runs={runs:6d}  {p['run_steps_per_s']:14,.0f} run-steps/s  "
+            print(f"{name:24s} runs={runs:6d}  {p['run_steps_per_s']:14,.0f} run-steps/s  "
                   f"compile {p['compile_s']:5.2f} s  call {p['median_s']:.3f} s  matmul {frac}",
                   file=sys.stderr)
             rows.append((name, runs, p["run_steps_per_s"], p["compile_s"], frac))

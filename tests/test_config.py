@@ -145,3 +145,27 @@ def test_cli_bad_input_exits_2_without_traceback(args, needle):
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_conventions_table_lists_every_field_by_its_kind():
+    # docs/conventions.md's table of static and traced fields is checked against the one
+    # declaration, so a new field cannot be documented under the wrong kind or forgotten.
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "conventions.md").read_text()
+    rows = {line.split("|")[1].strip(): set(re.findall(r"`(\w+)`", line.split("|")[2]))
+            for line in text.splitlines() if line.startswith(("| static |", "| traced |",
+                                                              "| static facts"))}
+    assert set(config.STATIC_FIELDS) <= rows["static"]
+    assert set(config.TRACED_FIELDS) <= rows["traced"]
+    assert set(config.DERIVED_STATIC) <= rows["static facts of traced fields"]
+    assert not (rows["static"] - set(config.STATIC_FIELDS))
+
+
+def test_readme_configuration_table_names_every_field():
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    named = {n for line in table for n in re.findall(r"`(\w+)`", line.split("|")[1])}
+    assert set(config.FIELD_NAMES) <= named, set(config.FIELD_NAMES) - named

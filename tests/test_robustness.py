@@ -384,6 +384,19 @@ def test_bench_json_naming_a_directory_fails_before_the_benchmark(tmp_path, monk
     assert "--json:" in one_line_error(capsys.readouterr().err)
 
 
+def test_bench_unknown_method_fails_before_the_benchmark(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "matmul_rate", _no_space)
+    assert cli(["bench", "--methods", "consensus,leapfrog"]) == 2
+    err = one_line_error(capsys.readouterr().err)
+    assert "--methods" in err and "leapfrog" in err and "extragradient" in err
+
+
+def test_bench_method_variants_take_one_discriminator_step():
+    cfg = bench.method_variant(bench.BENCH_CONFIGS["mlp_2x64"], "lookahead")
+    assert (cfg.update, cfg.d_updates, cfg.lookahead_k) == ("alternating", 1, 5)
+    assert bench.method_variant(cfg.replace(lookahead_k=0), "sga").update == "sga"
+
+
 # ----------------------------------------------------------------------------- 6. bounds
 
 
