@@ -155,7 +155,7 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
     d_objective = make_d_objective(static, parts, hp, d_apply)
     loss = parts.loss(hp)
     sigma = hp.noise_std
-    if static.use_noise and static.noise_anneal:
+    if static.use_noise and static.noise_anneal and step is not None:
         sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
 
     def inputs(g, b: Batch):

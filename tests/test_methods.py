@@ -302,8 +302,8 @@ def test_added_fields_keep_earlier_run_ids_and_fill_old_records():
 @pytest.mark.parametrize("changes", [
     dict(update=name) for name in methods.METHODS if name != "alternating"] + [
     dict(lookahead_k=2), dict(update="unrolled", unroll_k=2, d_updates=2),
-    dict(pack=2, ema_beta=0.9, spectral_norm=True, noise_std=0.1, nk_eta=0.1,
-         loss="wgan_gp", d_updates=2)])
+    dict(pack=2, ema_beta=0.9, spectral_norm=True, noise_std=0.1, noise_anneal=True,
+         nk_eta=0.1, loss="wgan_gp", d_updates=2)])
 def test_every_method_and_stabiliser_trains(changes):
     cfg = config.make_config({**MLP, "jacobian_max_params": 32, **changes})
     out = engine.run_batch([cfg, cfg], [0, 1])
