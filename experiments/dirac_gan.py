@@ -1,4 +1,4 @@
-"""The Dirac-GAN of Mescheder et al. (2018): where GAN training converges, circles or diverges.
+"""The Dirac-GAN of Mescheder et al. (2018): where GAN training converges, cycles or diverges.
 
     PYTHONPATH=. python experiments/dirac_gan.py --out out/dirac
 

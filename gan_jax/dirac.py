@@ -42,7 +42,7 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
                  counter, optax's first-step flag) are held at their steady values, reached
                  by running the method's own step once (a full cycle for lookahead) from
                  the equilibrium. The verdict is stability.map_verdict of the map's
-                 eigenvalues: converges (radius < 1), circles (on the unit circle), diverges.
+                 eigenvalues: converges (radius < 1), cycles (on the unit circle), diverges.
   lookahead      a k-periodic map: the analysis takes one full cycle of k steps; its radius
                  rho_cycle and the per-step radius rho_cycle^(1/k) are both reported.
 """

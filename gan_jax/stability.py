@@ -12,7 +12,7 @@ and phi (discriminator). Plain gradient play follows the vector field
 At a stationary point x* (v(x*) = 0, found by Levenberg-Marquardt steps, :func:`find_stationary`)
 the Jacobian J = dv/dx (jax.jacfwd) decides the local behaviour:
 
-  gradient flow dx/dt = v:       max Re eig(J) < 0 converges, = 0 circles / is neutral, > 0 diverges
+  gradient flow dx/dt = v:       max Re eig(J) < 0 converges, = 0 cycles / is neutral, > 0 diverges
   simultaneous steps             x <- x + H v(x), H = diag(lr_g for theta, lr_d for phi)
   alternating steps (train.py)   d_updates steps phi <- phi + lr_d v_phi(theta, phi), then
                                  theta <- theta + lr_g v_theta(theta, phi_new)
@@ -20,7 +20,7 @@ the Jacobian J = dv/dx (jax.jacfwd) decides the local behaviour:
 Both maps are the library's own steps (gan_jax.methods with plain SGD, :func:`update_map`).
 
 For the two discrete maps F the verdict is the spectral radius rho of dF/dx at x*: < 1
-converges, = 1 circles (complex eigenvalues on the unit circle) or is neutral (eigenvalue 1: a
+converges, = 1 cycles (complex eigenvalues on the unit circle) or is neutral (eigenvalue 1: a
 flat direction), > 1 diverges. Only plain gradient steps (SGD without momentum) are a map of x
 alone; Adam's and momentum's updates carry state and are not analyzed here.
 
@@ -235,7 +235,7 @@ def flow_verdict(eigs: np.ndarray, tol: float = 1e-4) -> str:
     if top > tol:
         return "diverges"
     edge = eigs[np.abs(eigs.real) <= tol]
-    return "circles" if np.any(np.abs(edge.imag) > tol) else "neutral"
+    return "cycles" if np.any(np.abs(edge.imag) > tol) else "neutral"
 
 
 def map_verdict(eigs: np.ndarray, tol: float = 1e-4) -> str:
@@ -246,7 +246,7 @@ def map_verdict(eigs: np.ndarray, tol: float = 1e-4) -> str:
     if rho > 1 + tol:
         return "diverges"
     edge = eigs[np.abs(np.abs(eigs) - 1) <= tol]
-    return "circles" if np.any(np.abs(edge.imag) > tol) else "neutral"
+    return "cycles" if np.any(np.abs(edge.imag) > tol) else "neutral"
 
 
 def jacobian_error(field: Callable, jac: np.ndarray, x: np.ndarray, delta: float = 1e-3) -> float:

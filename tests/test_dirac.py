@@ -114,7 +114,7 @@ def test_the_library_losses_are_mescheders_game():
 def test_unregularised_losses_have_imaginary_eigenvalues(loss):
     r = analyze("simultaneous", loss=loss)
     assert_eigs(r.field_eigenvalues, [1j * A[loss], -1j * A[loss]])
-    assert r.flow == "circles" and r.verdict == "diverges"
+    assert r.flow == "cycles" and r.verdict == "diverges"
 
 
 # ----------------------------------------------------------------------------- methods
@@ -133,7 +133,7 @@ def test_alternating_circles_on_the_unit_circle(h):
     r = analyze("alternating", lr=h)
     re, im = 1 - h**2 * a**2 / 2, h * a * math.sqrt(1 - h**2 * a**2 / 4)
     assert_eigs(r.map_eigenvalues, [re + 1j * im, re - 1j * im])
-    assert r.radius == pytest.approx(1.0, abs=1e-12) and r.verdict == "circles"
+    assert r.radius == pytest.approx(1.0, abs=1e-12) and r.verdict == "cycles"
     assert analyze("alternating", lr=5.0).verdict == "diverges"   # h |a| > 2: real, one > 1
 
 
@@ -266,7 +266,7 @@ def test_wgan_circles_with_clipping_or_noise_and_wgan_gp_has_no_linearisation():
         assert_eigs(sim.field_eigenvalues, [1j, -1j])
         assert sim.radius == pytest.approx(math.sqrt(1 + H**2), abs=1e-12)
     alt = analyze("alternating", loss="wgan", clip=0.01)
-    assert alt.verdict == "circles" and sim.verdict == "diverges"
+    assert alt.verdict == "cycles" and sim.verdict == "diverges"
     gp = analyze("simultaneous", loss="wgan_gp", gp=10.0)
     assert not gp.differentiable and gp.field_eigenvalues is None and gp.radius is None
     assert gp.verdict.startswith("not differentiable")

@@ -25,10 +25,10 @@ def test_unregularised_dirac_gan_circles(loss):
     """J = [[0, 1/2], [-1/2, 0]]: eigenvalues +-i/2; simultaneous |1 + i h/2| > 1."""
     a = analyze_arm(dirac_gan.Arm(loss, loss))
     np.testing.assert_allclose(np.sort_complex(a.eigenvalues), [-0.5j, 0.5j], atol=1e-6)
-    assert a.flow == "circles"
+    assert a.flow == "cycles"
     assert a.rho_simultaneous == pytest.approx(math.sqrt(1 + H**2 / 4), abs=1e-6)
     assert a.simultaneous == "diverges"
-    assert a.rho_alternating == pytest.approx(1.0, abs=1e-6) and a.alternating == "circles"
+    assert a.rho_alternating == pytest.approx(1.0, abs=1e-6) and a.alternating == "cycles"
 
 
 def test_r1_makes_the_dirac_gan_converge():
@@ -45,7 +45,7 @@ def test_r1_makes_the_dirac_gan_converge():
 def test_wgan_circles_and_wgan_gp_is_not_linearisable():
     clip = analyze_arm(dirac_gan.Arm("wgan", "wgan", clip=1.0))
     np.testing.assert_allclose(np.sort_complex(clip.eigenvalues), [-1j, 1j], atol=1e-6)
-    assert (clip.flow, clip.alternating) == ("circles", "circles")
+    assert (clip.flow, clip.alternating) == ("cycles", "cycles")
     gp = analyze_arm(dirac_gan.Arm("wgan-gp", "wgan", gp_weight=1.0))
     assert gp.converged and not gp.differentiable and gp.eigenvalues is None
     assert "not differentiable" in gp.flow and gp.rho_simultaneous is None
