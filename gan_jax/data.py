@@ -258,10 +258,11 @@ def stream_indices(data: TrainingSet, start, count: int) -> jax.Array:
         raise ValueError(f"stream_indices: count must be in [1, N = {n}], got {count}")
     pos = jnp.asarray(start, jnp.int32) + jnp.arange(count, dtype=jnp.int32)
     epoch, offset = pos // n, pos % n
-    first = epoch[0]
-    this = rand.permute(rand.fold_in(data.order_key, first), offset, n)
-    following = rand.permute(rand.fold_in(data.order_key, first + 1), offset, n)
-    return jnp.where(epoch == first, this, following)
+    # Each position keyed by its epoch's words (the first epoch's, or the next one's).
+    keys = jnp.stack([rand.words(rand.fold_in(data.order_key, e), (2,))
+                      for e in (epoch[0], epoch[0] + 1)])
+    k_N2 = keys[(epoch - epoch[0]).astype(jnp.int32)]
+    return rand.permute_words(k_N2[:, 0], k_N2[:, 1], offset, n)
 
 
 def stream_batch(data: TrainingSet, start, count: int) -> jax.Array:

@@ -120,12 +120,19 @@ def permute(key: jax.Array, i: jax.Array, n: int) -> jax.Array:
 
     sigma is a balanced Feistel network on 2h bits (2^2h the least even power of two >= n, so
     2^2h < 4n), whose round functions are Threefry hashes of the right half keyed by two words
-    of `key` and the round number: a bijection of [0, 2^2h) (Luby & Rackoff 1988). Cycle
-    walking (Black & Rogaway 2002) makes it one of [0, n): a value that lands at n or above is
-    sent through the network again until it lands below n; the walk ends because the cycle of
-    i < n returns to i. Each pass lands below n with probability n / 2^2h > 1/4, so a few
-    passes serve a whole batch.
+    drawn from `key` and the round number: a bijection of [0, 2^2h) (Luby & Rackoff 1988).
+    Cycle walking (Black & Rogaway 2002) makes it one of [0, n): a value that lands at n or
+    above is sent through the network again until it lands below n; the walk ends because the
+    cycle of i < n returns to i. Each pass lands below n with probability n / 2^2h > 1/4, so a
+    few passes serve a whole batch.
     """
+    k = words(key, (2,))
+    return permute_words(k[0], k[1], i, n)
+
+
+def permute_words(k0: jax.Array, k1: jax.Array, i: jax.Array, n: int) -> jax.Array:
+    """:func:`permute` keyed by two u32 words, which may differ from index to index (k0, k1
+    broadcast against i): one network serves indices of several permutations."""
     i = jnp.asarray(i)
     if n < 1:
         raise ValueError(f"permute: n must be >= 1, got {n}")
@@ -134,19 +141,24 @@ def permute(key: jax.Array, i: jax.Array, n: int) -> jax.Array:
     bits = max(2, (n - 1).bit_length())
     half = (bits + 1) // 2
     mask = np.uint32((1 << half) - 1)
-    k = words(key, (2,))
+    k0, k1 = (jnp.broadcast_to(jnp.asarray(k, jnp.uint32), i.shape) for k in (k0, k1))
 
     def network(x):
         left, right = x >> np.uint32(half), x & mask
         for r in range(FEISTEL_ROUNDS):
-            f, _ = threefry2x32(k[0], k[1], jnp.full_like(right, np.uint32(r)), right)
+            f, _ = threefry2x32(k0, k1, jnp.full_like(right, np.uint32(r)), right)
             left, right = right, left ^ (f & mask)
         return (left << np.uint32(half)) | right
 
+    # One network in the program: the first pass is the loop's first iteration.
     bound = np.uint32(n)
-    x = network(i.astype(jnp.uint32))
-    x = lax.while_loop(lambda x: jnp.any(x >= bound),
-                       lambda x: jnp.where(x >= bound, network(x), x), x)
+
+    def body(carry):
+        x, first = carry
+        return jnp.where(first | (x >= bound), network(x), x), jnp.zeros_like(first)
+
+    x, _ = lax.while_loop(lambda c: jnp.any(c[1] | (c[0] >= bound)), body,
+                          (i.astype(jnp.uint32), jnp.ones(i.shape, bool)))
     return x.astype(jnp.int32)
 
 
