@@ -565,6 +565,10 @@ def _check_model_fields(cfg: RunConfig) -> None:
     if cfg.g_norm != "none" and cfg.generator != "mlp":
         raise field_error("g_norm", cfg.g_norm, "normalizes the hidden layers of an 'mlp' "
                           f"generator, not generator = {cfg.generator!r}")
+    if cfg.g_norm == "batch" and cfg.batch_size < 2:
+        raise field_error("g_norm", cfg.g_norm, "normalizes with each training batch's own "
+                          "statistics (each pack place's batch_size samples), which needs "
+                          f"batch_size >= 2; batch_size = {cfg.batch_size}")
     if cfg.d_pieces != 1 and cfg.discriminator != "mlp":
         raise field_error("d_pieces", cfg.d_pieces, "makes the hidden layers of an 'mlp' "
                           f"discriminator maxout layers, not discriminator = "

@@ -187,6 +187,7 @@ def test_configuration_refuses_the_options_outside_their_families():
     cases = [
         (dict(g_norm="batch"), "g_norm", "generator = 'linear'"),
         (dict(g_norm="layer", generator="mlp"), "g_norm", "none, batch"),
+        (dict(RING, g_norm="batch", batch_size=1), "g_norm", "batch_size >= 2"),
         (dict(d_pieces=3), "d_pieces", "discriminator = 'logistic'"),
         (dict(RING, d_pieces=0), "d_pieces", "positive integer"),
         (dict(weight_init="normal_0.02"), "weight_init", "discriminator = 'logistic'"),
