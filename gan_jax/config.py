@@ -94,6 +94,8 @@ MAX_PARAMS = 2**31 - 1
 MAX_UNROLL = 2**8
 # - A pack multiplies every discriminator batch.
 MAX_PACK = 2**8
+# - Maxout pieces multiply the discriminator's hidden weights.
+MAX_PIECES = 2**8
 RANDOM_WORDS = 2**32
 COUNTER = "int32 step counters"
 DRAW = "one random draw is at most 2**32 words"
@@ -173,6 +175,15 @@ class RunConfig:
     d_depth: int = _field(2, STATIC, int_at_least(1, MAX_DEPTH, "memory"),
                         "MLP discriminator: hidden layers")
     activation: str = _field("relu", STATIC, choice(models.ACTIVATIONS), "MLP activation")
+    g_norm: str = _field("none", STATIC, choice(models.NORMS),
+                         "MLP generator: 'batch' normalizes each hidden layer (no bias) before "
+                         "its activation", added=True)
+    d_pieces: int = _field(1, STATIC, int_at_least(1, MAX_PIECES, "memory"),
+                           "MLP discriminator: k > 1 makes its hidden layers maxout layers of k "
+                           "pieces", added=True)
+    weight_init: str = _field("uniform", STATIC, choice(models.WEIGHT_INITS),
+                              "MLP weights: U(+-1/sqrt(fan_in)) with such biases, or "
+                              "N(0, 0.02^2) with zero biases", added=True)
     # how it is trained
     loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
     optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")
@@ -200,6 +211,9 @@ class RunConfig:
                                       "parameters together; 0: never", added=True)
     batch_size: int = _field(128, STATIC, int_at_least(1, MAX_SAMPLES, DRAW),
                             "samples per step and player")
+    dataset_size: int = _field(0, STATIC, int_at_least(0, MAX_SAMPLES, DRAW),
+                               "a finite training set of this many samples, read in epochs of "
+                               "fresh orders; 0: fresh samples at every step", added=True)
     steps: int = _field(320, STATIC, int_at_least(1, MAX_STEPS, COUNTER),
                         "generator steps (the seed's loop runs steps + 1 iterations)")
     log_every: int = _field(40, STATIC, int_at_least(1, MAX_STEPS, COUNTER),
@@ -476,6 +490,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise field_error("d_updates", cfg.d_updates,
                           f"must be 1 with update = {cfg.update!r} (both players step together)")
     _check_method_fields(cfg)
+    _check_model_fields(cfg)
     for role in ("generator", "discriminator"):
         name = getattr(cfg, role)
         if models.FAMILIES[role][name].one_d and target.dim != 1:
@@ -486,7 +501,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise field_error("latent_dim", cfg.latent_dim,
                           f"must be 1 for generator {cfg.generator!r}")
     dim = max(target.dim, models.latent_dim(cfg))
-    for name in ("batch_size", "eval_batch", "history_samples", "eval_samples"):
+    for name in ("batch_size", "dataset_size", "eval_batch", "history_samples", "eval_samples"):
         if getattr(cfg, name) * dim * 2 > RANDOM_WORDS:
             raise field_error(name, getattr(cfg, name), f"times the sample dimension {dim} "
                               f"must stay below 2**31 ({DRAW})")
@@ -527,3 +542,52 @@ def _check_method_fields(cfg: RunConfig) -> None:
     if cfg.spectral_norm and one_d:
         raise field_error("spectral_norm", True, "normalizes the weight matrices of an 'mlp' "
                           f"discriminator, not discriminator = {cfg.discriminator!r}")
+
+
+def real_batches_per_step(update: str, d_updates: int, use_nk: bool) -> int:
+    """Batches of real samples one run-step takes: the method's full batches
+    (`methods.Method.slots.d`), plus the alternating generator step's batch when the
+    Nagarajan-Kolter regulariser needs real samples (`train.make_step`). Arithmetic, so that
+    validation builds no method; tests/test_pacgan_features.py holds it to the methods' slots."""
+    full = {"alternating": d_updates, "unrolled": d_updates, "extragradient": 2}.get(update, 1)
+    return full + (1 if update == "alternating" and use_nk else 0)
+
+
+def real_samples_per_step(cfg) -> int:
+    """Real samples one run-step reads from a finite training set: batch_size x pack per batch."""
+    use_nk = cfg.use_nk if isinstance(cfg, StaticConfig) else cfg.nk_eta > 0
+    return cfg.batch_size * cfg.pack * real_batches_per_step(cfg.update, cfg.d_updates, use_nk)
+
+
+def _check_model_fields(cfg: RunConfig) -> None:
+    """The MLP options apply to MLP families only; a finite training set must hold a step's
+    real samples, and its stream's positions must count in int32."""
+    if cfg.g_norm != "none" and cfg.generator != "mlp":
+        raise field_error("g_norm", cfg.g_norm, "normalizes the hidden layers of an 'mlp' "
+                          f"generator, not generator = {cfg.generator!r}")
+    if cfg.g_norm == "batch" and cfg.batch_size < 2:
+        raise field_error("g_norm", cfg.g_norm, "normalizes with each training batch's own "
+                          "statistics (each pack place's batch_size samples), which needs "
+                          f"batch_size >= 2; batch_size = {cfg.batch_size}")
+    if cfg.d_pieces != 1 and cfg.discriminator != "mlp":
+        raise field_error("d_pieces", cfg.d_pieces, "makes the hidden layers of an 'mlp' "
+                          f"discriminator maxout layers, not discriminator = "
+                          f"{cfg.discriminator!r}")
+    if cfg.weight_init != "uniform" and "mlp" not in (cfg.generator, cfg.discriminator):
+        raise field_error("weight_init", cfg.weight_init, "initializes 'mlp' families; "
+                          f"generator = {cfg.generator!r} and discriminator = "
+                          f"{cfg.discriminator!r} start from N(0, 1)")
+    if cfg.dataset_size:
+        per_step = real_samples_per_step(cfg)
+        batches = per_step // (cfg.batch_size * cfg.pack)
+        if cfg.dataset_size < per_step:
+            raise field_error("dataset_size", cfg.dataset_size,
+                              f"must be 0 (fresh samples) or at least the real samples of one "
+                              f"step, batch_size x pack x batches = {cfg.batch_size} x "
+                              f"{cfg.pack} x {batches} = {per_step:,} (batch_size = "
+                              f"{cfg.batch_size}, update = {cfg.update!r})")
+        if (cfg.steps + 2) * per_step >= 2**31:
+            raise field_error("dataset_size", cfg.dataset_size,
+                              f"reads {per_step:,} samples per step: (steps + 2) x that must "
+                              f"stay below 2**31 (int32 positions in the training set); "
+                              f"steps = {cfg.steps}, batch_size = {cfg.batch_size}")

@@ -1,8 +1,22 @@
-"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly.
+"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; and
+finite training sets drawn from them.
 
 A mixture holds its parameters as NumPy constants, so they are baked into the compiled program
 (the target is part of a run's static configuration). Samples are `x_ND` arrays (N samples of
 dimension D, D = 1 for the 1-D targets).
+
+A finite training set (:class:`TrainingSet`, the `dataset_size` field) is N samples drawn once;
+training reads it as a stream of epochs, each a fresh pseudo-random order of all N samples, and
+takes consecutive stretches of the stream as batches. Position p of the stream is sample
+sigma_e(p mod N) of epoch e = p // N, where sigma_e is the keyed bijection `rand.permute` under
+`fold_in(order_key, e)`, evaluated only at the batch's positions. The alternatives cost more
+where it matters: sorting N random keys every step is O(N log N) per step for a batch of a
+few hundred; a permutation made once per epoch must live in the loop state (N integers per
+run) and be made under a condition, which `vmap` over runs turns into a select that makes it
+at every step unless the condition is kept free of every batched value (the run's step
+counter is batched). The Feistel bijection is stateless, costs a few hashes per batch sample,
+and gives every epoch its own order from the epoch's number alone, so a run's batches depend
+only on its key and step.
 """
 
 from __future__ import annotations
@@ -220,6 +234,40 @@ def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianM
     means = np.stack([xx.ravel(), yy.ravel()], axis=1)
     k = side * side
     return GaussianMixture(means, np.full(k, std), np.full(k, 1 / k))
+
+
+class TrainingSet(NamedTuple):
+    """A finite training set: N samples drawn once, read in epochs of fresh orders."""
+
+    samples_ND: jax.Array   # f32[N, D]
+    order_key: jax.Array    # epoch e reads the samples in the order rand.permute(fold_in(., e))
+
+
+def training_set(target: GaussianMixture, key: jax.Array, n: int) -> TrainingSet:
+    """N samples of `target` drawn from one half of `key`; the epochs' orders from the other."""
+    k_samples, k_order = jax.random.split(key)
+    return TrainingSet(target.sample(k_samples, n), k_order)
+
+
+def stream_indices(data: TrainingSet, start, count: int) -> jax.Array:
+    """i32[count]: the samples at positions start, ..., start + count - 1 of the training set's
+    stream of epochs (`count` at most N, so the positions span at most two epochs; positions
+    must stay below 2**31)."""
+    n = data.samples_ND.shape[0]
+    if not 1 <= count <= n:
+        raise ValueError(f"stream_indices: count must be in [1, N = {n}], got {count}")
+    pos = jnp.asarray(start, jnp.int32) + jnp.arange(count, dtype=jnp.int32)
+    epoch, offset = pos // n, pos % n
+    # Each position keyed by its epoch's words (the first epoch's, or the next one's).
+    keys = jnp.stack([rand.words(rand.fold_in(data.order_key, e), (2,))
+                      for e in (epoch[0], epoch[0] + 1)])
+    k_N2 = keys[(epoch - epoch[0]).astype(jnp.int32)]
+    return rand.permute_words(k_N2[:, 0], k_N2[:, 1], offset, n)
+
+
+def stream_batch(data: TrainingSet, start, count: int) -> jax.Array:
+    """f32[count, D]: the samples at positions start, ..., start + count - 1 of the stream."""
+    return data.samples_ND[stream_indices(data, start, count)]
 
 
 class Preset(NamedTuple):

@@ -2,7 +2,10 @@
 
 `init(key) -> params`; generators `apply(params, z_NL) -> x_ND`; discriminators
 `apply(params, x_ND) -> logits_N` (the raw logit or critic value; D(x) = sigmoid(logit)).
-Factories close over the static options (widths, depth, activation).
+Factories close over the static options (widths, depth, activation; the MLP's maxout pieces,
+batch normalization and initialization). A batch-normalized family has a second mode,
+inference with population statistics, in `Model.norm` (docs/conventions.md, "Batch
+normalization, maxout, finite training sets").
 
 The seed's families keep their parameters as one flat vector in the seed's order:
 linear theta = (a, b), piecewise theta = (a_l, b_l, a_r, b_r), logistic phi = (c, d).
@@ -22,11 +25,43 @@ from gan_jax import data as data_lib
 Params = Any
 
 
+class BatchStats(NamedTuple):
+    """One batch-normalized layer's statistics, per unit: the mean and the divisor
+    std = sqrt(biased variance + BN_EPSILON) (Blocks keeps these two, as PacGAN trains)."""
+
+    mean: jax.Array   # f32[width]
+    std: jax.Array    # f32[width]
+
+
+# Batch normalization as PacGAN's generator has it (Blocks' BatchNormalization brick): the
+# divisor sqrt(var + eps) with the biased batch variance and Blocks' default eps; the
+# population statistics (mean and divisor) move towards each training batch's at rate 0.05.
+BN_EPSILON = 1e-4
+BN_MOMENTUM = 0.05
+
+
+class Norm(NamedTuple):
+    """A batch-normalized family's two modes (Ioffe & Szegedy 2015).
+
+    init() -> stats: population statistics before training (mean 0, std 1 per layer: Blocks').
+    forward(params, x, stats=None, groups=1) -> (outputs, stats): with `stats` None, training
+      mode: each layer normalises with its batch's own statistics, taken separately over each
+      of `groups` interleaved sub-batches (sample i belongs to sub-batch i mod groups), and
+      returns those statistics averaged over the sub-batches; with `stats`, inference mode:
+      normalises with them and returns them unchanged.
+    """
+
+    init: Callable[[], tuple[BatchStats, ...]]
+    forward: Callable[..., tuple[jax.Array, tuple[BatchStats, ...]]]
+
+
 class Model(NamedTuple):
-    """A family: `init(key) -> params` and `apply(params, inputs) -> outputs`."""
+    """A family: `init(key) -> params` and `apply(params, inputs) -> outputs`; a family with
+    batch normalization also has `norm` (its `apply` is training mode over the whole batch)."""
 
     init: Callable[[jax.Array], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
+    norm: Norm | None = None
 
 
 # Random starts of the seed's families: every parameter ~ N(0, 1). The seed itself starts from
@@ -82,31 +117,104 @@ class Dense(NamedTuple):
     b: jax.Array  # f32[out]
 
 
-def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str) -> Model:
+class NormDense(NamedTuple):
+    """A hidden layer followed by batch normalization: no bias (the shift replaces it)."""
+
+    w: jax.Array      # f32[in, out]
+    scale: jax.Array  # f32[out]: gamma, starts at 1
+    shift: jax.Array  # f32[out]: beta, starts at 0
+
+
+WEIGHT_INITS = ("uniform", "normal_0.02")
+NORMS = ("none", "batch")
+
+
+def _dense_init(key, n_in: int, n_out: int, weight_init: str):
+    """(w, b) of one layer: U(+-1/sqrt(fan_in)) both, or w ~ N(0, 0.02^2) and b = 0."""
+    kw, kb = jax.random.split(key)
+    if weight_init == "normal_0.02":
+        return 0.02 * jax.random.normal(kw, (n_in, n_out)), jnp.zeros((n_out,))
+    bound = 1.0 / np.sqrt(n_in)
+    return (jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
+            jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound))
+
+
+def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str, *,
+        pieces: int = 1, norm: str = "none", weight_init: str = "uniform") -> Model:
     """`depth` hidden layers of `width` units, then a linear output layer.
 
-    Weights and biases start ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the common default of
-    published GAN toy experiments, so results compare with theirs.
+    weight_init "uniform": weights and biases start ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the
+    common default of published GAN toy experiments, so results compare with theirs;
+    "normal_0.02": weights ~ N(0, 0.02^2) and biases 0 (PacGAN's, DCGAN's).
+
+    pieces = k > 1: the hidden layers are maxout layers (Goodfellow et al. 2013): each unit is
+    the max over k affine pieces, the layer's weights [in, width * k] and biases [width * k]
+    read as [..., width, k] (Blocks' LinearMaxout); `activation` is then not applied.
+
+    norm "batch": each hidden layer is Linear without bias -> batch normalization (scale gamma,
+    shift beta) -> activation, a `NormDense`; the output layer keeps its bias (PacGAN's
+    generator). The model's `norm` holds both modes (:class:`Norm`); `apply` is training mode.
+
+    Parameters are a tuple of layers, in order; ravel_pytree flattens each layer's fields in
+    order (Dense: w, b; NormDense: w, scale, shift).
     """
+    if norm not in NORMS:
+        raise ValueError(f"norm: got {norm!r}; must be one of {', '.join(NORMS)}")
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init: got {weight_init!r}; must be one of "
+                         f"{', '.join(WEIGHT_INITS)}")
+    if norm == "batch" and pieces != 1:
+        raise ValueError("mlp: batch normalization with maxout layers is not provided")
     act = ACTIVATIONS[activation]
-    sizes = [in_dim] + [width] * depth + [out_dim]
+    sizes = [in_dim] + [width * pieces] * depth + [out_dim]
+    fan_in = [in_dim] + [width] * depth
 
     def init(key):
         layers = []
-        for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
-            kw, kb = jax.random.split(k)
-            bound = 1.0 / np.sqrt(n_in)
-            layers.append(Dense(jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
-                                jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound)))
+        keys = jax.random.split(key, len(sizes) - 1)
+        for i, (k, n_in, n_out) in enumerate(zip(keys, fan_in, sizes[1:])):
+            w, b = _dense_init(k, n_in, n_out, weight_init)
+            if norm == "batch" and i < depth:
+                layers.append(NormDense(w, jnp.ones((n_out,)), jnp.zeros((n_out,))))
+            else:
+                layers.append(Dense(w, b))
         return tuple(layers)
+
+    def hidden(layer, h):
+        a = h @ layer.w + layer.b
+        if pieces == 1:
+            return act(a)
+        return jnp.max(a.reshape(a.shape[:-1] + (width, pieces)), axis=-1)
 
     def apply(layers, x_NI):
         h = x_NI
         for layer in layers[:-1]:
-            h = act(h @ layer.w + layer.b)
+            h = hidden(layer, h)
         return h @ layers[-1].w + layers[-1].b
 
-    return Model(init, apply)
+    if norm == "none":
+        return Model(init, apply)
+
+    def init_stats():
+        return tuple(BatchStats(jnp.zeros((width,)), jnp.ones((width,))) for _ in range(depth))
+
+    def forward(layers, x_NI, stats=None, groups: int = 1):
+        h, seen = x_NI, []
+        for i, layer in enumerate(layers[:-1]):
+            a_NW = h @ layer.w
+            if stats is None:
+                a_RGW = a_NW.reshape(-1, groups, width)   # sample r * groups + g -> [r, g]
+                mean_GW = jnp.mean(a_RGW, axis=0)
+                std_GW = jnp.sqrt(jnp.mean(jnp.square(a_RGW - mean_GW), axis=0) + BN_EPSILON)
+                a_NW = ((a_RGW - mean_GW) / std_GW).reshape(a_NW.shape)
+                seen.append(BatchStats(jnp.mean(mean_GW, axis=0), jnp.mean(std_GW, axis=0)))
+            else:
+                a_NW = (a_NW - stats[i].mean) / stats[i].std
+            h = act(a_NW * layer.scale + layer.shift)
+        out = h @ layers[-1].w + layers[-1].b
+        return out, (tuple(seen) if stats is None else stats)
+
+    return Model(init, lambda layers, x_NI: forward(layers, x_NI)[0], Norm(init_stats, forward))
 
 
 # ----------------------------------------------------------------------------- spectral norm
@@ -146,23 +254,32 @@ def latent_dim(cfg) -> int:
 
 
 def mlp_sizes(cfg, family: str) -> list[int]:
-    """Layer sizes of cfg's MLP generator (latent -> data) or discriminator (data -> 1)."""
+    """Layer sizes of cfg's MLP generator (latent -> data) or discriminator (data -> 1): the
+    units of each layer's output (a maxout layer's width, before its pieces)."""
     dim = data_lib.DIMS[cfg.data]
     if family == "generator":
         return [latent_dim(cfg)] + [cfg.g_width] * cfg.g_depth + [dim]
     return [dim * getattr(cfg, "pack", 1)] + [cfg.d_width] * cfg.d_depth + [1]
 
 
-def _mlp_discriminator(cfg) -> Model:
-    net = mlp(*_mlp_args(cfg, "discriminator"))
-    return Model(net.init, lambda params, x_ND: net.apply(params, x_ND)[:, 0])
+def mlp_options(cfg, family: str) -> dict[str, Any]:
+    """The MLP options of cfg's generator or discriminator (the keywords of :func:`mlp`)."""
+    weight_init = getattr(cfg, "weight_init", "uniform")
+    if family == "generator":
+        return dict(norm=getattr(cfg, "g_norm", "none"), weight_init=weight_init)
+    return dict(pieces=getattr(cfg, "d_pieces", 1), weight_init=weight_init)
 
 
-def _mlp_args(cfg, family: str):
+def _mlp(cfg, family: str) -> Model:
     sizes = mlp_sizes(cfg, family)
     width, depth = (cfg.g_width, cfg.g_depth) if family == "generator" else (cfg.d_width,
                                                                            cfg.d_depth)
-    return sizes[0], sizes[-1], width, depth, cfg.activation
+    return mlp(sizes[0], sizes[-1], width, depth, cfg.activation, **mlp_options(cfg, family))
+
+
+def _mlp_discriminator(cfg) -> Model:
+    net = _mlp(cfg, "discriminator")
+    return Model(net.init, lambda params, x_ND: net.apply(params, x_ND)[:, 0])
 
 
 class Family(NamedTuple):
@@ -176,8 +293,16 @@ class Family(NamedTuple):
 
 def _mlp_count(family: str) -> Callable[[Any], int]:
     def count(cfg) -> int:
-        sizes = mlp_sizes(cfg, family)
-        return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:]))
+        sizes, options = mlp_sizes(cfg, family), mlp_options(cfg, family)
+        hidden = len(sizes) - 2
+        pieces = options.get("pieces", 1)
+        # (n_in + 1) x n_out per layer, times the pieces of a maxout layer; a batch-normalized
+        # hidden layer trades its bias for a scale and a shift (one more per unit).
+        total = sum((n_in + 1) * n_out * (pieces if i < hidden else 1)
+                    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])))
+        if options.get("norm") == "batch":
+            total += sum(sizes[1:-1])
+        return total
     return count
 
 
@@ -186,8 +311,7 @@ def _mlp_count(family: str) -> Callable[[Any], int]:
 GENERATORS: dict[str, Family] = {
     "linear": Family(lambda cfg: linear_generator(), lambda cfg: 2, one_d=True),
     "piecewise": Family(lambda cfg: piecewise_generator(), lambda cfg: 4, one_d=True),
-    "mlp": Family(lambda cfg: mlp(*_mlp_args(cfg, "generator")), _mlp_count("generator"),
-                  one_d=False),
+    "mlp": Family(lambda cfg: _mlp(cfg, "generator"), _mlp_count("generator"), one_d=False),
 }
 DISCRIMINATORS: dict[str, Family] = {
     "logistic": Family(lambda cfg: logistic_discriminator(), lambda cfg: 2, one_d=True),

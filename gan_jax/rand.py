@@ -4,6 +4,8 @@
 and `jax.random.normal` (float32), so `normal_from_bits(jax.random.bits(key, s))` equals
 `jax.random.normal(key, s)` bit for bit. The uniform uses only a word's top 23 bits; its low
 9 bits are independent of them and can pick a mixture component (`low_bits`) at no extra cost.
+`permute` is a keyed pseudo-random permutation of [0, n) evaluated index by index (a finite
+training set's epochs, gan_jax.data).
 """
 
 from __future__ import annotations
@@ -103,6 +105,61 @@ def fold_in(key: jax.Array, data) -> jax.Array:
 def normal(key: jax.Array, shape) -> jax.Array:
     """f32 standard normals: exactly `jax.random.normal(key, shape)`, from `words`."""
     return normal_from_bits(words(key, shape))
+
+
+# Rounds of the Feistel network of `permute`. Luby and Rackoff's construction needs 4 rounds
+# of a pseudo-random function to be a pseudo-random permutation; 8 leave a margin at no real
+# cost (each round is one Threefry hash per index).
+FEISTEL_ROUNDS = 8
+
+
+def permute(key: jax.Array, i: jax.Array, n: int) -> jax.Array:
+    """sigma(i) for the pseudo-random permutation sigma of [0, n) that `key` picks (i32, the
+    shape of i; i must lie in [0, n)). Evaluated only at the indices asked for: no array of
+    n values is made or sorted.
+
+    sigma is a balanced Feistel network on 2h bits (2^2h the least even power of two >= n, so
+    2^2h < 4n), whose round functions are Threefry hashes of the right half keyed by two words
+    drawn from `key` and the round number: a bijection of [0, 2^2h) (Luby & Rackoff 1988).
+    Cycle walking (Black & Rogaway 2002) makes it one of [0, n): a value that lands at n or
+    above is sent through the network again until it lands below n; the walk ends because the
+    cycle of i < n returns to i. Each pass lands below n with probability n / 2^2h > 1/4, so a
+    few passes serve a whole batch.
+    """
+    k = words(key, (2,))
+    return permute_words(k[0], k[1], i, n)
+
+
+def permute_words(k0: jax.Array, k1: jax.Array, i: jax.Array, n: int) -> jax.Array:
+    """:func:`permute` keyed by two u32 words, which may differ from index to index (k0, k1
+    broadcast against i): one network serves indices of several permutations."""
+    i = jnp.asarray(i)
+    if n < 1:
+        raise ValueError(f"permute: n must be >= 1, got {n}")
+    if n == 1:
+        return jnp.zeros(i.shape, jnp.int32)
+    bits = max(2, (n - 1).bit_length())
+    half = (bits + 1) // 2
+    mask = np.uint32((1 << half) - 1)
+    k0, k1 = (jnp.broadcast_to(jnp.asarray(k, jnp.uint32), i.shape) for k in (k0, k1))
+
+    def network(x):
+        left, right = x >> np.uint32(half), x & mask
+        for r in range(FEISTEL_ROUNDS):
+            f, _ = threefry2x32(k0, k1, jnp.full_like(right, np.uint32(r)), right)
+            left, right = right, left ^ (f & mask)
+        return (left << np.uint32(half)) | right
+
+    # One network in the program: the first pass is the loop's first iteration.
+    bound = np.uint32(n)
+
+    def body(carry):
+        x, first = carry
+        return jnp.where(first | (x >= bound), network(x), x), jnp.zeros_like(first)
+
+    x, _ = lax.while_loop(lambda c: jnp.any(c[1] | (c[0] >= bound)), body,
+                          (i.astype(jnp.uint32), jnp.ones(i.shape, bool)))
+    return x.astype(jnp.int32)
 
 
 # Longest axis sorted by the network: its log2(n)(log2(n)+1)/2 stages (66 at 2048, 78 at 4096)

@@ -10,9 +10,13 @@ the metrics of `gan_jax.metrics` on `history_samples` fresh samples. The whole l
 Each iteration's random draws are made at the end of the iteration before it and carried as
 loop state (see `make_step`).
 
-Keys: the run's key is split once into named streams (init, loop, history); iteration i draws
-from `fold_in(loop_key, i)` with one call for random words (see `make_step`), so a run's
-numbers depend on its key alone.
+Keys: the run's key is split once into named streams (init, loop, history; a finite training
+set's from a fifth); iteration i draws from `fold_in(loop_key, i)` with one call for random
+words (see `make_step`), so a run's numbers depend on its key alone.
+
+A batch-normalized generator (g_norm = 'batch') is applied in two modes: inside the training
+method's step with batch statistics (`generator_view`), everywhere else with the population
+statistics carried in `TrainState.g_bn` (`generate`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class TrainState(NamedTuple):
     method: Any = ()       # the training method's own state (gan_jax.methods)
     g_ema: Any = ()        # the averaged generator's parameters (ema_beta > 0)
     d_sn: Any = ()         # spectral normalization's power-iteration vectors, one per layer
+    g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
+                           # models.BatchStats per hidden layer
+    g_ema_bn: Any = ()     # ... and the averaged generator's (ema_beta > 0)
 
 
 class RunOutput(NamedTuple):
@@ -139,6 +146,33 @@ def discriminator_view(static: StaticConfig, parts: Parts, d_sn=()) -> Callable:
     return lambda d, x: apply(models.sn_normalize(d, d_sn), x)
 
 
+def generator_view(static: StaticConfig, parts: Parts) -> Callable:
+    """`G(g_params, z) -> x` as training sees the generator: with g_norm = 'batch', each call
+    normalizes with its own batch's statistics, taken separately over each of the pack's
+    interleaved sub-batches (sample i of a call in sub-batch i mod pack: the samples that
+    share a place in the packs), as PacGAN's m generator calls each normalize their own."""
+    norm = parts.generator.norm
+    if norm is None:
+        return parts.generator.apply
+    return lambda g, z_NL: norm.forward(g, z_NL, None, static.pack)[0]
+
+
+def generate(parts: Parts, g_params, z_NL: jax.Array, stats=()) -> jax.Array:
+    """G(z) as evaluation sees the generator: with batch normalization, normalized by the
+    population statistics `stats` (TrainState.g_bn), so a sample does not depend on the
+    others drawn with it."""
+    norm = parts.generator.norm
+    if norm is None:
+        return parts.generator.apply(g_params, z_NL)
+    return norm.forward(g_params, z_NL, stats)[0]
+
+
+def _moving_average(running, batch):
+    """PacGAN's population-statistics update: running <- 0.95 running + 0.05 batch."""
+    rate = models.BN_MOMENTUM
+    return jax.tree.map(lambda r, b: (1 - rate) * r + rate * b, running, batch)
+
+
 def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
               step=None) -> methods_lib.Game:
     """The two players' objectives on a :class:`Batch`, as the training method sees them.
@@ -148,9 +182,10 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
     d_loss: the loss's discriminator term plus the enabled penalties (make_d_objective).
     Both see packed inputs (pack > 1) and, with instance noise, real and fake samples plus
     noise_std x N(0, 1) (annealed linearly to 0 over the run when noise_anneal; `step` is the
-    iterations done). project_d: WGAN's clipping after every discriminator update.
+    iterations done). The generator is the training view (`generator_view`: batch statistics
+    under g_norm = 'batch'). project_d: WGAN's clipping after every discriminator update.
     """
-    g_apply, pack = parts.generator.apply, static.pack
+    g_apply, pack = generator_view(static, parts), static.pack
     d_apply = discriminator_view(static, parts, d_sn)
     d_objective = make_d_objective(static, parts, hp, d_apply)
     loss = parts.loss(hp)
@@ -201,10 +236,12 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
 
 
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,
-              tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation):
-    """`(draw, step)`: `draw(key) -> batches` and `step(state, batches) -> state`, one run-step
-    of the configuration's training method (`update`: the seed's alternating d_updates
-    discriminator steps and one generator step, or any method of gan_jax.methods).
+              tx_g: optax.GradientTransformation, tx_d: optax.GradientTransformation,
+              training_set: data_lib.TrainingSet | None = None):
+    """`(draw, step)`: `draw(key, i) -> batches`, the batches of iteration i, and
+    `step(state, batches) -> state`, one run-step of the configuration's training method
+    (`update`: the seed's alternating d_updates discriminator steps and one generator step, or
+    any method of gan_jax.methods).
 
     All of a step's randomness comes from one `rand.words` call (the words of
     `jax.random.bits`), cut into the batches the method takes (`Method.slots`) and turned into
@@ -212,48 +249,74 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     stepping so that the training loop can carry the next step's draws as loop state: XLA then
     computes them once into memory. Left inside the step, XLA's CPU fusion duplicates the hash
     and the inverse error function into every consumer of a sample, about five times over.
+
+    With a finite training set (dataset_size > 0, `training_set` given), the real samples are
+    not drawn: iteration i's batches read positions i R, ..., i R + R - 1 of the set's stream
+    of epochs (data.stream_batch; R = config.real_samples_per_step), batch after batch in slot
+    order, and a row of words holds no real-sample words. `i` is used for nothing else.
+
+    With g_norm = 'batch', after the method's step the population statistics move towards the
+    batch statistics of one training-mode pass of the generator, at the parameters the step
+    started from, on the latent draws of the step's last batch (the generator's batch of the
+    alternating method, the one batch of the simultaneous ones): PacGAN updates them from the
+    forward pass of the step's gradients, which is at those parameters.
     """
     latent, pack, dim = parts.latent_dim, static.pack, parts.target.dim
     slots = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).slots
-    n_real = parts.target.words_per_sample
+    from_set = static.dataset_size > 0
+    if from_set and training_set is None:
+        raise ValueError("make_step: dataset_size > 0 needs the run's training set")
+    n_real = 0 if from_set else parts.target.words_per_sample
     n_noise = dim if static.use_noise else 0
     # Words of one row (one pack) of a full batch: real, latent, GP weight, real and fake
     # noise; of a generator-only batch: latent, fake noise. Without packing and noise this is
-    # the layout of the seed's reproduction.
+    # the layout of the seed's reproduction. From a training set, no real words.
     widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0, pack * n_noise,
               pack * n_noise)
     edges = np.cumsum((0,) + widths)
     per_full = int(edges[-1])
     g_full = static.use_nk          # the regulariser's d_value needs real samples
     per_g = per_full if g_full else pack * (latent + n_noise)
+    # Batches with real samples, and the real samples a step reads from a training set.
+    n_real_batches = slots.d + (slots.g if g_full else 0)
+    batch_real = static.batch_size * pack
+    norm = parts.generator.norm
 
     def unpack(bits_NW, n):          # [N, pack * n] words -> [N * pack, n]
         return bits_NW.reshape(bits_NW.shape[0] * pack, n)
 
-    def cut_full(bits_NW) -> Batch:
+    def cut_full(bits_NW, real=None) -> Batch:
         part = [bits_NW[:, a:b] for a, b in zip(edges, edges[1:])]
-        real = parts.target.sample_from_bits(unpack(part[0], n_real))
+        if real is None:
+            real = parts.target.sample_from_bits(unpack(part[0], n_real))
         z = rand.normal_from_bits(unpack(part[1], latent))
         u = rand.uniform_from_bits(part[2])
         noise = ((rand.normal_from_bits(unpack(part[3], dim)),
                   rand.normal_from_bits(unpack(part[4], dim))) if n_noise else (None, None))
         return Batch(real, z, u, *noise)
 
-    def cut_g(bits_NW) -> Batch:
+    def cut_g(bits_NW, real=None) -> Batch:
         if g_full:
-            return cut_full(bits_NW)
+            return cut_full(bits_NW, real)
         z = rand.normal_from_bits(unpack(bits_NW[:, :pack * latent], latent))
         noise = (rand.normal_from_bits(unpack(bits_NW[:, pack * latent:], dim))
                  if n_noise else None)
         return Batch(None, z, None, None, noise)
 
-    def draw(key) -> tuple[Batch, ...]:
+    def draw(key, i=0) -> tuple[Batch, ...]:
         bits_NW = rand.words(key, (static.batch_size, slots.d * per_full + slots.g * per_g))
-        full = tuple(cut_full(bits_NW[:, i * per_full:(i + 1) * per_full])
-                     for i in range(slots.d))
+        reals = [None] * (slots.d + slots.g)
+        if from_set:
+            count = n_real_batches * batch_real
+            real = data_lib.stream_batch(training_set, jnp.asarray(i, jnp.int32) * count,
+                                         count)
+            reals[:n_real_batches] = [real[j * batch_real:(j + 1) * batch_real]
+                                      for j in range(n_real_batches)]
+        full = tuple(cut_full(bits_NW[:, j * per_full:(j + 1) * per_full], reals[j])
+                     for j in range(slots.d))
         base = slots.d * per_full
-        return full + tuple(cut_g(bits_NW[:, base + i * per_g:base + (i + 1) * per_g])
-                            for i in range(slots.g))
+        return full + tuple(cut_g(bits_NW[:, base + j * per_g:base + (j + 1) * per_g],
+                                  reals[slots.d + j]) for j in range(slots.g))
 
     def step(state: TrainState, batches) -> TrainState:
         d_sn = state.d_sn
@@ -263,6 +326,13 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         play = make_method(static, parts, hp, game, tx_g, tx_d).step(
             methods_lib.Play(state.g_params, state.d_params, state.g_opt, state.d_opt,
                              state.method), batches)
+        g_bn, g_ema_bn = state.g_bn, state.g_ema_bn
+        if norm is not None:
+            z_NL = batches[-1].z_NL
+            g_bn = _moving_average(g_bn, norm.forward(state.g_params, z_NL, None, pack)[1])
+            if static.use_ema:
+                g_ema_bn = _moving_average(
+                    g_ema_bn, norm.forward(state.g_ema, z_NL, None, pack)[1])
         g_ema = state.g_ema
         if static.use_ema:
             g_ema = jax.tree.map(lambda e, p: hp.ema_beta * e + (1 - hp.ema_beta) * p,
@@ -270,7 +340,7 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         finite = _all_finite((play.g, play.d))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return TrainState(play.g, play.d, play.g_opt, play.d_opt, state.step + 1, diverged_at,
-                          play.extra, g_ema, d_sn)
+                          play.extra, g_ema, d_sn, g_bn, g_ema_bn)
 
     return draw, step
 
@@ -278,13 +348,17 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
 def init_state(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d, g_params, d_params,
                key) -> TrainState:
     """The state before the first step, the method's, the average's and normalization's
-    included (`key` draws the power-iteration vectors)."""
+    included (`key` draws the power-iteration vectors; batch normalization's population
+    statistics start at mean 0 and std 1)."""
     play = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).init(
         g_params, d_params)
     d_sn = models.sn_init(d_params, key) if static.spectral_norm else ()
+    norm = parts.generator.norm
+    g_bn = norm.init() if norm is not None else ()
     return TrainState(g_params, d_params, play.g_opt, play.d_opt, jnp.zeros((), jnp.int32),
                       jnp.full((), -1, jnp.int32), play.extra,
-                      g_params if static.use_ema else (), d_sn)
+                      g_params if static.use_ema else (), d_sn, g_bn,
+                      g_bn if static.use_ema else ())
 
 
 def num_joint_params(static: StaticConfig) -> int:
@@ -323,8 +397,9 @@ def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,
     return jax.jacfwd(step_map)(x)
 
 
-def sample_fake(parts: Parts, g_params, key, n: int) -> jax.Array:
-    return parts.generator.apply(g_params, rand.normal(key, (n, parts.latent_dim)))
+def sample_fake(parts: Parts, g_params, key, n: int, stats=()) -> jax.Array:
+    """n generated samples (batch normalization: with the population statistics `stats`)."""
+    return generate(parts, g_params, rand.normal(key, (n, parts.latent_dim)), stats)
 
 
 class EvalDraws(NamedTuple):
@@ -370,7 +445,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         d_apply = discriminator_view(static, parts, state.d_sn)
         real_logits = d_apply(state.d_params, pack_samples(loss_draws.real_ND, static.pack))
         fake_logits = d_apply(state.d_params, pack_samples(
-            parts.generator.apply(state.g_params, loss_draws.z_NL), static.pack))
+            generate(parts, state.g_params, loss_draws.z_NL, state.g_bn), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
                "loss_g": loss.g_loss(fake_logits)}
         # Each player's gradient of its own objective, on the same batch (fresh penalty
@@ -382,11 +457,12 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         row["grad_norm_g"] = jnp.sqrt(_sq_norm(g_grad))
         row["grad_norm_d"] = jnp.sqrt(_sq_norm(d_grad))
         row.update(sample_metrics(static, parts, metric_draws.real_ND,
-                                  parts.generator.apply(state.g_params, metric_draws.z_NL)))
+                                  generate(parts, state.g_params, metric_draws.z_NL,
+                                           state.g_bn)))
         if static.use_ema:
             row.update({f"ema_{k}": v for k, v in sample_metrics(
                 static, parts, metric_draws.real_ND,
-                parts.generator.apply(state.g_ema, metric_draws.z_NL)).items()})
+                generate(parts, state.g_ema, metric_draws.z_NL, state.g_ema_bn)).items()})
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
@@ -404,8 +480,13 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
                               "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
         chex.assert_shape(key, ())
         tx_g, tx_d = optim.player_optimizers(static, hp)
-        draw, step = make_step(static, parts, hp, tx_g, tx_d)
         k_g, k_d, k_loop, k_hist = jax.random.split(key, 4)
+        # A finite training set comes from a fifth stream (fold_in(key, 4) is split(key, 5)[4]
+        # under JAX's partitionable Threefry), so it moves no other draw.
+        training_set = (data_lib.training_set(parts.target, rand.fold_in(key, 4),
+                                              static.dataset_size)
+                        if static.dataset_size else None)
+        draw, step = make_step(static, parts, hp, tx_g, tx_d, training_set)
         g_params = models.init_params(parts.generator, k_g,
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
@@ -418,7 +499,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             # iteration i - 1 (see make_step), and draws for iteration i + 1.
             state, draws = carry
             state = step(state, draws)
-            return state, draw(rand.fold_in(k_loop, state.step))
+            return state, draw(rand.fold_in(k_loop, state.step), state.step)
 
         def block(carry, log_index):
             # The seed logs after iteration 0, then after every log_every iterations.
@@ -427,7 +508,7 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index),
                                                hp, tx_g, tx_d)
 
-        first = draw(rand.fold_in(k_loop, state.step))
+        first = draw(rand.fold_in(k_loop, state.step), state.step)
         (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))
         return state, history
 
@@ -447,12 +528,12 @@ def make_evaluate(static: StaticConfig, keep_samples: int = 0) -> Callable:
 
     def evaluate(state: TrainState, key: jax.Array):
         draws = eval_draws(parts, key, static.eval_samples)
-        fake = parts.generator.apply(state.g_params, draws.z_NL)
+        fake = generate(parts, state.g_params, draws.z_NL, state.g_bn)
         final = sample_metrics(static, parts, draws.real_ND, fake)
         if static.use_ema:       # the averaged generator, on the same draws
             final.update({f"ema_{k}": v for k, v in sample_metrics(
                 static, parts, draws.real_ND,
-                parts.generator.apply(state.g_ema, draws.z_NL)).items()})
+                generate(parts, state.g_ema, draws.z_NL, state.g_ema_bn)).items()})
         return final, (fake[:keep_samples] if keep_samples else None)
 
     return evaluate
