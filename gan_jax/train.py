@@ -491,8 +491,10 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
                                       hp.d_init if static.has_d_init else None)
+        # Spectral normalization's vectors: a sixth stream (fold_in(k_d, 1) would be the key
+        # of the discriminator's second layer, split(k_d, n)[1]).
         state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
-                           jax.random.fold_in(k_d, 1))
+                           rand.fold_in(key, 5))
 
         def iteration(_, carry):
             # Iteration i steps on the draws of fold_in(k_loop, i), made at the end of
