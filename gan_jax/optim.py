@@ -28,8 +28,8 @@ def _sgd(lr, *, momentum, **_):
     return optax.chain(optax.trace(decay=momentum), optax.scale_by_learning_rate(lr))
 
 
-def _adam(lr, *, beta1, beta2, eps, **_):
-    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+def _adam(lr, *, beta1, beta2, eps, eps_root=0.0, **_):
+    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps, eps_root=eps_root)
 
 
 def _rmsprop(lr, *, rms_decay, eps, **_):
@@ -40,23 +40,34 @@ def _rmsprop(lr, *, rms_decay, eps, **_):
 OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
 
 
+# Adam's square root is differentiated when a method unrolls optimiser steps (update =
+# "unrolled"): at a second moment of exactly 0 (a parameter whose gradient is exactly 0, as
+# behind a dead ReLU) d sqrt(v) / dv is infinite and the generator's gradient becomes NaN.
+# A tiny constant inside the root (optax's eps_root, meant for meta-gradients through Adam)
+# keeps it finite and changes an update only where v < ~1e-16.
+UNROLL_EPS_ROOT = 1e-16
+
+
 def make_optimizer(name: str, lr, *, beta1=0.5, beta2=0.999, momentum=0.0,
-                   rms_decay=0.9, eps: float = 1e-8) -> optax.GradientTransformation:
+                   rms_decay=0.9, eps: float = 1e-8,
+                   eps_root: float = 0.0) -> optax.GradientTransformation:
     """A descent optimiser by name; numeric arguments may be traced scalars.
 
     Args:
-      name: "sgd" (with heavy-ball `momentum`, 0 for plain SGD), "adam" (`beta1`, `beta2`),
-        or "rmsprop" (`rms_decay`).
+      name: "sgd" (with heavy-ball `momentum`, 0 for plain SGD), "adam" (`beta1`, `beta2`,
+        and `eps_root` inside its square root), or "rmsprop" (`rms_decay`; its eps is inside
+        the root already).
       lr: learning rate.
     """
     if name not in OPTIMIZERS:
         raise field_error("optimizer", name, f"must be one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](lr, beta1=beta1, beta2=beta2, momentum=momentum,
-                            rms_decay=rms_decay, eps=eps)
+                            rms_decay=rms_decay, eps=eps, eps_root=eps_root)
 
 
 def player_optimizers(static, hp) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
     """(generator, discriminator) optimisers for a run's static config and traced HParams."""
-    common = dict(beta1=hp.beta1, beta2=hp.beta2, momentum=hp.momentum, rms_decay=hp.rms_decay)
+    common = dict(beta1=hp.beta1, beta2=hp.beta2, momentum=hp.momentum, rms_decay=hp.rms_decay,
+                  eps_root=UNROLL_EPS_ROOT if static.update == "unrolled" else 0.0)
     return (make_optimizer(static.optimizer, hp.lr_g, **common),
             make_optimizer(static.optimizer, hp.lr_d, **common))

@@ -317,3 +317,25 @@ def test_every_method_and_stabiliser_trains(changes):
         if cfg.ema_beta:
             assert "ema_w1" in r["final"] and len(h["ema_w1"]) == 3
     assert recs[0]["final"] != recs[1]["final"]
+
+
+def test_unrolled_adam_gradient_stays_finite_where_a_parameter_has_no_gradient():
+    # d[1] sits behind a dead ReLU (d[1] g < 0), so its gradient is exactly 0 and Adam's second
+    # moment stays 0 there; the derivative of its square root is then infinite, and the
+    # generator's gradient NaN, unless eps_root keeps it finite (optim.UNROLL_EPS_ROOT).
+    relu = jax.nn.relu
+    game = Game(lambda g, d, b: jnp.sum(jnp.tanh(d[0]) * g) + jnp.sum(relu(d[1] * g)),
+                lambda g, d, b: (-jnp.sum(jnp.tanh(d[0]) * g) - jnp.sum(relu(d[1] * g))
+                                 + 0.1 * d[0] ** 2))
+    d0 = jnp.array([0.5, -0.3])
+
+    def grad_with(tx):
+        def objective(g):
+            return game.g_loss(g, methods.unrolled_discriminator(game, tx, g, d0, tx.init(d0),
+                                                                 None, 3), None)
+        return jax.grad(objective)(jnp.array([0.3, 0.7]))
+
+    assert not np.all(np.isfinite(grad_with(optax.adam(0.1))))
+    cfg = config.make_config(dict(update="unrolled", optimizer="adam", lr_d=0.1, d_updates=1))
+    _, tx_d = optim.player_optimizers(config.static_part(cfg), config.traced_part(cfg))
+    assert np.all(np.isfinite(grad_with(tx_d)))
