@@ -6,7 +6,7 @@ Runs (or resumes) the sweep with `python -m gan_jax sweep`, writes the per-cell 
 `python -m gan_jax table` (OUT/summary.{md,csv,tex}: one row per target x method x loss x
 learning rate over 16 seeds), OUT/methods.md (a compact table per target: rows the methods,
 columns loss x learning rate, each cell the mean over 16 seeds with its 95% bootstrap interval
-and the diverged count) and OUT/methods_curves.png (the primary metric over training, mean over
+and the diverged count) and OUT/methods_curves.png (the primary metric over training, median over
 seeds, one line per method, for each loss at the smaller learning rate; needs matplotlib).
 Extra arguments go to the sweep command (e.g. --quiet).
 """
@@ -59,16 +59,19 @@ def compact_tables(records: list[dict]) -> str:
                     s = r.summaries[metric]
                     div = f" ({r.diverged} div.)" if r.diverged else ""
                     row.append(f"{stats.fmt(s.mean, digits)} [{stats.fmt(s.ci_low, digits)}, "
-                               f"{stats.fmt(s.ci_high, digits)}]{div}")
+                               f"{stats.fmt(s.ci_high, digits)}] ({stats.fmt(s.median, digits)})"
+                               f"{div}")
             rows.append(row)
-        out.append(f"### {data}: final {metric}, mean over seeds [95% bootstrap interval]\n\n"
+        out.append(f"### {data}: final {metric}, mean over seeds [95% bootstrap interval] "
+                   "(median)\n\n"
                    + tables.markdown_table(header, rows))
     return "\n\n".join(out) + "\n"
 
 
 def curves_figure(records: list[dict], path: str) -> str | None:
-    """The primary metric over training, mean over seeds, a line per method; one panel per
-    target x loss at the smaller learning rate. None when matplotlib is missing."""
+    """The primary metric over training, median over seeds (a few diverging runs would carry a
+    mean), a line per method; one panel per target x loss at the smaller learning rate. None
+    when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -90,11 +93,15 @@ def curves_figure(records: list[dict], path: str) -> str | None:
                 steps = np.asarray(cell[0]["history"]["step"])
                 ys = np.array([[np.nan if v is None else v for v in rec["history"][metric]]
                                for rec in cell], float)
-                ax.plot(steps, np.nanmean(ys, axis=0), label=method_label(update, k),
+                if np.isnan(ys).all():        # every run diverged: nothing to draw
+                    continue
+                ax.plot(steps, np.nanmedian(ys, axis=0), label=method_label(update, k),
                         linestyle="--" if k else "-")
             ax.set_title(f"{data}, {loss}, lr {lr:g}", fontsize=9)
             ax.set_xlabel("step")
-            ax.set_ylabel(metric)
+            ax.set_ylabel(f"{metric}, median over seeds")
+            if metric == "w1":
+                ax.set_yscale("log")
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
