@@ -238,7 +238,8 @@ def read_records(path: str | os.PathLike,
                 problems.append(f"{path}:{n}: {problem}")
                 continue
             if isinstance(record.get("config"), dict):   # written before a field was added
-                record["config"] = {**ADDED_DEFAULTS, **record["config"]}
+                record["config"] = {**record["config"], **{
+                    k: v for k, v in ADDED_DEFAULTS.items() if k not in record["config"]}}
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)

@@ -339,3 +339,15 @@ def test_unrolled_adam_gradient_stays_finite_where_a_parameter_has_no_gradient()
     cfg = config.make_config(dict(update="unrolled", optimizer="adam", lr_d=0.1, d_updates=1))
     _, tx_d = optim.player_optimizers(config.static_part(cfg), config.traced_part(cfg))
     assert np.all(np.isfinite(grad_with(tx_d)))
+
+
+def test_a_record_written_before_the_added_fields_reads_back_with_their_defaults(tmp_path):
+    cfg = config.make_config(dict(SMALL))
+    record = {"run_id": results.run_id(cfg, 0), "sweep": "old", "seed": 0,
+              "config": cfg.identity_dict(), "status": "ok", "diverged_at": None,
+              "final": {"w1": 1.0}, "history": {"step": [0]}, "versions": {}}
+    results.append_records(tmp_path / results.RESULTS_FILE, [record])
+    (back,), _ = results.load_results(tmp_path)
+    assert back["config"] == cfg.to_dict()
+    assert list(back["config"])[:3] == list(cfg.identity_dict())[:3]
+    assert results.run_id(config.make_config(back["config"]), 0) == record["run_id"]
