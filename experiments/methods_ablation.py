@@ -13,7 +13,6 @@ Extra arguments go to the sweep command (e.g. --quiet).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from gan_jax import results, stats, tables
 from gan_jax.cli import main as gan_jax
+from gan_jax.cli import sweep_then_tables
 from gan_jax.sweep import load_sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,17 +123,7 @@ def write_tables(out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("results", "methods_ablation"))
-    parser.add_argument("--tables-only", action="store_true",
-                        help="only (re)write the tables of results already in --out")
-    args, sweep_flags = parser.parse_known_args(argv)
-    if not args.tables_only:
-        status = gan_jax(["sweep", SWEEP_FILE, "--out", args.out, "--resume", *sweep_flags])
-        if status:
-            return status
-    print(f"\nwrote {write_tables(args.out)}", file=sys.stderr)
-    return 0
+    return sweep_then_tables(__doc__, SWEEP_FILE, os.path.join("results", "methods_ablation"), write_tables, argv)
 
 
 if __name__ == "__main__":

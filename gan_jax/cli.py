@@ -108,3 +108,21 @@ def run_script(doc: str, add_arguments, command) -> None:
     parser = Parser(description=doc.splitlines()[0])
     add_arguments(parser)
     sys.exit(_call(command, parser.parse_args()))
+
+
+def sweep_then_tables(doc: str, sweep_file: str, default_out: str, write_tables,
+                      argv: list[str] | None = None) -> int:
+    """An experiment script's main: run (or resume) `sweep_file` into --out, then
+    `write_tables(out) -> path`; `--tables-only` skips the sweep. Unknown arguments go to the
+    sweep command (e.g. --quiet)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--tables-only", action="store_true",
+                        help="only (re)write the tables of results already in --out")
+    args, sweep_flags = parser.parse_known_args(argv)
+    if not args.tables_only:
+        status = main(["sweep", sweep_file, "--out", args.out, "--resume", *sweep_flags])
+        if status:
+            return status
+    print(f"\nwrote {write_tables(args.out)}", file=sys.stderr)
+    return 0
