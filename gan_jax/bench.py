@@ -89,7 +89,8 @@ def mlp_flops_per_run_step(cfg: RunConfig) -> int | None:
     """Dot FLOPs of one run-step (alternating updates) of an MLP-vs-MLP configuration (None
     for other methods and stabilisers, whose extra products are not counted here)."""
     if cfg.generator != "mlp" or cfg.discriminator != "mlp" or cfg.update != "alternating" or \
-            cfg.pack != 1 or cfg.spectral_norm or cfg.nk_eta or cfg.noise_std or cfg.ema_beta:
+            cfg.pack != 1 or cfg.spectral_norm or cfg.nk_eta or cfg.noise_std or cfg.ema_beta \
+            or cfg.d_pieces != 1 or cfg.g_norm != "none":
         return None
     dim, latent, b = data_lib.DIMS[cfg.data], models.latent_dim(cfg), cfg.batch_size
     g = [latent] + [cfg.g_width] * cfg.g_depth + [dim]
