@@ -272,13 +272,8 @@ class RunConfig:
 
     def __post_init__(self):
         validate(self)
-        for f in dataclasses.fields(self):            # normalise, so equal runs compare equal
-            value = getattr(self, f.name)
-            if f.name in FLOAT_FIELDS and is_int(value):
-                object.__setattr__(self, f.name, float(value))
-            elif f.name in LIST_FIELDS and isinstance(value, (list, tuple)) and \
-                    not number_list(value):
-                object.__setattr__(self, f.name, tuple(float(x) for x in value))
+        for f in FIELDS:                              # normalise, so equal runs compare equal
+            object.__setattr__(self, f.name, _normalised(f.name, getattr(self, f.name)))
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed, validated like any new configuration."""
@@ -460,6 +455,12 @@ def check_field(name: str, value: Any) -> Any:
     problem = FIELDS[FIELD_NAMES.index(name)].metadata["check"](value)
     if problem:
         raise field_error(name, list(value) if isinstance(value, tuple) else value, problem)
+    return _normalised(name, value)
+
+
+def _normalised(name: str, value: Any) -> Any:
+    """An allowed value as a RunConfig stores it: a whole number given for a real-valued field
+    as a float, a list of numbers as a tuple of floats."""
     if name in FLOAT_FIELDS and is_int(value):
         return float(value)
     if name in LIST_FIELDS and isinstance(value, (list, tuple)):
@@ -471,11 +472,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     """Check every field of a RunConfig, then the rules between fields; raise ConfigError on
     the first problem."""
     for f in FIELDS:
-        value = getattr(cfg, f.name)
-        problem = f.metadata["check"](value)
-        if problem:
-            raise field_error(f.name, list(value) if isinstance(value, tuple) else value,
-                              problem)
+        check_field(f.name, getattr(cfg, f.name))
     target = data.TARGETS[cfg.data]
     if cfg.data_radius is not None and not target.has_radius:
         raise field_error("data_radius", cfg.data_radius,
@@ -546,11 +543,10 @@ def _check_method_fields(cfg: RunConfig) -> None:
 
 def real_batches_per_step(update: str, d_updates: int, use_nk: bool) -> int:
     """Batches of real samples one run-step takes: the method's full batches
-    (`methods.Method.slots.d`), plus the alternating generator step's batch when the
-    Nagarajan-Kolter regulariser needs real samples (`train.make_step`). Arithmetic, so that
-    validation builds no method; tests/test_pacgan_features.py holds it to the methods' slots."""
-    full = {"alternating": d_updates, "unrolled": d_updates, "extragradient": 2}.get(update, 1)
-    return full + (1 if update == "alternating" and use_nk else 0)
+    (`methods.slots`), plus its generator batches when the Nagarajan-Kolter regulariser needs
+    real samples there (`train.make_step`)."""
+    slots = methods.slots(update, d_updates)
+    return slots.d + (slots.g if use_nk else 0)
 
 
 def real_samples_per_step(cfg) -> int:

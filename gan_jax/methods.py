@@ -131,6 +131,18 @@ def _vdot(a, b) -> jax.Array:
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def sq_norm(tree) -> jax.Array:
+    """|tree|^2 over all its leaves."""
+    return sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))
+
+
+def nk_regulariser(d_value: Callable, g, d, batch) -> jax.Array:
+    """|d d_value / d d|^2 at (g, d): the Nagarajan-Kolter term, which the generator adds to
+    its loss with weight eta (their eq. (4): eta multiplies the squared norm, no 1/2); d_value
+    is the game's value for the discriminator, without penalties."""
+    return sq_norm(jax.grad(d_value, 1)(g, d, batch))
+
+
 def simultaneous_gradient(game: Game, g, d, batch):
     """xi = (dg_loss/dg, dd_loss/dd) at (g, d) on one batch."""
     return (jax.grad(game.g_loss, 0)(g, d, batch), jax.grad(game.d_loss, 1)(g, d, batch))
@@ -179,6 +191,17 @@ def unrolled_discriminator(game: Game, tx_d, g, d, d_opt, batch, k: int):
     return d
 
 
+def slots(name: str, d_updates: int = 1) -> Slots:
+    """The batches one step of method `name` takes (no JAX: configuration validation and the
+    training loop's draws size themselves by it): alternating, d_updates discriminator batches
+    and a generator batch; unrolled, d_updates batches; extragradient, two; the others, one."""
+    if name == "alternating":
+        return Slots(d_updates, 1)
+    if name == "unrolled":
+        return Slots(d_updates, 0)
+    return Slots(2 if name == "extragradient" else 1, 0)
+
+
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
                 d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0) -> Method:
@@ -218,7 +241,6 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
             for b in batches[:d_updates]:
                 play = step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
             return step_g(play, jax.grad(game.g_loss, 0)(play.g, play.d, batches[d_updates]))
-        slots = Slots(d_updates, 1)
 
     elif name in ("simultaneous", "optimistic", "consensus", "sga"):
         direction = {
@@ -229,7 +251,6 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
         def step(play, batches):
             b, = batches
             return step_both(play, direction(game, play.g, play.d, b))
-        slots = Slots(1, 0)
 
     elif name == "extragradient":
         def step(play, batches):
@@ -237,7 +258,6 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
             half = step_both(play, simultaneous_gradient(game, play.g, play.d, b_look))
             xi = simultaneous_gradient(game, half.g, half.d, b_step)
             return step_both(half._replace(g=play.g, d=play.d), xi)
-        slots = Slots(2, 0)
 
     elif name == "extragradient_past":
         def step(play, batches):
@@ -245,7 +265,6 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
             half = step_both(play, play.extra)
             xi = simultaneous_gradient(game, half.g, half.d, b)
             return step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
-        slots = Slots(1, 0)
 
     else:  # unrolled
         def step(play, batches):
@@ -259,9 +278,8 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
 
             g_grads = jax.grad(surrogate)(play.g)
             return step_g(step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b)), g_grads)
-        slots = Slots(d_updates, 0)
 
-    method = Method(name, slots, init, step)
+    method = Method(name, slots(name, d_updates), init, step)
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
 
 

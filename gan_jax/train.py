@@ -133,10 +133,6 @@ def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
     return x_ND if pack == 1 else x_ND.reshape(x_ND.shape[0] // pack, -1)
 
 
-def _sq_norm(tree) -> jax.Array:
-    return sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))
-
-
 def discriminator_view(static: StaticConfig, parts: Parts, d_sn=()) -> Callable:
     """`D(d_params, x) -> logits` as training sees the discriminator: spectrally normalized
     with the power-iteration vectors `d_sn` when spectral_norm is on (x already packed)."""
@@ -211,7 +207,7 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
     def g_loss(g, d, b):
         value = loss.g_loss(d_apply(d, inputs(g, b)[1]))
         if static.use_nk:
-            value += hp.nk_eta * _sq_norm(jax.grad(d_value, 1)(g, d, b))
+            value += hp.nk_eta * methods_lib.nk_regulariser(d_value, g, d, b)
         return value
 
     def project_d(d):
@@ -262,7 +258,7 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     forward pass of the step's gradients, which is at those parameters.
     """
     latent, pack, dim = parts.latent_dim, static.pack, parts.target.dim
-    slots = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).slots
+    slots = methods_lib.slots(static.update, static.d_updates)
     from_set = static.dataset_size > 0
     if from_set and training_set is None:
         raise ValueError("make_step: dataset_size > 0 needs the run's training set")
@@ -454,8 +450,8 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
         game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
         g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,
                                                           state.d_params, batch)
-        row["grad_norm_g"] = jnp.sqrt(_sq_norm(g_grad))
-        row["grad_norm_d"] = jnp.sqrt(_sq_norm(d_grad))
+        row["grad_norm_g"] = jnp.sqrt(methods_lib.sq_norm(g_grad))
+        row["grad_norm_d"] = jnp.sqrt(methods_lib.sq_norm(d_grad))
         row.update(sample_metrics(static, parts, metric_draws.real_ND,
                                   generate(parts, state.g_params, metric_draws.z_NL,
                                            state.g_bn)))
