@@ -119,7 +119,7 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
         eps_N1 = jnp.asarray(eps_np, theta.dtype)
         return eps_N1, generate(theta) + eps_N1        # real (target 0 + noise), generated
 
-    def d_value(theta, psi):
+    def d_value(theta, psi, batch=None):
         real_N1, fake_N1 = samples(theta)
         real_N, fake_N = d_apply(psi, real_N1), d_apply(psi, fake_N1)
         pairs_NN = jax.vmap(lambda r: jax.vmap(
@@ -134,7 +134,7 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
     def g_loss(theta, psi, batch=None):
         value = g_value(theta, psi)
         if nk_eta is not None:
-            value = value + nk_eta * jnp.sum(jax.grad(d_value, 1)(theta, psi) ** 2)
+            value = value + nk_eta * methods.nk_regulariser(d_value, theta, psi, batch)
         return value
 
     def d_loss(theta, psi, batch=None):
