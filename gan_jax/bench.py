@@ -2,8 +2,9 @@
 
 A *run-step* is one generator update with its d_updates discriminator updates.
 For each benchmark configuration and each number of runs per call R (doubling from 1 until
-throughput stops growing, or a given list), it compiles `jit(vmap(run))` for R runs (compile
-time reported apart), times the compiled call `--repeats` times, and reports the median:
+throughput stops growing, or a given list), it compiles the configuration's two programs for R
+runs (training and evaluation, gan_jax.engine; compile time reported apart, each program
+compiled afresh), times the compiled call `--repeats` times, and reports the median:
 
   run-steps/s = R * (steps + 1) / median seconds per call
 
@@ -118,30 +119,23 @@ def matmul_rate(n: int, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def _memory(compiled) -> int | None:
-    try:
-        m = compiled.memory_analysis()
-        return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
-    except Exception:  # not every backend reports it
-        return None
-
-
 def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
-    """Compile and time one configuration at `runs` runs per call."""
+    """Compile and time one configuration at `runs` runs per call: its training and
+    evaluation programs, as the sweep engine runs them (gan_jax.engine)."""
     static = config_lib.static_part(cfg)
     hps = config_lib.stack_hparams([config_lib.traced_part(cfg)] * runs)
     hps = jax.tree.map(jnp.asarray, hps)
     keys = engine.seed_keys(np.arange(runs))
     # The run axis over every local device, as the sweep engine places it (when it divides).
     devices = jax.devices()
+    sharding = None
     if len(devices) > 1 and runs % len(devices) == 0:
         sharding = engine.run_sharding(devices)
         hps, keys = jax.device_put((hps, keys), sharding)
-        fn = jax.jit(engine.batched_run(static), in_shardings=sharding, out_shardings=sharding)
-    else:
-        fn = jax.jit(engine.batched_run(static))
+    program = engine.compiled_run(static, sharding)
+    engine.forget_compiled()            # compile the evaluation afresh, as alone
     t = time.perf_counter()
-    compiled = fn.lower(hps, keys).compile()
+    compiled = program.compile(hps, keys)
     compile_s = time.perf_counter() - t
     jax.block_until_ready(compiled(hps, keys))          # warm-up
     times, cpu = [], []
@@ -152,12 +146,15 @@ def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
         cpu.append(time.process_time() - c)
     median = statistics.median(times)
     point = {
-        "runs": runs, "compile_s": round(compile_s, 3), "median_s": median,
+        "runs": runs, "compile_s": round(compile_s, 3),
+        "compile_train_s": round(compiled.train_s, 3),
+        "compile_eval_s": round(compiled.eval_s, 3),
+        "median_s": median,
         "times_s": times, "run_steps_per_s": runs * static.run_steps / median,
         # Process CPU seconds per call (all threads): steadier than wall time on a busy machine.
         "cpu_s": statistics.median(cpu),
     }
-    mem = _memory(compiled)
+    mem = compiled.device_bytes()
     if mem is not None:
         point["memory_bytes"] = mem
         point["memory_bytes_per_run"] = mem / runs
@@ -251,9 +248,10 @@ def main(args: argparse.Namespace) -> int:
             points.append(p)
             frac = f"{p['fraction_of_matmul']:.0%}" if flops is not None else "-"
             print(f"{name:24s} runs={runs:6d}  {p['run_steps_per_s']:14,.0f} run-steps/s  "
-                  f"compile {p['compile_s']:5.2f} s  call {p['median_s']:.3f} s  matmul {frac}",
+                  f"compile {p['compile_train_s']:5.2f} + {p['compile_eval_s']:5.2f} s  call {p['median_s']:.3f} s  matmul {frac}",
                   file=sys.stderr)
-            rows.append((name, runs, p["run_steps_per_s"], p["compile_s"], frac))
+            rows.append((name, runs, p["run_steps_per_s"],
+                         f"{p['compile_train_s']:.2f} + {p['compile_eval_s']:.2f}", frac))
             # Saturation: stop doubling once two doublings in a row gained < 5%.
             best_history.append(p["run_steps_per_s"])
             if not args.runs and len(best_history) >= 3:
@@ -262,10 +260,10 @@ def main(args: argparse.Namespace) -> int:
                     break
         report["configs"][name] = {"config": cfg.to_dict(), "run_steps": cfg.steps + 1,
                                    "matmul_flops_per_run_step": flops, "points": points}
-    print("| config | runs/call | run-steps/s | compile s | of matmul |")
+    print("| config | runs/call | run-steps/s | compile s (training + evaluation) | of matmul |")
     print("|---|---|---|---|---|")
     for name, runs, rs, cs, frac in rows:
-        print(f"| {name} | {runs} | {rs:,.0f} | {cs:.2f} | {frac} |")
+        print(f"| {name} | {runs} | {rs:,.0f} | {cs} | {frac} |")
     if args.json:
         from gan_jax import results
         from gan_jax.errors import OutputError

@@ -365,6 +365,33 @@ StaticConfig = dataclasses.make_dataclass(
 
 StaticConfig.__module__ = __name__
 
+# The static fields the evaluation reads (train.make_evaluation): the target, the generator,
+# the metric options and sample counts. Runs whose static parts agree in these share one
+# evaluation program, whatever their discriminator, loss, optimiser or training method.
+EVAL_FIELDS = ("data", "data_std", "data_radius", "generator", "latent_dim", "g_width",
+               "g_depth", "activation", "g_norm", "history_samples", "eval_samples",
+               "hq_threshold", "min_count", "num_projections", "mmd_samples", "use_ema")
+# Of those, the fields only an 'mlp' generator reads: other families' programs ignore them.
+MLP_GENERATOR_FIELDS = ("g_width", "g_depth", "activation", "g_norm")
+
+EvalConfig = dataclasses.make_dataclass(
+    "EvalConfig", [(name, StaticConfig.__dataclass_fields__[name].type) for name in EVAL_FIELDS],
+    frozen=True,
+    namespace={"__doc__": "The part of a static configuration the evaluation program reads "
+                          "(hashable): EVAL_FIELDS, with an 'mlp'-only field at its default "
+                          "for other generator families."})
+EvalConfig.__module__ = __name__
+
+
+def eval_part(static: StaticConfig) -> EvalConfig:
+    """The evaluation program of a static configuration (train.make_evaluation)."""
+    values = {name: getattr(static, name) for name in EVAL_FIELDS}
+    if static.generator != "mlp":
+        defaults = {f.name: f.default for f in FIELDS}
+        values.update({name: defaults[name] for name in MLP_GENERATOR_FIELDS})
+    return EvalConfig(**values)
+
+
 INDEX_FIELDS = tuple(f"{name}_index" for name in CHOICE_FIELDS)
 HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS + INDEX_FIELDS])
 HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, f32[n] explicit initial "

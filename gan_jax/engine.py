@@ -1,12 +1,23 @@
-"""Running many runs of one static configuration as one compiled program.
+"""Running many runs of one static configuration as compiled programs.
 
-`compiled_run(static)` is `jit(vmap(run))` for that configuration, built once and cached, so
-every batch of its runs (any hyperparameter values, any seeds) reuses one compilation.
+A run is two programs (`gan_jax.train`): its *training* (`make_training`: the loop, the history
+rows' loss values, gradient norms and recorded parameters, and the generator at each row) and
+its *evaluation* (`make_evaluation`: the rows' sample metrics and the final metrics, from the
+recorded generators). The training program is one per static configuration; the evaluation
+reads only the target, the generator and the metric options (`config.eval_part`), so one
+evaluation program serves every discriminator, loss and training method of a grid, and it is
+compiled once per process for each call shape. `compiled_run(static)` gives both, built once
+and cached, so every batch of a configuration's runs (any hyperparameter values, any seeds)
+reuses their compilations.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import threading
+import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +25,9 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import rand
-from gan_jax.config import RunConfig, StaticConfig
-from gan_jax.train import RunOutput, make_run
+from gan_jax import train as train_lib
+from gan_jax.config import EvalConfig, RunConfig, StaticConfig
+from gan_jax.train import RunOutput
 
 
 RUN_AXIS = "runs"
@@ -26,19 +38,42 @@ RUN_AXIS = "runs"
 NETWORK_RUNS = 256
 
 
-def batched_run(static: StaticConfig, keep_samples: int = 0):
-    """`vmap(run)` of a static configuration, (HParams[R], keys[R]) -> RunOutput[R], to jit.
+def _network(runs: int):
+    """The sorting network's limit for a call of `runs` runs (rand.network_limit)."""
+    return rand.network_limit(rand.LARGE_NETWORK if runs >= NETWORK_RUNS else rand.MAX_NETWORK)
 
-    Traced once per call shape, so it knows R: calls of NETWORK_RUNS or more trace with the
-    larger sorting network (the same values; see rand.sort). keep_samples: generated samples
-    of the final evaluation each run keeps (train.make_run).
+
+def batched_run(static: StaticConfig, keep_samples: int = 0):
+    """`vmap(run)` of a static configuration as one function, (HParams[R], keys[R]) ->
+    RunOutput[R], to jit: training and evaluation in one program (the engine runs them as
+    two, `compiled_run`; the numbers are the same). Traced once per call shape, so it knows R:
+    calls of NETWORK_RUNS or more trace with the larger sorting network (the same values; see
+    rand.sort). keep_samples: generated samples of the final evaluation each run keeps.
     """
-    run = jax.vmap(make_run(static, keep_samples))
+    run = jax.vmap(train_lib.make_run(static, keep_samples))
 
     def batched(hps, keys):
-        limit = rand.LARGE_NETWORK if keys.shape[0] >= NETWORK_RUNS else rand.MAX_NETWORK
-        with rand.network_limit(limit):
+        with _network(keys.shape[0]):
             return run(hps, keys)
+
+    return batched
+
+
+def batched_training(static: StaticConfig):
+    """`vmap(training)`: (HParams[R], run keys[R]) -> (TrainState[R], history fields[R],
+    Snapshots[R]), each run trained on its key's training half (train.run_keys)."""
+    training = train_lib.make_training(static)
+    return jax.vmap(lambda hp, key: training(hp, train_lib.run_keys(key)[0]))
+
+
+def batched_evaluation(ecfg: EvalConfig, keep_samples: int = 0):
+    """`vmap(evaluation)`: (Snapshots[R], final Snapshot[R], run keys[R]) -> (history metrics,
+    final metrics, samples), traced with the sorting network of its call size."""
+    evaluation = jax.vmap(train_lib.make_evaluation(ecfg, keep_samples))
+
+    def batched(snapshots, last, keys):
+        with _network(keys.shape[0]):
+            return evaluation(snapshots, last, keys)
 
     return batched
 
@@ -49,22 +84,152 @@ def run_sharding(devices) -> jax.sharding.NamedSharding:
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(RUN_AXIS))
 
 
+def _jit(fn, sharding):
+    if sharding is None:
+        return jax.jit(fn)
+    return jax.jit(fn, in_shardings=sharding, out_shardings=sharding)
+
+
+@functools.cache
+def _evaluation_program(ecfg: EvalConfig, sharding, keep_samples: int):
+    return _jit(batched_evaluation(ecfg, keep_samples), sharding)
+
+
+def _on_device(program, state, trained, snapshots, keys) -> RunOutput:
+    return train_lib.output(state, trained,
+                            program(snapshots, train_lib.snapshot(state), keys))
+
+
+class Program(NamedTuple):
+    """The two jitted programs of a static configuration: `program(hps, keys) -> RunOutput`,
+    each compiled on its first call of a shape (jit's own cache); `compile` compiles both
+    ahead for one shape."""
+
+    static: StaticConfig
+    training: Any          # jit(batched_training(static))
+    evaluation: Any        # jit(batched_evaluation(eval_part(static))), shared
+    sharding: Any
+    keep_samples: int
+
+    def __call__(self, hps, keys) -> RunOutput:
+        return _on_device(self.evaluation, *self.training(hps, keys), keys)
+
+    def cache_size(self) -> int:
+        """Executables jit holds for calls so far: the training program's, plus the shared
+        evaluation program's (for every configuration that uses it)."""
+        return self.training._cache_size() + self.evaluation._cache_size()
+
+    def compile(self, hps, keys) -> "CompiledRun":
+        """Both programs compiled for the shapes of (hps, keys) (arrays or ShapeDtypeStructs),
+        side by side in two threads (XLA compiles a program on one core). The evaluation is
+        compiled once per process for its configuration and shapes: another static
+        configuration with the same `eval_part` reuses it."""
+        t = time.perf_counter()
+        traced = self.training.trace(hps, keys)
+        state, _, snapshots = traced.out_info
+        args = (snapshots, train_lib.snapshot(state), keys)
+        if self.sharding is not None:
+            args = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                               sharding=self.sharding), args)
+        key = (config_lib.eval_part(self.static), self.sharding, self.keep_samples,
+               jax.tree.structure(args), tuple((s.shape, s.dtype) for s in jax.tree.leaves(args)))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            evaluating = pool.submit(_compile_shared, key,
+                                     lambda: self.evaluation.lower(*args).compile())
+            training = traced.lower().compile()
+            train_s = time.perf_counter() - t
+            evaluation, eval_s, fresh = evaluating.result()
+        return CompiledRun(training, evaluation, train_s, eval_s, fresh)
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[Any, concurrent.futures.Future] = {}
+
+
+def _compile_shared(key, compile_fn):
+    """Compile once per key in this process, also when several threads ask at once.
+    Returns (compiled, seconds spent compiling by this call, whether this call compiled)."""
+    with _SHARED_LOCK:
+        future = _SHARED.get(key)
+        owner = future is None
+        if owner:
+            future = _SHARED[key] = concurrent.futures.Future()
+    if not owner:
+        return future.result(), 0.0, False
+    t = time.perf_counter()
+    try:
+        compiled = compile_fn()
+    except BaseException as e:
+        with _SHARED_LOCK:
+            del _SHARED[key]
+        future.set_exception(e)
+        raise
+    future.set_result(compiled)
+    return compiled, time.perf_counter() - t, True
+
+
+def forget_compiled() -> None:
+    """Forget the evaluation programs compiled in this process (the benchmark compiles each
+    configuration's afresh)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
+
+
+class CompiledRun(NamedTuple):
+    """A static configuration's two programs, compiled for one call shape:
+    `compiled(hps, keys) -> RunOutput`."""
+
+    training: Any
+    evaluation: Any
+    train_s: float         # seconds compiling the training program
+    eval_s: float          # ... the evaluation program (0 when compiled before, shared)
+    eval_fresh: bool       # whether this compilation compiled the evaluation program
+
+    def __call__(self, hps, keys) -> RunOutput:
+        return _on_device(self.evaluation, *self.training(hps, keys), keys)
+
+    @property
+    def compilations(self) -> int:
+        return 1 + self.eval_fresh
+
+    def device_bytes(self) -> int | None:
+        """Bytes one device needs, from XLA's memory analysis if any: the larger of the
+        training program's and, while the evaluation runs, the training's outputs plus the
+        evaluation's temporaries and outputs."""
+        t, e = _memory(self.training), _memory(self.evaluation)
+        if t is None or e is None:
+            return None
+        return max(t["total"], t["output"] + e["temp"] + e["output"])
+
+
+def _memory(compiled) -> dict[str, int] | None:
+    try:
+        m = compiled.memory_analysis()
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return None
+    if m is None:
+        return None
+    return {"total": int(m.temp_size_in_bytes + m.argument_size_in_bytes
+                         + m.output_size_in_bytes - m.alias_size_in_bytes),
+            "temp": int(m.temp_size_in_bytes), "output": int(m.output_size_in_bytes)}
+
+
 @functools.cache
 def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None,
-                 keep_samples: int = 0):
-    """`jit(vmap(run))` of a static configuration: (HParams[R], keys[R]) -> RunOutput[R].
+                 keep_samples: int = 0) -> Program:
+    """The programs of a static configuration: `program(HParams[R], keys[R]) -> RunOutput[R]`.
 
     Args:
-      static: the static configuration; picks the program.
+      static: the static configuration; picks the training program (its `eval_part` picks
+        the evaluation program, shared by every configuration with the same).
       sharding: where the run axis lives, e.g. `NamedSharding(mesh, PartitionSpec("runs"))`
         to split runs across devices; applied to every input and output (all lead with the
         run axis). None: jit's default placement.
       keep_samples: generated samples of the final evaluation each run keeps.
     """
-    program = batched_run(static, keep_samples)
-    if sharding is None:
-        return jax.jit(program)
-    return jax.jit(program, in_shardings=sharding, out_shardings=sharding)
+    return Program(static, _jit(batched_training(static), sharding),
+                   _evaluation_program(config_lib.eval_part(static), sharding, keep_samples),
+                   sharding, keep_samples)
 
 
 def seed_keys(seeds) -> jax.Array:

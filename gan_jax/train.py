@@ -37,7 +37,8 @@ from gan_jax import metrics as metrics_lib
 from gan_jax import models
 from gan_jax import optim
 from gan_jax import rand
-from gan_jax.config import HParams, StaticConfig
+from gan_jax import config as config_lib
+from gan_jax.config import EvalConfig, HParams, StaticConfig
 from gan_jax.errors import ConfigError
 
 # Families whose parameters are few enough to record in every history row.
@@ -421,23 +422,60 @@ def sample_metrics(static: StaticConfig, parts: Parts, real_ND: jax.Array,
         mmd_samples=static.mmd_samples)
 
 
-def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[TrainState, dict]]:
-    """Build the pure training function of one static configuration.
+class Snapshot(NamedTuple):
+    """The generator as evaluation sees it at one moment: its parameters, batch
+    normalization's population statistics, and the averaged generator's (each () where off)."""
+
+    g_params: Any
+    g_bn: Any = ()
+    g_ema: Any = ()
+    g_ema_bn: Any = ()
+
+
+def snapshot(state: TrainState) -> Snapshot:
+    return Snapshot(state.g_params, state.g_bn, state.g_ema, state.g_ema_bn)
+
+
+def run_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A run's key split into (training, final evaluation)."""
+    k_train, k_eval = jax.random.split(key)
+    return k_train, k_eval
+
+
+def train_keys(k_train: jax.Array) -> tuple[jax.Array, ...]:
+    """The training key split into (init G, init D, loop, history)."""
+    return tuple(jax.random.split(k_train, 4))
+
+
+def row_keys(k_hist: jax.Array, log_index) -> tuple[jax.Array, jax.Array]:
+    """History row `log_index`'s keys: (loss values and gradients, sample metrics)."""
+    k_loss, k_metrics = jax.random.split(jax.random.fold_in(k_hist, log_index))
+    return k_loss, k_metrics
+
+
+def merge_history(trained: dict, metrics: dict) -> dict:
+    """One history from the training program's fields and the evaluation's sample metrics."""
+    return {**trained, **metrics}
+
+
+def make_training(static: StaticConfig) -> Callable:
+    """Build the training part of one static configuration, without its sample metrics.
 
     Returns:
-      `train(hparams, key) -> (final_state, history)` for one run; `hparams` holds scalars (and
-      the explicit initial values, if any), `key` is a typed key (`jax.random.key(seed)`).
-      history maps names to arrays with a leading axis of `static.num_logs` rows.
+      `training(hparams, key) -> (final_state, history, snapshots)` for one run, `key` the
+      run's training key (`run_keys(key)[0]`). history holds each row's training fields
+      (step, loss values, gradient norms, recorded parameters, the update map's Jacobian,
+      d_gap); snapshots the generator at each row (:class:`Snapshot`, leading axis
+      `static.num_logs`), from which `make_evaluation` computes the rows' sample metrics.
     """
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
     track_jacobian = num_joint_params(static) <= static.jacobian_max_params
 
-    def history_row(state: TrainState, key, hp: HParams, tx_g, tx_d):
+    def history_row(state: TrainState, k_hist, log_index, hp: HParams, tx_g, tx_d):
         loss = parts.loss(hp)
-        k_loss, k_metrics = jax.random.split(key)
+        k_loss, _ = row_keys(k_hist, log_index)
         loss_draws = eval_draws(parts, k_loss, static.eval_batch * static.pack)
-        metric_draws = eval_draws(parts, k_metrics, static.history_samples)
         d_apply = discriminator_view(static, parts, state.d_sn)
         real_logits = d_apply(state.d_params, pack_samples(loss_draws.real_ND, static.pack))
         fake_logits = d_apply(state.d_params, pack_samples(
@@ -452,13 +490,6 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
                                                           state.d_params, batch)
         row["grad_norm_g"] = jnp.sqrt(methods_lib.sq_norm(g_grad))
         row["grad_norm_d"] = jnp.sqrt(methods_lib.sq_norm(d_grad))
-        row.update(sample_metrics(static, parts, metric_draws.real_ND,
-                                  generate(parts, state.g_params, metric_draws.z_NL,
-                                           state.g_bn)))
-        if static.use_ema:
-            row.update({f"ema_{k}": v for k, v in sample_metrics(
-                static, parts, metric_draws.real_ND,
-                generate(parts, state.g_ema, metric_draws.z_NL, state.g_ema_bn)).items()})
         if record_params[0]:
             row["g_params"] = state.g_params
         if record_params[1]:
@@ -467,16 +498,16 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             row["update_jacobian"] = update_jacobian(static, parts, hp, tx_g, tx_d, state, batch)
         # Closed-form generators: the discriminator's exact objective gap to D* (static check).
         row.update(exact.history_fields(static, parts, state.g_params, state.d_params))
-        return row
+        return row, snapshot(state)
 
-    def train(hp: HParams, key: jax.Array):
+    def training(hp: HParams, key: jax.Array):
         chex.assert_shape(hp.lr_g, ())
         if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
             raise ConfigError(f"key: got a {key.dtype} array of shape {key.shape} (a legacy "
                               "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
         chex.assert_shape(key, ())
         tx_g, tx_d = optim.player_optimizers(static, hp)
-        k_g, k_d, k_loop, k_hist = jax.random.split(key, 4)
+        k_g, k_d, k_loop, k_hist = train_keys(key)
         # A finite training set comes from a fifth stream (fold_in(key, 4) is split(key, 5)[4]
         # under JAX's partitionable Threefry), so it moves no other draw.
         training_set = (data_lib.training_set(parts.target, rand.fold_in(key, 4),
@@ -503,12 +534,92 @@ def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[Tra
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
-            return (state, draws), history_row(state, jax.random.fold_in(k_hist, log_index),
-                                               hp, tx_g, tx_d)
+            return (state, draws), history_row(state, k_hist, log_index, hp, tx_g,
+                                                            tx_d)
 
         first = draw(rand.fold_in(k_loop, state.step), state.step)
-        (state, _), history = jax.lax.scan(block, (state, first), jnp.arange(static.num_logs))
-        return state, history
+        (state, _), (history, snapshots) = jax.lax.scan(block, (state, first),
+                                                        jnp.arange(static.num_logs))
+        return state, history, snapshots
+
+    return training
+
+
+def _evaluators(ecfg: EvalConfig, keep_samples: int):
+    """(rows, final): `rows(snapshots, k_train)`, the history rows' sample metrics, and
+    `final(snapshot, k_eval) -> (metrics, samples)`, the final evaluation."""
+    if not 0 <= keep_samples <= ecfg.eval_samples:
+        raise ConfigError(f"keep_samples: got {keep_samples!r}; must be an integer in "
+                          f"[0, eval_samples = {ecfg.eval_samples}]")
+    parts = Parts(data_lib.make_target(ecfg), models.make_generator(ecfg), None, (),
+                  models.latent_dim(ecfg))
+
+    def metrics_of(snap: Snapshot, draws: EvalDraws):
+        fake = generate(parts, snap.g_params, draws.z_NL, snap.g_bn)
+        out = sample_metrics(ecfg, parts, draws.real_ND, fake)
+        if ecfg.use_ema:       # the averaged generator, on the same draws
+            out.update({f"ema_{k}": v for k, v in sample_metrics(
+                ecfg, parts, draws.real_ND,
+                generate(parts, snap.g_ema, draws.z_NL, snap.g_ema_bn)).items()})
+        return out, fake
+
+    def rows(snapshots: Snapshot, k_train: jax.Array) -> dict[str, jax.Array]:
+        k_hist = train_keys(k_train)[3]
+
+        def row(args):
+            log_index, snap = args
+            draws = eval_draws(parts, row_keys(k_hist, log_index)[1], ecfg.history_samples)
+            return metrics_of(snap, draws)[0]
+
+        count = jax.tree.leaves(snapshots)[0].shape[0]
+        return jax.lax.map(row, (jnp.arange(count), snapshots))
+
+    def final(snap: Snapshot, k_eval: jax.Array):
+        metrics, fake = metrics_of(snap, eval_draws(parts, k_eval, ecfg.eval_samples))
+        return metrics, (fake[:keep_samples] if keep_samples else None)
+
+    return rows, final
+
+
+def make_evaluation(ecfg: EvalConfig, keep_samples: int = 0) -> Callable:
+    """Build the evaluation of one run's generators: every history row's sample metrics and
+    the final metrics. It reads only the target, the generator and the metric options
+    (:data:`gan_jax.config.EvalConfig`, `config.eval_part(static)`), so runs of any
+    discriminator, loss or training method share it.
+
+    Returns:
+      `evaluation(snapshots, final, key) -> (history metrics, final metrics, samples)` for one
+      run: `snapshots` the generator at each history row (leading axis: rows), `final` at the
+      end (:class:`Snapshot`), `key` the run's key. Row i's metrics are computed on
+      `history_samples` fresh samples from its row key, the final ones on `eval_samples` from
+      the evaluation key (`run_keys`); samples: the first `keep_samples` generated samples of
+      the final evaluation, or None when keep_samples is 0.
+    """
+    rows, final = _evaluators(ecfg, keep_samples)
+
+    def evaluation(snapshots: Snapshot, last: Snapshot, key: jax.Array):
+        k_train, k_eval = run_keys(key)
+        return (rows(snapshots, k_train), *final(last, k_eval))
+
+    return evaluation
+
+
+def make_train(static: StaticConfig) -> Callable[[HParams, jax.Array], tuple[TrainState, dict]]:
+    """Build the pure training function of one static configuration, its history's sample
+    metrics included (`make_training`, then the rows of `make_evaluation`).
+
+    Returns:
+      `train(hparams, key) -> (final_state, history)` for one run; `hparams` holds scalars (and
+      the explicit initial values, if any), `key` is a typed key (`jax.random.key(seed)`), the
+      run's training key. history maps names to arrays with a leading axis of
+      `static.num_logs` rows.
+    """
+    training = make_training(static)
+    rows, _ = _evaluators(config_lib.eval_part(static), 0)
+
+    def train(hp: HParams, key: jax.Array):
+        state, trained, snapshots = training(hp, key)
+        return state, merge_history(trained, rows(snapshots, key))
 
     return train
 
@@ -519,34 +630,27 @@ def make_evaluate(static: StaticConfig, keep_samples: int = 0) -> Callable:
     samples: the first keep_samples generated samples of the evaluation, f32[keep_samples, D],
     or None when keep_samples is 0.
     """
-    if not 0 <= keep_samples <= static.eval_samples:
-        raise ConfigError(f"keep_samples: got {keep_samples!r}; must be an integer in "
-                          f"[0, eval_samples = {static.eval_samples}]")
-    parts = make_parts(static)
+    _, final = _evaluators(config_lib.eval_part(static), keep_samples)
+    return lambda state, key: final(snapshot(state), key)
 
-    def evaluate(state: TrainState, key: jax.Array):
-        draws = eval_draws(parts, key, static.eval_samples)
-        fake = generate(parts, state.g_params, draws.z_NL, state.g_bn)
-        final = sample_metrics(static, parts, draws.real_ND, fake)
-        if static.use_ema:       # the averaged generator, on the same draws
-            final.update({f"ema_{k}": v for k, v in sample_metrics(
-                static, parts, draws.real_ND,
-                generate(parts, state.g_ema, draws.z_NL, state.g_ema_bn)).items()})
-        return final, (fake[:keep_samples] if keep_samples else None)
 
-    return evaluate
+def output(state: TrainState, trained: dict, evaluated) -> RunOutput:
+    """A run's output from its training part (state, history fields) and its evaluation's
+    (history metrics, final metrics, samples)."""
+    metrics, final, samples = evaluated
+    return RunOutput(state, merge_history(trained, metrics), final, samples)
 
 
 def make_run(static: StaticConfig, keep_samples: int = 0) -> Callable[[HParams, jax.Array],
                                                                       RunOutput]:
-    """`run(hparams, key) -> RunOutput`: train on one half of the key, evaluate on the other;
-    keep the first `keep_samples` generated samples of the evaluation."""
-    train, evaluate = make_train(static), make_evaluate(static, keep_samples)
+    """`run(hparams, key) -> RunOutput`: train on one half of the key, evaluate on the other,
+    in one function; keep the first `keep_samples` generated samples of the evaluation. The
+    sweep engine runs the same two parts as two programs (gan_jax.engine)."""
+    training = make_training(static)
+    evaluation = make_evaluation(config_lib.eval_part(static), keep_samples)
 
     def run(hp: HParams, key: jax.Array) -> RunOutput:
-        k_train, k_eval = jax.random.split(key)
-        state, history = train(hp, k_train)
-        final, samples = evaluate(state, k_eval)
-        return RunOutput(state, history, final, samples)
+        state, trained, snapshots = training(hp, run_keys(key)[0])
+        return output(state, trained, evaluation(snapshots, snapshot(state), key))
 
     return run

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from gan_jax import engine, results, sweep
+from gan_jax import config, engine, results, sweep
 from gan_jax.sweep import command
 from gan_jax.cli import main as cli
 from gan_jax.config import ConfigError, make_config, merge_statics, shape_key, static_part
@@ -170,33 +170,45 @@ def test_plan_partitions_the_grid_into_static_groups(grid, seeds, shards):
 def baseline(tmp_path_factory):
     """The tiny sweep (2 groups x 6 runs) in chunks of 4, counting traces of each program."""
     traces = collections.Counter()
-    real_make_run = engine.make_run
+    real_training, real_evaluation = engine.batched_training, engine.batched_evaluation
 
-    def counting_make_run(static, *args):
-        run = real_make_run(static, *args)
+    def counting(real, kind):
+        def make(static, *args):
+            program = real(static, *args)
 
-        def counted(hp, key):
-            traces[static] += 1
-            return run(hp, key)
+            def counted(*inputs):
+                traces[kind, static] += 1
+                return program(*inputs)
 
-        return counted
+            return counted
+        return make
 
     out = tmp_path_factory.mktemp("baseline")
-    engine.compiled_run.cache_clear()           # programs built before would not be counted
+    forget = (engine.compiled_run.cache_clear, engine._evaluation_program.cache_clear,
+              engine.forget_compiled)
+    for clear in forget:                        # programs built before would not be counted
+        clear()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine, "make_run", counting_make_run)
+        mp.setattr(engine, "batched_training", counting(real_training, "training"))
+        mp.setattr(engine, "batched_evaluation", counting(real_evaluation, "evaluation"))
         plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE,
                                 merge_choices=False)
         report = sweep.run_sweep(plan, out / results.RESULTS_FILE)
+    for clear in forget:                        # nor leave counting programs to other tests
+        clear()
     return dict(dir=out, plan=plan, report=report, traces=dict(traces),
                 records=records_by_id(out))
 
 
 def test_one_compilation_per_group(baseline):
+    """Each group compiles its training program once for its chunk shape; the two groups
+    differ only in the loss, so they share one evaluation program, compiled once."""
     plan, report = baseline["plan"], baseline["report"]
     assert [g.num_chunks for g in plan.groups] == [2, 2]        # the last one padded
-    assert report.compilations == 2
-    assert dict(baseline["traces"]) == {g.static: 1 for g in plan.groups}
+    assert report.compilations == 3
+    (evaluated,) = {config.eval_part(g.static) for g in plan.groups}
+    assert dict(baseline["traces"]) == {**{("training", g.static): 1 for g in plan.groups},
+                                        ("evaluation", evaluated): 1}
 
 
 def test_every_run_recorded_once_and_padding_never(baseline):
@@ -225,8 +237,9 @@ def test_runs_that_differ_only_in_the_loss_share_one_program(baseline, tmp_path)
     assert len(plan.groups) == 1
     assert plan.groups[0].static.loss == ("nonsaturating", "minimax")
     assert plan.labels() == ["loss=nonsaturating|minimax"]
+    engine.forget_compiled()          # no evaluation program left by another test to reuse
     report = sweep.run_sweep(plan, tmp_path / results.RESULTS_FILE)
-    assert report.compilations == 1
+    assert report.compilations == 2   # one training program for both losses, its evaluation
     assert_same_runs(records_by_id(tmp_path), baseline["records"])
 
 
@@ -285,13 +298,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert "12 runs = 4 grid points (2 loss x 2 lr_d) x 3 seeds" in text
     assert "devices: 1 x cpu" in text
     assert "loss=nonsaturating|minimax" in text          # one program, the loss traced
-    assert "1 groups, 1 to compile, 12 runs to do" in text
+    assert "1 groups, 1 to compile (and 1 evaluation program(s) they share), 12 runs to do" in text
     assert "1 program(s) trace the loss" in text
     assert cli(["sweep", file, "--dry-run", "--max-chunk", "4", "--devices", "1",
                 "--no-merge"]) == 0
     text = capsys.readouterr().out
     assert "loss=nonsaturating" in text and "loss=minimax" in text
-    assert "2 groups, 2 to compile, 12 runs to do" in text
+    assert "2 groups, 2 to compile (and 1 evaluation program(s) they share), 12 runs to do" in text
     assert "est. memory/device" in text
     assert not (tmp_path / "out").exists()
 

@@ -18,7 +18,7 @@ from typing import TextIO
 import jax
 
 from gan_jax import results
-from gan_jax.config import CHOICE_FIELDS
+from gan_jax.config import CHOICE_FIELDS, eval_part
 from gan_jax.errors import ConfigError, OutputError
 from gan_jax.sweep.plan import (DEFAULT_MAX_CHUNK, ESTIMATE_MARGIN, Plan,
                                 estimate_chunk_bytes, plan_sweep)
@@ -222,8 +222,11 @@ def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
         lines.append(f"{i:>5}  {g.total:>7}  {len(g.runs):>7}  {g.chunk_size:>6}  "
                      f"{g.num_chunks:>6}  {fmt_bytes(est):>18}  {label}")
     compiles = sum(bool(g.runs) for g in plan.groups)
+    # Groups with the same evaluation (config.eval_part) and chunk size share its program.
+    evaluations = len({(eval_part(g.static), g.chunk_size) for g in plan.groups if g.runs})
     traced = sum(any(len(getattr(g.static, f)) > 1 for f in CHOICE_FIELDS) for g in plan.groups)
-    lines += ["", f"total: {len(plan.groups)} groups, {compiles} to compile, {plan.todo} runs to "
+    lines += ["", f"total: {len(plan.groups)} groups, {compiles} to compile (and {evaluations} "
+              f"evaluation program(s) they share), {plan.todo} runs to "
               f"do ({plan.recorded} already recorded), {plan.run_steps:,} run-steps; "
               f"{traced} program(s) trace the {'/'.join(CHOICE_FIELDS)} (a|b: each run's own)"]
     stream.write("\n".join(lines) + "\n")

@@ -46,7 +46,8 @@ class Report(NamedTuple):
     done: int                  # runs recorded now
     diverged: int              # of which diverged
     skipped: int               # runs found recorded already
-    compilations: int          # programs compiled (one per group with runs, unless shrunk)
+    compilations: int          # programs compiled: a training program per group with runs
+                               # (more if shrunk), and each evaluation program not shared
     chunks: int                # calls made
     chunk_sizes: tuple[int, ...]           # per group run: runs per call
     num_devices: int
@@ -177,38 +178,28 @@ def _await(output) -> None:
 
 
 def _compile(group: Group, sharding: NamedSharding, budget: int, keep_samples: int):
-    """Compile a group's program for its chunk size; shrink the chunk if XLA says it won't fit.
+    """Compile a group's programs for its chunk size; shrink the chunk if XLA says they won't
+    fit. The evaluation program is shared with earlier groups of the same `eval_part`.
 
-    Returns (compiled, chunk size, measured bytes per device or None, compilations, seconds).
+    Returns (compiled, chunk size, measured bytes per device or None, programs compiled,
+    seconds).
     """
     t0 = time.perf_counter()
     n_dev = sharding.mesh.size
     program = engine.compiled_run(group.static, sharding, keep_samples)
     hp, key = abstract_inputs(group.example)
-    size, tries = group.chunk_size, 0
+    size, compilations = group.chunk_size, 0
     while True:
         batched = jax.tree.map(
             lambda s: jax.ShapeDtypeStruct((size, *s.shape), s.dtype, sharding=sharding),
             (hp, key))
-        compiled = program.lower(*batched).compile()
-        tries += 1
-        nbytes = _device_bytes(compiled)
+        compiled = program.compile(*batched)
+        compilations += compiled.compilations
+        nbytes = compiled.device_bytes()
         if nbytes is None or nbytes <= budget or size <= n_dev:
-            return compiled, size, nbytes, tries, time.perf_counter() - t0
+            return compiled, size, nbytes, compilations, time.perf_counter() - t0
         smaller = max(n_dev, int(size * budget / nbytes) // n_dev * n_dev)
         size = smaller if smaller < size else size - n_dev
-
-
-def _device_bytes(compiled) -> int | None:
-    """Bytes one device needs for a compiled program, from XLA's memory analysis if any."""
-    try:
-        m = compiled.memory_analysis()
-    except (NotImplementedError, AttributeError, RuntimeError):
-        return None
-    if m is None:
-        return None
-    return int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
-               - m.alias_size_in_bytes)
 
 
 def _chunk_inputs(chunk: list[Run], size: int, sharding: NamedSharding, program):
