@@ -1,6 +1,7 @@
 """Planning a sweep: runs grouped by static part, each group's chunk size sized to memory.
 
-Runs are grouped by their static part (one compiled `jit(vmap(run))` program per group) and
+Runs are grouped by their static part (one compiled training program per group, and an
+evaluation program shared by groups of the same `config.eval_part`; gan_jax.engine) and
 each group is called in chunks of a fixed size that fits a per-device memory budget. Memory is
 estimated from the group's jaxpr, without compiling: a liveness pass finds the peak bytes
 alive at once in one run (see :func:`estimate_run_bytes`).
