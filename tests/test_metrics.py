@@ -15,10 +15,12 @@ from gan_jax import config, data, engine, metrics
 from gan_jax.config import ConfigError
 
 # A tiny 2-D run: one compiled program, shared with tests/test_plots.py (same static part).
+# 64 samples per evaluation: short sorting networks, a faster compilation; nothing checked on
+# these runs depends on the sample sizes.
 TINY_2D = dict(data="ring_2d", generator="mlp", discriminator="mlp", g_width=16, d_width=16,
                g_depth=1, d_depth=1, latent_dim=2, optimizer="adam", lr_g=1e-3, lr_d=1e-3,
-               d_updates=1, batch_size=64, steps=20, log_every=10, eval_batch=200,
-               history_samples=300, eval_samples=400)
+               d_updates=1, batch_size=32, steps=20, log_every=10, eval_batch=64,
+               history_samples=64, eval_samples=64)
 # Runs of TINY_2D keep this many final samples, in every test that runs it, so that the
 # metrics tests, the plot fixture and plot's re-run share one compiled program.
 TINY_2D_SAMPLES = 50
