@@ -1,5 +1,6 @@
 """Bad input fails before any compilation, with a message naming field, value and rule."""
 
+import os
 import subprocess
 import sys
 
@@ -134,17 +135,38 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "gan_jax", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("args,needle", [
+BAD_CLI = [
     (["reproduce-seed", "--out", "/proc/no/such/dir"], "--out"),
     (["reproduce-seed", "--out", "/tmp/x", "--seeds", "0"], "--seeds: got 0"),
     (["reproduce-seed"], "--out"),
     (["no-such-command"], "invalid choice"),
-])
+]
+
+
+# Each case in a process of its own (a second each, mostly importing JAX): the default run
+# starts one, -m slow all four; every case also runs in-process below.
+@pytest.mark.parametrize("args,needle", [
+    BAD_CLI[0], *(pytest.param(*case, marks=pytest.mark.slow) for case in BAD_CLI[1:])])
 def test_cli_bad_input_exits_2_without_traceback(args, needle):
     p = _cli(*args)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args,needle", BAD_CLI)
+def test_cli_bad_input_exits_2_in_process(args, needle, capsys, monkeypatch, no_compile):
+    from gan_jax import cli
+    # cli.main gives XLA one device per core through XLA_FLAGS (for processes it starts):
+    # restored after the test, so later subprocesses see the environment they had.
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    try:
+        status = cli.main(args)
+    except SystemExit as e:        # argparse's usage errors
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert needle in err and "Traceback" not in err
 
 
 def test_conventions_table_lists_every_field_by_its_kind():

@@ -96,21 +96,29 @@ def test_the_library_losses_are_mescheders_game():
     f = lambda t: -np.logaddexp(0.0, t)        # noqa: E731  -softplus
     minimax = dirac.dirac_game("minimax")
     nonsat = dirac.dirac_game("nonsaturating")
-    for theta, psi in [(0.7, -0.4), (-1.3, 2.0), (0.0, 0.5)]:
-        g, d = jnp.array([theta]), jnp.array([psi])
-        assert float(minimax.d_loss(g, d, None)) == pytest.approx(-f(psi * theta) - f(0.0),
-                                                                  rel=1e-6)
-        assert float(minimax.g_loss(g, d, None)) == pytest.approx(f(psi * theta), rel=1e-6)
-        assert float(nonsat.g_loss(g, d, None)) == pytest.approx(-f(-psi * theta), rel=1e-6)
-    # R1's scaling: gamma r1_penalty = gamma/2 psi^2 on the Dirac-GAN.
     r1 = dirac.dirac_game("nonsaturating", r1=3.0)
-    g, d = jnp.array([0.0]), jnp.array([0.8])
-    extra = float(r1.d_loss(g, d, None) - nonsat.d_loss(g, d, None))
-    assert extra == pytest.approx(3.0 / 2 * 0.8**2, rel=1e-6)
-    assert float(losses.r1_penalty(dirac.d_apply, d, jnp.zeros((1, 1)))) == pytest.approx(0.32)
+
+    @jax.jit    # every value below from one program (not an eager compilation per operation)
+    def values(g, d):
+        return dict(minimax_d=minimax.d_loss(g, d, None), minimax_g=minimax.g_loss(g, d, None),
+                    nonsat_g=nonsat.g_loss(g, d, None),
+                    r1_extra=r1.d_loss(g, d, None) - nonsat.d_loss(g, d, None),
+                    r1_penalty=losses.r1_penalty(dirac.d_apply, d, jnp.zeros((1, 1))))
+
+    for theta, psi in [(0.7, -0.4), (-1.3, 2.0), (0.0, 0.5)]:
+        v = values(jnp.array([theta]), jnp.array([psi]))
+        assert float(v["minimax_d"]) == pytest.approx(-f(psi * theta) - f(0.0), rel=1e-6)
+        assert float(v["minimax_g"]) == pytest.approx(f(psi * theta), rel=1e-6)
+        assert float(v["nonsat_g"]) == pytest.approx(-f(-psi * theta), rel=1e-6)
+    # R1's scaling: gamma r1_penalty = gamma/2 psi^2 on the Dirac-GAN.
+    v = values(jnp.array([0.0]), jnp.array([0.8]))
+    assert float(v["r1_extra"]) == pytest.approx(3.0 / 2 * 0.8**2, rel=1e-6)
+    assert float(v["r1_penalty"]) == pytest.approx(0.32)
 
 
-@pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "lsgan"])
+@pytest.mark.parametrize("loss", [
+    "nonsaturating", "lsgan",      # the two values of a; minimax has nonsaturating's a
+    pytest.param("minimax", marks=pytest.mark.slow)])
 def test_unregularised_losses_have_imaginary_eigenvalues(loss):
     r = analyze("simultaneous", loss=loss)
     assert_eigs(r.field_eigenvalues, [1j * A[loss], -1j * A[loss]])
@@ -208,7 +216,8 @@ def test_unrolled_generator_gradient_is_the_total_derivative():
     stopped = -psi_k(theta) * sig(-psi_k(theta) * theta)
     with jax.enable_x64(True):
         method = dirac.make("unrolled", dirac.dirac_game("nonsaturating"), h, steps_k=k)
-        out = method.step(method.init(jnp.array([theta]), jnp.array([psi])), (None,))
+        out = jax.jit(lambda g, d: method.step(method.init(g, d), (None,)))(
+            jnp.array([theta]), jnp.array([psi]))
         library = (theta - float(out.g[0])) / h
         d_step = float(out.d[0])
     assert library == pytest.approx(total, abs=1e-8)
@@ -307,7 +316,8 @@ def test_cli_bad_input_exits_2_with_one_line(capsys, flags, expected):
     assert expected in err and err.count("\n") == 1
 
 
-def test_cli_bad_method_in_a_process():
+@pytest.mark.slow   # a process of its own; test_cli_bad_input_exits_2_with_one_line checks the
+def test_cli_bad_method_in_a_process():     # same message in-process
     done = run_cli("dirac", "--method", "leapfrog", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [

@@ -12,11 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_jax import data, exact, metrics, models, train
-from gan_jax.config import ConfigError, make_config, static_part, traced_part
+from gan_jax import data, exact, metrics, models
+from gan_jax.config import ConfigError, make_config, static_part
+from gan_jax.presets import SEED_CONFIGS
+from shared_runs import SEED_SEEDS, seed_run
 
 BIMODAL = data.bimodal_1d()
 STD_NORMAL = data.mixture_1d([0.0], [1.0], [1.0])
@@ -24,12 +27,9 @@ TOL = 2e-5
 SEED_LINEAR = (0.15, 0.0)
 SEED_PIECEWISE = (0.35, -1.8, 0.35, 1.8)
 
-_phi = np.frompyfunc(lambda v: 0.5 * math.erfc(-v / math.sqrt(2)), 1, 1)
-
-
 def phi64(x):
-    """The standard normal CDF in float64 (math.erfc, elementwise)."""
-    return _phi(np.asarray(x, np.float64)).astype(np.float64)
+    """The standard normal CDF in float64 (scipy's ndtr: 0.5 erfc(-x / sqrt 2), vectorised)."""
+    return scipy.special.ndtr(np.asarray(x, np.float64))
 
 
 def mixture_cdf64(target, x):
@@ -176,10 +176,15 @@ def test_linear_quantile_is_closed_form():
 @pytest.mark.parametrize("family,theta", [("piecewise", (-0.3, 0.5, 1.2, -0.4))])
 def test_w1_agrees_with_large_samples(family, theta):
     n = 2**19
-    k_real, k_z = jax.random.split(jax.random.key(1))
-    z = jax.random.normal(k_z, (n, 1))
-    fake = models.make_generator(make_config({"generator": family})).apply(jnp.array(theta), z)
-    empirical = float(metrics.w1_1d(BIMODAL.sample(k_real, n)[:, 0], fake[:, 0]))
+    generator = models.make_generator(make_config({"generator": family}))
+
+    @jax.jit    # one program rather than an eager dispatch (and compilation) per operation
+    def two_sample_w1(theta, key):
+        k_real, k_z = jax.random.split(key)
+        fake = generator.apply(theta, jax.random.normal(k_z, (n, 1)))
+        return metrics.w1_1d(BIMODAL.sample(k_real, n)[:, 0], fake[:, 0])
+
+    empirical = float(two_sample_w1(jnp.array(theta), jax.random.key(1)))
     assert quantities(family, theta)["w1"] == pytest.approx(empirical, abs=5e-3)
 
 
@@ -240,15 +245,16 @@ def test_gap_is_the_objective_difference_and_non_negative(theta):
 
 
 def test_training_history_records_the_gap_for_closed_form_families():
-    cfg = make_config(dict(generator="linear", g_init=[0.5, 0.2], d_init=[0.25, 0.0], steps=2,
-                           log_every=1, batch_size=16, eval_batch=16, history_samples=16,
-                           eval_samples=16))
-    state, history = jax.jit(train.make_train(static_part(cfg)))(traced_part(cfg),
-                                                                 jax.random.key(0))
-    gap = np.asarray(history["d_gap"])
-    assert gap.shape == (3,) and np.all(np.isfinite(gap)) and np.all(gap >= 0)
-    want, *_ = gaps("linear", state.g_params, state.d_params)
-    assert gap[-1] == pytest.approx(want, abs=1e-6)
+    # The seed's linear runs (16 seeds; a whole program, shared with tests/test_seed_repro.py).
+    cfg = SEED_CONFIGS["linear"]
+    out = seed_run("linear")
+    gap = np.asarray(out.history["d_gap"])
+    assert gap.shape == (len(SEED_SEEDS), static_part(cfg).num_logs)
+    assert np.all(np.isfinite(gap)) and np.all(gap >= 0)
+    # The last row is logged at the final state: the gap there, recomputed on its own.
+    for run in range(len(SEED_SEEDS)):
+        want, *_ = gaps("linear", out.state.g_params[run], out.state.d_params[run])
+        assert gap[run, -1] == pytest.approx(want, abs=1e-6), run
     for other in (dict(loss="wgan"), dict(loss="hinge"), dict(generator="mlp")):
         assert not exact.records_d_gap(static_part(cfg.replace(g_init=None, **other)))
 
@@ -268,7 +274,8 @@ def test_linear_floor_matches_a_float64_line_search():
         c, d = hi - g * (hi - lo), lo + g * (hi - lo)
         lo, hi = (lo, d) if w1_of_a(c) < w1_of_a(d) else (c, hi)
     a_star = (lo + hi) / 2
-    floor = exact.family_floor("linear", BIMODAL, jax.random.key(0), starts=3, steps=400)
+    floor = jax.jit(lambda key: exact.family_floor("linear", BIMODAL, key, starts=3,
+                                                   steps=400))(jax.random.key(0))
     assert float(floor.value) == pytest.approx(w1_of_a(a_star), abs=TOL)
     assert abs(float(floor.params[0])) == pytest.approx(a_star, abs=2e-2)
     assert abs(float(floor.params[1])) < 2e-2
@@ -277,9 +284,14 @@ def test_linear_floor_matches_a_float64_line_search():
 
 def test_estimate_w1_brackets_the_exact_value():
     theta = jnp.array([0.9, 0.2])
-    z = jax.random.normal(jax.random.key(3), (4, 2**14, 1))
-    samples = jax.vmap(lambda z_N1: models.linear_generator().apply(theta, z_N1)[:, 0])(z)
-    est = exact.estimate_w1(samples, BIMODAL)
+
+    @jax.jit
+    def estimate(theta, key):
+        z = jax.random.normal(key, (4, 2**14, 1))
+        samples = jax.vmap(lambda z_N1: models.linear_generator().apply(theta, z_N1)[:, 0])(z)
+        return exact.estimate_w1(samples, BIMODAL)
+
+    est = estimate(theta, jax.random.key(3))
     exact_value = quantities("linear", theta)["w1"]
     assert 0 < float(est.error) < 0.05
     assert abs(float(est.value) - exact_value) <= float(est.error)
@@ -298,8 +310,8 @@ def test_families_without_a_closed_form_name_the_alternative():
 
 def test_estimated_floor_improves_on_its_starts():
     cfg = make_config(dict(generator="mlp", g_width=8, g_depth=1))
-    floor = exact.estimated_floor(cfg, jax.random.key(0), nodes=256, starts=2, steps=300,
-                                  lr=3e-2)
+    floor = jax.jit(lambda key: exact.estimated_floor(cfg, key, nodes=256, starts=2, steps=300,
+                                                      lr=3e-2))(jax.random.key(0))
     assert floor.values.shape == (2,) and float(floor.value) == float(np.min(floor.values))
     assert float(floor.value) < 0.3   # an untrained MLP's output is near 0: W1 near 2
 

@@ -195,20 +195,25 @@ def test_nk_regulariser_adds_eta_times_the_discriminator_gradient_norm():
     d = parts.discriminator.init(jax.random.key(2))
     tx_g, tx_d = optim.player_optimizers(static, hp)
     draw, _ = train.make_step(static, parts, hp, tx_g, tx_d)
-    d_batch, g_batch = draw(jax.random.key(3))
+    d_batch, g_batch = jax.jit(draw)(jax.random.key(3))
     assert g_batch.real_ND is not None           # the regulariser needs real samples
     game = train.make_game(static, parts, hp)
     plain = train.make_game(static, parts, hp._replace(nk_eta=np.float32(0)))
     from gan_jax import losses
     loss = losses.get_loss(cfg.loss)
 
-    def value(d):
-        real, fake = g_batch.real_ND, parts.generator.apply(g, g_batch.z_NL)
-        return loss.d_loss(parts.discriminator.apply(d, real), parts.discriminator.apply(d, fake))
+    @jax.jit      # one program, not an eager compilation per operation
+    def g_losses(g, d, g_batch):
+        def value(d):
+            real, fake = g_batch.real_ND, parts.generator.apply(g, g_batch.z_NL)
+            return loss.d_loss(parts.discriminator.apply(d, real),
+                               parts.discriminator.apply(d, fake))
 
-    grad_sq = sum(jnp.sum(x ** 2) for x in jax.tree.leaves(jax.grad(value)(d)))
-    np.testing.assert_allclose(game.g_loss(g, d, g_batch),
-                               plain.g_loss(g, d, g_batch) + 0.3 * grad_sq, rtol=1e-5)
+        grad_sq = sum(jnp.sum(x ** 2) for x in jax.tree.leaves(jax.grad(value)(d)))
+        return game.g_loss(g, d, g_batch), plain.g_loss(g, d, g_batch), grad_sq
+
+    with_nk, without, grad_sq = g_losses(g, d, g_batch)
+    np.testing.assert_allclose(with_nk, without + 0.3 * grad_sq, rtol=1e-5)
 
 
 def test_packing_feeds_consecutive_samples_as_one_input():
@@ -217,7 +222,7 @@ def test_packing_feeds_consecutive_samples_as_one_input():
     assert models.mlp_sizes(cfg, "discriminator")[0] == 3 * 1
     tx_g, tx_d = optim.player_optimizers(static, hp)
     draw, _ = train.make_step(static, parts, hp, tx_g, tx_d)
-    b, _ = draw(jax.random.key(0))
+    b, _ = jax.eval_shape(draw, jax.random.key(0))          # shapes only: nothing to run
     assert b.real_ND.shape == (3 * 16, 1) and b.z_NL.shape == (3 * 16, 1)
     x = jnp.arange(12.0).reshape(6, 2)
     np.testing.assert_array_equal(train.pack_samples(x, 3),
@@ -243,11 +248,17 @@ def test_instance_noise_scales_and_anneals_linearly():
 
 
 def test_spectral_norm_divides_by_the_top_singular_value():
-    layers = models.mlp(3, 1, 5, 2, "relu").init(jax.random.key(0))
-    us = models.sn_init(layers, jax.random.key(1))
-    for _ in range(50):
-        us = models.sn_power_iteration(layers, us)
-    for layer, normed in zip(layers, models.sn_normalize(layers, us)):
+    net = models.mlp(3, 1, 5, 2, "relu")
+
+    @jax.jit      # one program: 50 power iterations in a loop, not 50 eager dispatches
+    def normalized():
+        layers = net.init(jax.random.key(0))
+        us = jax.lax.fori_loop(0, 50, lambda _, us: models.sn_power_iteration(layers, us),
+                               models.sn_init(layers, jax.random.key(1)))
+        return layers, models.sn_normalize(layers, us)
+
+    layers, normalized_layers = normalized()
+    for layer, normed in zip(layers, normalized_layers):
         top = np.linalg.svd(np.asarray(layer.w), compute_uv=False)[0]
         np.testing.assert_allclose(np.linalg.svd(np.asarray(normed.w), compute_uv=False)[0],
                                    1.0, rtol=1e-4)
@@ -262,7 +273,7 @@ def test_ema_follows_its_recursion_in_training():
     g0 = parts.generator.init(jax.random.key(1))
     state = train.init_state(static, parts, hp, tx_g, tx_d, g0,
                              parts.discriminator.init(jax.random.key(2)), jax.random.key(3))
-    step = jax.jit(step)
+    step, draw = jax.jit(step), jax.jit(draw)
     ema = g0
     for i in range(3):
         state = step(state, draw(jax.random.key(10 + i)))

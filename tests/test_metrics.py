@@ -1,5 +1,6 @@
 """Metrics: mode coverage, quality and histogram divergences, sliced W1, MMD, in-graph."""
 
+import functools
 import math
 
 import hypothesis.extra.numpy as hnp
@@ -14,10 +15,12 @@ from gan_jax import config, data, engine, metrics
 from gan_jax.config import ConfigError
 
 # A tiny 2-D run: one compiled program, shared with tests/test_plots.py (same static part).
+# 64 samples per evaluation: short sorting networks, a faster compilation; nothing checked on
+# these runs depends on the sample sizes.
 TINY_2D = dict(data="ring_2d", generator="mlp", discriminator="mlp", g_width=16, d_width=16,
                g_depth=1, d_depth=1, latent_dim=2, optimizer="adam", lr_g=1e-3, lr_d=1e-3,
-               d_updates=1, batch_size=64, steps=20, log_every=10, eval_batch=200,
-               history_samples=300, eval_samples=400)
+               d_updates=1, batch_size=32, steps=20, log_every=10, eval_batch=64,
+               history_samples=64, eval_samples=64)
 # Runs of TINY_2D keep this many final samples, in every test that runs it, so that the
 # metrics tests, the plot fixture and plot's re-run share one compiled program.
 TINY_2D_SAMPLES = 50
@@ -46,27 +49,38 @@ def reference_mode_metrics(means, stds, weights, x, threshold=3.0, min_count=1):
                 hq_fraction=hq_counts.sum() / len(x), reverse_kl=kl, mode_js=js)
 
 
+# Targets are hashable by identity: one compiled program per (target, options, shape), not an
+# eager dispatch (and compilation) per operation.
+RING = data.ring_2d()
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("hq_threshold", "min_count"))
+def mode_metrics(target, x, **options):
+    return metrics.mode_metrics(target, x, **options)
+
+
 # ----------------------------------------------------------------------------- mode metrics
 
 def test_points_at_chosen_standardised_distances():
-    ring = data.ring_2d()                       # std 0.01
+    ring = RING                                 # std 0.01
     mu = ring.means
     x = np.stack([mu[0],                                    # at a mode: high-quality
                   mu[1] + [0.029, 0.0],                     # 2.9 stds: high-quality
                   mu[2] + [0.0, 0.031],                     # 3.1 stds: low quality
                   mu[2] + [0.0, -0.02],                     # mode 2 again, 2 stds
                   [0.0, 0.0]])                              # the centre: low quality
-    out = jax.jit(lambda x: metrics.mode_metrics(ring, x))(jnp.asarray(x, jnp.float32))
+    out = mode_metrics(ring, jnp.asarray(x, jnp.float32))
     assert int(out["modes_captured"]) == 3
     np.testing.assert_allclose(out["hq_fraction"], 3 / 5)
-    nearest, hq = metrics.mode_assignment(ring, jnp.asarray(x[:4], jnp.float32))
+    nearest, hq = jax.jit(lambda x: metrics.mode_assignment(ring, x))(
+        jnp.asarray(x[:4], jnp.float32))
     np.testing.assert_array_equal(nearest, [0, 1, 2, 2])
     np.testing.assert_array_equal(hq, [True, True, False, True])
     # Thresholds are options: at 3.5 stds the 3.1-std point counts; min_count=2 keeps mode 2 only.
-    wide = metrics.mode_metrics(ring, jnp.asarray(x, jnp.float32), hq_threshold=3.5)
+    wide = mode_metrics(ring, jnp.asarray(x, jnp.float32), hq_threshold=3.5)
     np.testing.assert_allclose(wide["hq_fraction"], 4 / 5)
-    assert int(metrics.mode_metrics(ring, jnp.asarray(x, jnp.float32), hq_threshold=3.5,
-                                    min_count=2)["modes_captured"]) == 1
+    assert int(mode_metrics(ring, jnp.asarray(x, jnp.float32), hq_threshold=3.5,
+                            min_count=2)["modes_captured"]) == 1
 
 
 def test_nearest_mode_is_by_standardised_distance():
@@ -78,9 +92,9 @@ def test_nearest_mode_is_by_standardised_distance():
 
 @pytest.mark.parametrize("m", [1, 2, 4, 8])
 def test_collapse_onto_m_of_k_equal_modes(m):
-    ring = data.ring_2d()
-    x = np.repeat(ring.means[:m], 50, axis=0)
-    out = metrics.mode_metrics(ring, jnp.asarray(x, jnp.float32))
+    ring = RING
+    x = np.repeat(ring.means[:m], 400 // m, axis=0)     # 400 samples for every m: one program
+    out = mode_metrics(ring, jnp.asarray(x, jnp.float32))
     assert int(out["modes_captured"]) == m
     np.testing.assert_allclose(out["hq_fraction"], 1.0)
     # p uniform on m of 8 modes: KL(p || uniform) = log(8 / m); JS in closed form.
@@ -93,10 +107,10 @@ def test_collapse_onto_m_of_k_equal_modes(m):
 
 
 def test_low_quality_samples_enter_the_histogram_by_nearest_mode():
-    ring = data.ring_2d()
+    ring = RING
     # Half the samples on mode 0, half far out beyond mode 4 (nearest: 4, low quality).
-    x = np.concatenate([np.repeat(ring.means[:1], 10, 0), np.repeat([[-3.0, 0.0]], 10, 0)])
-    out = metrics.mode_metrics(ring, jnp.asarray(x, jnp.float32))
+    x = np.concatenate([np.repeat(ring.means[:1], 200, 0), np.repeat([[-3.0, 0.0]], 200, 0)])
+    out = mode_metrics(ring, jnp.asarray(x, jnp.float32))
     assert int(out["modes_captured"]) == 1
     np.testing.assert_allclose(out["hq_fraction"], 0.5)
     np.testing.assert_allclose(out["reverse_kl"], math.log(4), rtol=1e-6)
@@ -132,8 +146,8 @@ def test_mode_metrics_match_a_reference_loop(seed, spread):
 ], ids=["ring", "grid", "bimodal"])
 def test_the_target_itself_scores_as_the_chi_distribution_says(target, hq):
     n = 20_000
-    real = target.sample(jax.random.key(0), n)
-    out = metrics.mode_metrics(target, real)
+    out = jax.jit(lambda key: metrics.mode_metrics(target, target.sample(key, n)))(
+        jax.random.key(0))
     assert int(out["modes_captured"]) == target.num_modes
     # Binomial sd of hq_fraction <= 0.0008 at n = 20000: 5 sds.
     assert abs(float(out["hq_fraction"]) - hq) < 5 * math.sqrt(hq * (1 - hq) / n)
@@ -145,8 +159,8 @@ def test_uniform_noise_fools_modes_but_not_quality():
     # The chance levels docs/mode_collapse.md quotes: a uniform spread over the grid's square
     # "captures" most modes with a near-uniform histogram, and almost no high-quality sample.
     grid = data.grid_2d()
-    x = jax.random.uniform(jax.random.key(0), (2500, 2), minval=-5.0, maxval=5.0)
-    out = metrics.mode_metrics(grid, x)
+    out = jax.jit(lambda key: metrics.mode_metrics(
+        grid, jax.random.uniform(key, (2500, 2), minval=-5.0, maxval=5.0)))(jax.random.key(0))
     # Each mode: Poisson(2500 * pi 0.15^2 / 100 = 1.77) high-quality samples, P(>= 1) = 0.83.
     assert 16 <= int(out["modes_captured"]) <= 24
     assert float(out["hq_fraction"]) < 0.03
@@ -173,8 +187,9 @@ def test_sliced_w1_in_1d_is_the_exact_sorted_w1(x, y, num):
 
 
 def test_sliced_w1_of_a_translated_sample_in_2d():
-    # Projections of x + v are those of x shifted by <u, v>: W1 = |<u, v>| on every direction.
-    x = jax.random.normal(jax.random.key(0), (500, 2))
+    # Projections of x + v are those of x shifted by <u, v>: W1 = |<u, v>| on every direction,
+    # whatever the sample and its size (64 points: short sorts, fast compilation).
+    x = jax.random.normal(jax.random.key(0), (64, 2))
     v = jnp.asarray([0.3, -1.2])
     sliced = jax.jit(metrics.sliced_w1)      # one program per number of directions
     for num in (1, 8):
@@ -225,23 +240,30 @@ def test_mmd2_is_the_unbiased_estimate(dim, m):
 
 
 def test_mmd2_separates_collapse_from_the_target():
-    ring = data.ring_2d()
+    ring = RING
     h = metrics.default_bandwidth(ring)
     np.testing.assert_allclose(h, math.sqrt(0.5 + 1e-4))
-    real = ring.sample(jax.random.key(0), 1000)
-    same = ring.sample(jax.random.key(1), 1000)
     collapsed = jnp.asarray(np.repeat(ring.means[:2], 500, 0), jnp.float32)
-    near_zero = float(metrics.mmd2(real, same, h))
-    assert abs(near_zero) < 0.005
-    assert float(metrics.mmd2(real, collapsed, h)) > 0.1
+
+    @jax.jit
+    def both(collapsed):
+        real = ring.sample(jax.random.key(0), 1000)
+        same = ring.sample(jax.random.key(1), 1000)
+        return metrics.mmd2(real, same, h), metrics.mmd2(real, collapsed, h)
+
+    near_zero, apart = both(collapsed)
+    assert abs(float(near_zero)) < 0.005
+    assert float(apart) > 0.1
 
 
 # ----------------------------------------------------------------------------- sample_metrics
 
 def test_sample_metrics_keeps_the_1d_keys_and_values():
     target = data.bimodal_1d()
-    real = target.sample(jax.random.key(0), 2000)
-    fake = target.sample(jax.random.key(1), 2000) * 0.7 + 0.1
+    # 256 samples: the values below are identities of the sample, whatever its size.
+    real, fake = jax.jit(lambda k0, k1: (target.sample(k0, 256),
+                                         target.sample(k1, 256) * 0.7 + 0.1))(
+        jax.random.key(0), jax.random.key(1))
     out = jax.jit(lambda r, f: metrics.sample_metrics(target, r, f))(real, fake)
     assert set(out) == SEED_KEYS | NEW_KEYS
     r, f = np.asarray(real[:, 0], np.float64), np.asarray(fake[:, 0], np.float64)
@@ -258,13 +280,13 @@ def test_sample_metrics_keeps_the_1d_keys_and_values():
 
 
 def test_sample_metrics_in_2d_and_its_options():
-    ring = data.ring_2d()
-    real = ring.sample(jax.random.key(0), 600)
-    fake = jnp.asarray(np.repeat(ring.means[:2], 300, 0), jnp.float32)
+    ring = RING
+    real = np.asarray(jax.jit(lambda key: ring.sample(key, 200))(jax.random.key(0)))
+    fake = np.repeat(ring.means[:2], 100, 0).astype(np.float32)
     out = jax.jit(lambda r, f: metrics.sample_metrics(ring, r, f))(real, fake)
     assert set(out) == NEW_KEYS
     assert int(out["modes_captured"]) == 2
-    # mmd2 on min(N, mmd_samples) points (default 1000 > 600: all); with an explicit bandwidth.
+    # mmd2 on min(N, mmd_samples) points (default 1000 > 200: all); with an explicit bandwidth.
     h = metrics.default_bandwidth(ring)
     mmd2 = jax.jit(metrics.mmd2, static_argnums=2)
     np.testing.assert_allclose(out["mmd2"], mmd2(real, fake, h), rtol=1e-6)

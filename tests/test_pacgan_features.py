@@ -179,7 +179,9 @@ def test_parameter_counts_are_the_families_own(changes):
         assert models.num_params(cfg, role) == flat.size
     # g_init in ravel order round-trips through the parameters.
     n = models.num_params(cfg, "generator")
-    g = models.init_params(models.make_generator(cfg), jax.random.key(0), np.arange(n) / n)
+    generator = models.make_generator(cfg)      # one program, not an eager one per operation
+    g = jax.jit(lambda key, flat: models.init_params(generator, key, flat))(
+        jax.random.key(0), np.arange(n) / n)
     np.testing.assert_allclose(ravel_pytree(g)[0], np.arange(n) / n, rtol=1e-6)
 
 
@@ -271,7 +273,8 @@ def test_real_batches_read_the_training_set_in_order():
     static, hp = config.static_part(cfg), config.traced_part(cfg)
     parts = train.make_parts(static)
     tx_g, tx_d = optim.player_optimizers(static, hp)
-    ts = data.training_set(parts.target, jax.random.key(3), cfg.dataset_size)
+    ts = jax.jit(lambda key: data.training_set(parts.target, key, cfg.dataset_size))(
+        jax.random.key(3))
     draw, _ = train.make_step(static, parts, hp, tx_g, tx_d, ts)
     draw = jax.jit(draw)
     per_step = config.real_samples_per_step(cfg)
@@ -293,7 +296,7 @@ def test_real_batches_read_the_training_set_in_order():
     # The fresh-sample draw of the same step has the real words; the set's has none.
     fresh_draw, _ = train.make_step(config.static_part(cfg.replace(dataset_size=0)), parts,
                                     hp, tx_g, tx_d)
-    fresh = fresh_draw(jax.random.key(10))
+    fresh = jax.eval_shape(fresh_draw, jax.random.key(10))    # shapes only: nothing to run
     assert fresh[0].real_ND.shape == seen[0][:16].shape
 
 

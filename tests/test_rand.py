@@ -8,7 +8,10 @@ import pytest
 from gan_jax import rand
 
 
-@pytest.mark.parametrize("shape", [(1,), (7,), (128, 5), (3, 4, 5)])
+# The default run checks an odd 1-D length and a 3-D shape; -m slow also one word and a larger
+# 2-D shape (each shape compiles programs of its own).
+@pytest.mark.parametrize("shape", [pytest.param((1,), marks=pytest.mark.slow), (7,),
+                                   pytest.param((128, 5), marks=pytest.mark.slow), (3, 4, 5)])
 @pytest.mark.parametrize("seed", [0, 2**32 - 1])
 def test_words_and_normals_equal_jax_random(shape, seed):
     key = jax.random.fold_in(jax.random.key(seed), 3)
@@ -36,7 +39,11 @@ def test_low_bits_are_uniform_and_independent_of_the_uniform():
     assert abs(u[low == 0].mean() - 0.5) < 0.0046 and abs(u[low == 1].mean() - 0.5) < 0.0046
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 17, 64, 2000, 3000])
+# Default run: a padded length (3), an unpadded power of two (64), the network's largest axis
+# (2000, padded to 2048) and the jnp.sort fallback (3000); -m slow also 1, 2 and 17.
+@pytest.mark.parametrize("n", [pytest.param(1, marks=pytest.mark.slow),
+                               pytest.param(2, marks=pytest.mark.slow), 3,
+                               pytest.param(17, marks=pytest.mark.slow), 64, 2000, 3000])
 def test_sort_equals_jnp_sort(n):
     x = jax.random.normal(jax.random.key(n), (3, n))
     x = x.at[0, : n // 2].set(0.5)            # ties

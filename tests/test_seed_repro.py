@@ -13,15 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from gan_jax import engine, seed_repro
-
-SEEDS = list(range(16))
+from gan_jax import seed_repro
+from shared_runs import seed_run
 
 
 @pytest.fixture(scope="module")
 def outputs():
-    return {name: engine.run_batch([cfg] * len(SEEDS), SEEDS)
-            for name, cfg in seed_repro.SEED_CONFIGS.items()}
+    # 16 seeds of each configuration, shared with tests/test_exact.py (shared_runs).
+    return {name: seed_run(name) for name in seed_repro.SEED_CONFIGS}
 
 
 @pytest.mark.parametrize("name", ["linear", "piecewise"])
