@@ -119,6 +119,7 @@ def test_parameter_counts_are_the_families_own(cfg):
         assert models.num_params(cfg, role) == sum(x.size for x in jax.tree.leaves(shapes))
 
 
+@pytest.mark.slow   # a process of its own (a fresh JAX), about a second and a half
 def test_validation_starts_no_jax_backend():
     # Importing the package and validating (also a bad value) must leave JAX's backends
     # unstarted, so a device setting made afterwards (XLA_FLAGS, jax.distributed) still works.

@@ -176,7 +176,10 @@ def test_samples_of_the_wrong_dimension_are_refused():
 
 # ----------------------------------------------------------------------------- 2-D families
 
-@pytest.mark.parametrize("activation", sorted(models.ACTIVATIONS))
+# The same check for every activation: relu and tanh by default, all of them with -m slow.
+@pytest.mark.parametrize("activation", [
+    a if a in ("relu", "tanh") else pytest.param(a, marks=pytest.mark.slow)
+    for a in sorted(models.ACTIVATIONS)])
 def test_mlp_families_in_2d(activation):
     cfg = config.make_config(dict(data="grid_2d", generator="mlp", discriminator="mlp",
                                   latent_dim=5, g_width=12, g_depth=3, d_width=7, d_depth=1,
