@@ -248,8 +248,8 @@ def main(args: argparse.Namespace) -> int:
             points.append(p)
             frac = f"{p['fraction_of_matmul']:.0%}" if flops is not None else "-"
             print(f"{name:24s} runs={runs:6d}  {p['run_steps_per_s']:14,.0f} run-steps/s  "
-                  f"compile {p['compile_train_s']:5.2f} + {p['compile_eval_s']:5.2f} s  call {p['median_s']:.3f} s  matmul {frac}",
-                  file=sys.stderr)
+                  f"compile {p['compile_train_s']:5.2f} + {p['compile_eval_s']:5.2f} s  "
+                  f"call {p['median_s']:.3f} s  matmul {frac}", file=sys.stderr)
             rows.append((name, runs, p["run_steps_per_s"],
                          f"{p['compile_train_s']:.2f} + {p['compile_eval_s']:.2f}", frac))
             # Saturation: stop doubling once two doublings in a row gained < 5%.
