@@ -14,6 +14,12 @@ Keys: the run's key is split once into named streams (init, loop, history; a fin
 set's from a fifth); iteration i draws from `fold_in(loop_key, i)` with one call for random
 words (see `make_step`), so a run's numbers depend on its key alone.
 
+Training and evaluation are two parts, `make_training` (the loop, each history row's training
+fields, and the generator at each row) and `make_evaluation` (every row's sample metrics and
+the final metrics, from those generators): the sweep engine compiles them as two programs, the
+evaluation shared by every configuration of the same target, generator and metric options;
+`make_train` and `make_run` compose them into one function with the same numbers.
+
 A batch-normalized generator (g_norm = 'batch') is applied in two modes: inside the training
 method's step with batch statistics (`generator_view`), everywhere else with the population
 statistics carried in `TrainState.g_bn` (`generate`).
@@ -455,6 +461,9 @@ def row_keys(k_hist: jax.Array, log_index) -> tuple[jax.Array, jax.Array]:
 
 def merge_history(trained: dict, metrics: dict) -> dict:
     """One history from the training program's fields and the evaluation's sample metrics."""
+    clash = trained.keys() & metrics.keys()
+    if clash:
+        raise ValueError(f"merge_history: fields in both parts: {sorted(clash)}")
     return {**trained, **metrics}
 
 
