@@ -121,9 +121,9 @@ class Program(NamedTuple):
 
     def compile(self, hps, keys) -> "CompiledRun":
         """Both programs compiled for the shapes of (hps, keys) (arrays or ShapeDtypeStructs),
-        side by side in two threads (XLA compiles a program on one core). The evaluation is
-        compiled once per process for its configuration and shapes: another static
-        configuration with the same `eval_part` reuses it."""
+        side by side in two threads (on 2 CPU cores this gains little: BENCHMARKS.md). The
+        evaluation is compiled once per process for its configuration and shapes: another
+        static configuration with the same `eval_part` reuses it."""
         t = time.perf_counter()
         traced = self.training.trace(hps, keys)
         state, _, snapshots = traced.out_info
