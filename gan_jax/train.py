@@ -543,8 +543,7 @@ def make_training(static: StaticConfig) -> Callable:
             # The seed logs after iteration 0, then after every log_every iterations.
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
-            return (state, draws), history_row(state, k_hist, log_index, hp, tx_g,
-                                                            tx_d)
+            return (state, draws), history_row(state, k_hist, log_index, hp, tx_g, tx_d)
 
         first = draw(rand.fold_in(k_loop, state.step), state.step)
         (state, _), (history, snapshots) = jax.lax.scan(block, (state, first),
