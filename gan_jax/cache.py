@@ -17,6 +17,11 @@ are content-addressed, so a process never loads another program than the one it 
 entry is only ever added, never changed; and an entry left incomplete by a process killed while
 writing it fails to decompress when read, after which JAX warns and compiles the program again.
 The cache grows without bound; delete the directory to empty it.
+
+What is stored. Every program, however fast it compiled: JAX by default stores only programs
+that took a second or more, which leaves the many small programs of a command (drawing keys,
+stacking hyperparameters, the tables' reductions) and of the test suite to be compiled again
+by every process. `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`, if set, is left in charge.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import jax
 
 ENV = "GAN_JAX_CACHE"
 OFF = ("off", "0", "none", "false", "")
+MIN_TIME_ENV = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 
 
 def default_dir() -> str:
@@ -56,4 +62,6 @@ def configure(setting: str | None = None) -> str | None:
     path = os.path.abspath(os.path.expanduser(setting))
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", path)
+    if MIN_TIME_ENV not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path

@@ -16,17 +16,27 @@ from sweep_testing import ROOT, TINY_BASE
 def restore_cache_config():
     enabled = jax.config.jax_enable_compilation_cache
     directory = jax.config.jax_compilation_cache_dir
+    min_time = jax.config.jax_persistent_cache_min_compile_time_secs
     yield
     jax.config.update("jax_enable_compilation_cache", enabled)
     jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_time)
 
 
 def test_setting_environment_and_default(monkeypatch, tmp_path, restore_cache_config):
     monkeypatch.delenv(cache.ENV, raising=False)
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv(cache.MIN_TIME_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     assert cache.configure() == str(tmp_path / "xdg" / "gan_jax" / "xla")
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xdg" / "gan_jax" / "xla")
+    # every program is stored, not only those that took JAX's default second to compile
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+    monkeypatch.setenv(cache.MIN_TIME_ENV, "2")
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+    cache.configure(str(tmp_path / "mine"))
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 2.0   # the user's choice
     monkeypatch.setenv(cache.ENV, str(tmp_path / "mine"))
     assert cache.configure() == str(tmp_path / "mine")
     monkeypatch.setenv(cache.ENV, "off")
@@ -51,8 +61,8 @@ print(json.dumps({{"hits": events.count("/jax/compilation_cache/cache_hits"),
 
 @pytest.mark.slow
 def test_a_second_process_compiles_nothing_the_first_compiled(tmp_path):
-    env = dict(__import__("os").environ, PYTHONPATH=ROOT, **{cache.ENV: str(tmp_path / "c")},
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    env = dict(__import__("os").environ, PYTHONPATH=ROOT, **{cache.ENV: str(tmp_path / "c")})
+    env.pop(cache.MIN_TIME_ENV, None)   # the default: every program stored, small ones too
     runs = []
     for _ in range(2):
         p = subprocess.run([sys.executable, "-c", PROGRAM], env=env, cwd=ROOT,
