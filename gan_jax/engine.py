@@ -32,23 +32,27 @@ from gan_jax.train import RunOutput
 
 RUN_AXIS = "runs"
 
-# Calls of at least this many runs sort the final evaluation's samples (up to
-# rand.LARGE_NETWORK of them) with the sorting network: its extra compilation is repaid within
-# one call of this size, not of a small one (figures: BENCHMARKS.md).
+# Which sort a call's evaluation traces, by its number of runs (the values are the same; see
+# rand.sort). Under NETWORK_MIN_RUNS: XLA's sort, since the sorting network's compilation costs
+# more than it saves in calls this small. From NETWORK_RUNS: the network also for the final
+# evaluation's samples (up to rand.LARGE_NETWORK), whose extra compilation one call of this
+# size repays. In between: the network up to rand.MAX_NETWORK values. Figures: BENCHMARKS.md.
+NETWORK_MIN_RUNS = 64
 NETWORK_RUNS = 256
 
 
 def _network(runs: int):
     """The sorting network's limit for a call of `runs` runs (rand.network_limit)."""
+    if runs < NETWORK_MIN_RUNS:
+        return rand.network_limit(0)
     return rand.network_limit(rand.LARGE_NETWORK if runs >= NETWORK_RUNS else rand.MAX_NETWORK)
 
 
 def batched_run(static: StaticConfig, keep_samples: int = 0):
     """`vmap(run)` of a static configuration as one function, (HParams[R], keys[R]) ->
     RunOutput[R], to jit: training and evaluation in one program (the engine runs them as
-    two, `compiled_run`; the numbers are the same). Traced once per call shape, so it knows R:
-    calls of NETWORK_RUNS or more trace with the larger sorting network (the same values; see
-    rand.sort). keep_samples: generated samples of the final evaluation each run keeps.
+    two, `compiled_run`; the numbers are the same). Traced once per call shape, so it knows R
+    and picks the sort by it (`_network`; the same values, see rand.sort). keep_samples: generated samples of the final evaluation each run keeps.
     """
     run = jax.vmap(train_lib.make_run(static, keep_samples))
 

@@ -164,9 +164,11 @@ def permute_words(k0: jax.Array, k1: jax.Array, i: jax.Array, n: int) -> jax.Arr
 
 # Longest axis sorted by the network: its log2(n)(log2(n)+1)/2 stages (66 at 2048, 78 at 4096)
 # each add to compile time, which only a large call repays. By default the network sorts up to
-# MAX_NETWORK values (the history rows' 2000); `network_limit` raises that for one trace, as
-# the engine does for calls of many runs, whose final evaluation (4000 values by default) then
-# sorts several times faster at the price of more compilation (figures: BENCHMARKS.md).
+# MAX_NETWORK values (the history rows' 2000); `network_limit` sets another limit for one
+# trace, as the engine does by a call's number of runs: 0 for small calls, which then compile
+# faster, and LARGE_NETWORK for calls of many runs, whose final evaluation (4000 values by
+# default) then sorts several times faster at the price of more compilation (figures:
+# BENCHMARKS.md).
 MAX_NETWORK = 2048
 LARGE_NETWORK = 4096
 _network_limit = contextvars.ContextVar("network_limit", default=MAX_NETWORK)
