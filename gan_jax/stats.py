@@ -74,6 +74,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Mapping, NamedTuple, Sequence, Union
 
@@ -173,8 +174,10 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=1024)
 def t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t distribution, by bisection on the CDF (|error| < 1e-10)."""
+    """Quantile of Student's t distribution, by bisection on the CDF (|error| < 1e-10).
+    Remembered: a table asks for the same few (level, seeds) pairs in every cell."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"p must be in (0, 1), got {p}")
     lo, hi = -1e3, 1e3
