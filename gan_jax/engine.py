@@ -52,7 +52,8 @@ def batched_run(static: StaticConfig, keep_samples: int = 0):
     """`vmap(run)` of a static configuration as one function, (HParams[R], keys[R]) ->
     RunOutput[R], to jit: training and evaluation in one program (the engine runs them as
     two, `compiled_run`; the numbers are the same). Traced once per call shape, so it knows R
-    and picks the sort by it (`_network`; the same values, see rand.sort). keep_samples: generated samples of the final evaluation each run keeps.
+    and picks the sort by it (`_network`; the same values, see rand.sort). keep_samples:
+    generated samples of the final evaluation each run keeps.
     """
     run = jax.vmap(train_lib.make_run(static, keep_samples))
 
