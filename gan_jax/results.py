@@ -61,11 +61,15 @@ def _clean(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     arr = np.asarray(x)
-    if arr.ndim > 0:
-        return [_clean(v) for v in arr]
     if arr.dtype.kind in "iub":
-        return arr.item()
-    v = float(arr)
+        return arr.tolist()
+    return _round(arr.tolist())      # nested lists of Python floats: one conversion per array
+
+
+def _round(v):
+    if isinstance(v, list):
+        return [_round(u) for u in v]
+    v = float(v)
     return float(f"{v:.7g}") if math.isfinite(v) else None
 
 
