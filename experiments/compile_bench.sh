@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue-12 style timing of compilation: the loss ablation and reproduce-seed with an empty and
+# Timing of compilation: the loss ablation and reproduce-seed with an empty and
 # a filled persistent cache, each command's own summary line. Usage:
 #   experiments/compile_bench.sh OUTDIR
 # Run on an idle machine; takes about 10 minutes on 2 CPU cores.
@@ -9,7 +9,7 @@ mkdir -p "$out"
 cache="$out/cache"
 rm -rf "$cache" "$out/loss1" "$out/loss2" "$out/seed1" "$out/seed2"
 export GAN_JAX_CACHE="$cache"
-t() { local s=$(date +%s.%N); "$@"; echo "process wall: $(echo "$(date +%s.%N) - $s" | bc) s"; }
+t() { local TIMEFORMAT="process wall: %R s"; time "$@"; }
 echo "== loss ablation, empty cache"
 t python -m gan_jax sweep experiments/loss_ablation.toml --out "$out/loss1" 2>&1 | tail -3
 echo "== loss ablation, filled cache"

@@ -1,6 +1,6 @@
 """Results are never lost or doubled, and no input ends in a traceback.
 
-Each test reproduces one case of the hostile-user review (issue 11) with the fixed behaviour:
+Each test reproduces one case of a hostile-user review with the fixed behaviour:
 a second writer, a record without its final newline, damaged lines, Ctrl-C and SIGTERM, a full
 disk, values past what the program can represent, `exact` at non-finite or extreme input, and
 the smaller cases of `table`. Tests that start processes or compile are marked slow.
