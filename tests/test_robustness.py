@@ -271,6 +271,35 @@ def test_a_signal_stops_after_the_chunk_in_flight(signum, status, tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_while_waiting_for_the_lock_stops_at_once(tmp_path):
+    # The handlers are in place before the lock is asked for: a Ctrl-C in the wait (or in the
+    # moment the lock file exists but the lock is not yet held) ends with the one line.
+    file = write_sweep(tmp_path / "s.toml", "waiting", 4, TINY_BASE)
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / results.RESULTS_FILE
+    lock = results.ResultsLock(path).acquire()
+    try:
+        proc = subprocess.Popen(cli_command("sweep", file, "--out", out, "--wait-for-lock",
+                                            "--quiet"),
+                                env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        line = proc.stderr.readline()
+        assert "waiting for it (--wait-for-lock)" in line, line
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - t < 5
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        last = err.strip().splitlines()[-1]
+        assert "stopped by SIGINT (before the first chunk): 0 runs recorded" in last, err
+        assert "--resume" in last
+        assert not path.exists()
+    finally:
+        lock.release()
+
+
+@pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_even_while_compiling(tmp_path):
     file, out, proc = _start_long_sweep(tmp_path, "twice")
     deadline = time.monotonic() + 60

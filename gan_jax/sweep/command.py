@@ -260,15 +260,18 @@ def main(args: argparse.Namespace) -> int:
         by_file, notes = recorded_runs(args.out, sweep)
         notes = results.summarize_problems(notes)
         recorded = set().union(*by_file.values()) if args.resume else set()
-    elif args.out:
-        path, recorded, notes, lock = prepare_out(
-            args.out, sweep, results.results_file_name(index, count), resume=args.resume,
-            wait_for_lock=args.wait_for_lock)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    # From the moment this process holds the results file, a signal stops it cleanly.
-    stopper = _Stopper(args, path) if lock is not None else None
+    stopper = None
     try:
+        if args.out and not args.dry_run:
+            # Handlers first, then the lock: a signal at any moment from here stops cleanly.
+            name = results.results_file_name(index, count)
+            stopper = _Stopper(args, os.path.join(args.out, name))
+            path, recorded, notes, lock = prepare_out(args.out, sweep, name,
+                                                      resume=args.resume,
+                                                      wait_for_lock=args.wait_for_lock)
+            stopper.holding = True
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         plan = plan_sweep(sweep, devices=devices, memory_budget=budget,
                           max_chunk=args.max_chunk, shard=(index, count),
                           recorded_ids=recorded, merge_choices=not args.no_merge)
@@ -317,14 +320,17 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 class _Stopper:
-    """SIGINT/SIGTERM handlers for a process that holds a results file: the first signal asks
-    the sweep to stop after the chunk in flight is recorded, a second stops at once. Either
-    way the process ends with one line (runs recorded, the command that resumes) and status
-    128 + the first signal."""
+    """SIGINT/SIGTERM handlers for a process that writes a results file, installed before it
+    asks for the file's lock. Until the lock is held (`holding`), a signal stops at once:
+    nothing is in flight, and a wait for another writer's lock ends. Once it is held, the
+    first signal asks the sweep to stop after the chunk in flight is recorded, a second stops
+    at once. Either way the process ends with one line (runs recorded, the command that
+    resumes) and status 128 + the first signal."""
 
     def __init__(self, args: argparse.Namespace, path: str):
         self.args, self.path = args, path
         self.received: list[int] = []
+        self.holding = False
         self.progress: Progress | None = None
         self.recorded_before = 0
         self.previous = {}
@@ -342,9 +348,10 @@ class _Stopper:
 
     def line(self, how: str) -> str:
         done = self.progress.runs_done if self.progress is not None else 0
+        before = f" ({self.recorded_before} before)" if self.progress is not None else ""
         return (f"stopped by {signal.Signals(self.received[0]).name} ({how}): {done} runs "
-                f"recorded in {self.path} this time ({self.recorded_before} before); resume "
-                f"with: {resume_command(self.args)}")
+                f"recorded in {self.path} this time{before}; resume with: "
+                f"{resume_command(self.args)}")
 
     def exit(self, how: str) -> None:
         if self.progress is not None:
@@ -359,10 +366,14 @@ class _Stopper:
         if self.received:                       # the second signal: stop at once
             self.exit("at once")
         self.received.append(signum)
+        if not self.holding:                    # nothing started yet: stop at once
+            self.exit("before the first chunk")
         if self.progress is not None:
             self.progress.close()
-        sys.stderr.write(f"{signal.Signals(signum).name}: finishing the chunk in flight, then "
-                         "stopping (Ctrl-C again to stop at once)\n")
+        what = ("finishing the chunk in flight, then stopping" if self.progress is not None
+                else "stopping before the first chunk")
+        sys.stderr.write(f"{signal.Signals(signum).name}: {what} (Ctrl-C again to stop at "
+                         "once)\n")
         sys.stderr.flush()
 
 
