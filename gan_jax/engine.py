@@ -68,7 +68,15 @@ def batched_training(static: StaticConfig):
     """`vmap(training)`: (HParams[R], run keys[R]) -> (TrainState[R], history fields[R],
     Snapshots[R]), each run trained on its key's training half (train.run_keys)."""
     training = train_lib.make_training(static)
-    return jax.vmap(lambda hp, key: training(hp, train_lib.run_keys(key)[0]))
+    init, loop = jax.vmap(training.init), jax.vmap(training.loop)
+
+    def batched(hps, keys):
+        # init apart: its outputs leave vmap batched, so the loop's carry enters it batched
+        # and its body is batched once (train.Training).
+        keys = jax.vmap(lambda key: train_lib.run_keys(key)[0])(keys)
+        return loop(hps, keys, init(hps, keys))
+
+    return batched
 
 
 def batched_evaluation(ecfg: EvalConfig, keep_samples: int = 0):

@@ -467,15 +467,30 @@ def merge_history(trained: dict, metrics: dict) -> dict:
     return {**trained, **metrics}
 
 
-def make_training(static: StaticConfig) -> Callable:
+class Training(NamedTuple):
+    """The training part of a static configuration (`make_training`), for one run:
+    `training(hparams, key) -> (final_state, history, snapshots)` is
+    `loop(hparams, key, init(hparams, key))`. The engine vmaps the two apart, so that every
+    leaf of the loop's carry enters the loop batched (otherwise vmap's scan and while rules
+    batch the loop body twice: once to find which carry leaves become batched)."""
+
+    init: Callable      # (hparams, key) -> carry: (initial TrainState, first draws)
+    loop: Callable      # (hparams, key, carry) -> (final_state, history, snapshots)
+
+    def __call__(self, hp: HParams, key: jax.Array):
+        return self.loop(hp, key, self.init(hp, key))
+
+
+def make_training(static: StaticConfig) -> Training:
     """Build the training part of one static configuration, without its sample metrics.
 
     Returns:
-      `training(hparams, key) -> (final_state, history, snapshots)` for one run, `key` the
-      run's training key (`run_keys(key)[0]`). history holds each row's training fields
-      (step, loss values, gradient norms, recorded parameters, the update map's Jacobian,
-      d_gap); snapshots the generator at each row (:class:`Snapshot`, leading axis
-      `static.num_logs`), from which `make_evaluation` computes the rows' sample metrics.
+      `training(hparams, key) -> (final_state, history, snapshots)` for one run (a
+      :class:`Training`: its `init` and `loop` apart), `key` the run's training key
+      (`run_keys(key)[0]`). history holds each row's training fields (step, loss values,
+      gradient norms, recorded parameters, the update map's Jacobian, d_gap); snapshots the
+      generator at each row (:class:`Snapshot`, leading axis `static.num_logs`), from which
+      `make_evaluation` computes the rows' sample metrics.
     """
     parts = make_parts(static)
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
@@ -509,12 +524,8 @@ def make_training(static: StaticConfig) -> Callable:
         row.update(exact.history_fields(static, parts, state.g_params, state.d_params))
         return row, snapshot(state)
 
-    def training(hp: HParams, key: jax.Array):
-        chex.assert_shape(hp.lr_g, ())
-        if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-            raise ConfigError(f"key: got a {key.dtype} array of shape {key.shape} (a legacy "
-                              "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
-        chex.assert_shape(key, ())
+    def setup(hp: HParams, key: jax.Array):
+        """What init and loop both derive from (hp, key): optimizers, key streams, the step."""
         tx_g, tx_d = optim.player_optimizers(static, hp)
         k_g, k_d, k_loop, k_hist = train_keys(key)
         # A finite training set comes from a fifth stream (fold_in(key, 4) is split(key, 5)[4]
@@ -523,6 +534,15 @@ def make_training(static: StaticConfig) -> Callable:
                                               static.dataset_size)
                         if static.dataset_size else None)
         draw, step = make_step(static, parts, hp, tx_g, tx_d, training_set)
+        return tx_g, tx_d, k_g, k_d, k_loop, k_hist, draw, step
+
+    def init(hp: HParams, key: jax.Array):
+        chex.assert_shape(hp.lr_g, ())
+        if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            raise ConfigError(f"key: got a {key.dtype} array of shape {key.shape} (a legacy "
+                              "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
+        chex.assert_shape(key, ())
+        tx_g, tx_d, k_g, k_d, k_loop, _, draw, _ = setup(hp, key)
         g_params = models.init_params(parts.generator, k_g,
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
@@ -531,6 +551,10 @@ def make_training(static: StaticConfig) -> Callable:
         # of the discriminator's second layer, split(k_d, n)[1]).
         state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
                            rand.fold_in(key, 5))
+        return state, draw(rand.fold_in(k_loop, state.step), state.step)
+
+    def loop(hp: HParams, key: jax.Array, carry):
+        tx_g, tx_d, _, _, k_loop, k_hist, draw, step = setup(hp, key)
 
         def iteration(_, carry):
             # Iteration i steps on the draws of fold_in(k_loop, i), made at the end of
@@ -545,12 +569,11 @@ def make_training(static: StaticConfig) -> Callable:
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
             return (state, draws), history_row(state, k_hist, log_index, hp, tx_g, tx_d)
 
-        first = draw(rand.fold_in(k_loop, state.step), state.step)
-        (state, _), (history, snapshots) = jax.lax.scan(block, (state, first),
+        (state, _), (history, snapshots) = jax.lax.scan(block, carry,
                                                         jnp.arange(static.num_logs))
         return state, history, snapshots
 
-    return training
+    return Training(init, loop)
 
 
 def _evaluators(ecfg: EvalConfig, keep_samples: int):
