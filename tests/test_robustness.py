@@ -279,13 +279,15 @@ def test_ctrl_c_while_waiting_for_the_lock_stops_at_once(tmp_path):
     out.mkdir()
     path = out / results.RESULTS_FILE
     lock = results.ResultsLock(path).acquire()
+    proc = subprocess.Popen(cli_command("sweep", file, "--out", out, "--wait-for-lock",
+                                        "--quiet"),
+                            env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        proc = subprocess.Popen(cli_command("sweep", file, "--out", out, "--wait-for-lock",
-                                            "--quiet"),
-                                env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        line = proc.stderr.readline()
-        assert "waiting for it (--wait-for-lock)" in line, line
+        seen = []
+        while not seen or "waiting for it (--wait-for-lock)" not in seen[-1]:
+            seen.append(proc.stderr.readline())
+            assert seen[-1], "".join(seen)          # '' : it ended without waiting
         t = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -296,6 +298,9 @@ def test_ctrl_c_while_waiting_for_the_lock_stops_at_once(tmp_path):
         assert "--resume" in last
         assert not path.exists()
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         lock.release()
 
 
