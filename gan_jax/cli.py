@@ -2,7 +2,8 @@
 
 Each command lives in its own module, which provides `add_arguments(parser)` and
 `main(args) -> int`. A ConfigError prints one line on stderr and exits with status 2, no
-traceback (an OutputError, a file that could not be written: status 1; Ctrl-C: 130).
+traceback (an OutputError, a file that could not be written: status 1; Ctrl-C: 130, at
+once, without waiting for compilations in flight).
 Experiment scripts run through :func:`run_script` to get the same behaviour and the same
 device setting as the commands.
 """
@@ -13,6 +14,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from gan_jax import cache
 from gan_jax.errors import ConfigError, OutputError
@@ -102,12 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     return _call(module.main, args)
 
 
-def run_script(doc: str, add_arguments, command) -> None:
+def exit_process(status: int) -> NoReturn:
+    """End the process with `status`; after Ctrl-C (130) at once, since threads still
+    compiling would otherwise hold the interpreter's exit until they finish."""
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def run_script(doc: str, add_arguments, command) -> NoReturn:
     """Run an experiment script as a command: its arguments, ConfigError -> exit 2."""
     use_every_core()
     parser = Parser(description=doc.splitlines()[0])
     add_arguments(parser)
-    sys.exit(_call(command, parser.parse_args()))
+    exit_process(_call(command, parser.parse_args()))
 
 
 def sweep_then_tables(doc: str, sweep_file: str, default_out: str, write_tables,

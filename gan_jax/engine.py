@@ -146,12 +146,15 @@ class Program(NamedTuple):
                                                                sharding=self.sharding), args)
         key = (config_lib.eval_part(self.static), self.sharding, self.keep_samples,
                jax.tree.structure(args), tuple((s.shape, s.dtype) for s in jax.tree.leaves(args)))
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
             evaluating = pool.submit(_compile_shared, key,
                                      lambda: self.evaluation.lower(*args).compile())
             training = traced.lower().compile()
             train_s = time.perf_counter() - t
             evaluation, eval_s, fresh = evaluating.result()
+        finally:                 # an error or Ctrl-C here does not wait for the other one
+            pool.shutdown(wait=False)
         return CompiledRun(training, evaluation, train_s, eval_s, fresh)
 
 

@@ -176,9 +176,12 @@ def main(args: argparse.Namespace) -> int:
         return out
 
     # The two programs compile and run side by side (XLA releases the GIL): on a 2-core CPU
-    # each otherwise leaves a core idle.
-    with concurrent.futures.ThreadPoolExecutor(len(SEED_CONFIGS)) as pool:
+    # each otherwise leaves a core idle. Ctrl-C does not wait for them (cli.exit_process).
+    pool = concurrent.futures.ThreadPoolExecutor(len(SEED_CONFIGS))
+    try:
         outs = dict(zip(SEED_CONFIGS, pool.map(run, SEED_CONFIGS)))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     records = [r for name, cfg in SEED_CONFIGS.items()
                for r in results.make_records(SWEEP, [cfg] * len(seeds), seeds, outs[name])]
     results.write_atomic(target, "".join(map(results.to_line, records)))

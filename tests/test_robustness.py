@@ -321,6 +321,34 @@ def test_a_second_ctrl_c_stops_at_once_even_while_compiling(tmp_path):
     assert "runs recorded" in err and "--resume" in err
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_another_command_without_waiting_for_its_compilations(tmp_path):
+    # reproduce-seed compiles its two programs in threads; Ctrl-C ends the process with the
+    # one line at once instead of when they finish (cli.exit_process).
+    out = tmp_path / "seed"
+    proc = subprocess.Popen(cli_command("reproduce-seed", "--out", out, "--seeds", 8,
+                                        "--compile-cache", "off"),
+                            env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists():                     # its checks are done: compiling now
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.005)
+        time.sleep(0.5)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert time.monotonic() - t < 5, "Ctrl-C waited for the compilations"
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1] == "error: interrupted (Ctrl-C)"
+        assert not (out / results.RESULTS_FILE).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # ----------------------------------------------------------------------------- 5. full disk
 
 
