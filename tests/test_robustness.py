@@ -57,11 +57,16 @@ def one_line_error(err: str) -> str:
 # ----------------------------------------------------------------------------- 1. one writer
 
 
-def test_second_writer_exits_2_naming_the_holder(tmp_path, capsys, no_compile):
-    file = write_sweep(tmp_path / "s.toml", "locked", 4, TINY_BASE)
+def _sweep_and_empty_out(tmp_path, name: str):
+    """A 4-run sweep file, an empty output directory, and the results file's path there."""
+    file = write_sweep(tmp_path / "s.toml", name, 4, TINY_BASE)
     out = tmp_path / "out"
     out.mkdir()
-    path = out / results.RESULTS_FILE
+    return file, out, out / results.RESULTS_FILE
+
+
+def test_second_writer_exits_2_naming_the_holder(tmp_path, capsys, no_compile):
+    file, out, path = _sweep_and_empty_out(tmp_path, "locked")
     lock = results.ResultsLock(path).acquire()
     try:
         for flags in ([], ["--resume"]):
@@ -102,10 +107,7 @@ time.sleep(600)
 
 @pytest.mark.slow
 def test_a_holder_killed_with_sigkill_does_not_block_resume(tmp_path):
-    file = write_sweep(tmp_path / "s.toml", "killed", 4, TINY_BASE)
-    out = tmp_path / "out"
-    out.mkdir()
-    path = out / results.RESULTS_FILE
+    file, out, path = _sweep_and_empty_out(tmp_path, "killed")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], env=cli_env(),
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -140,10 +142,7 @@ def test_two_sweeps_into_one_directory_never_double(tmp_path):
 
 
 def test_resume_keeps_a_record_without_its_final_newline(tmp_path, capsys, no_compile):
-    file = write_sweep(tmp_path / "s.toml", "newline", 4, TINY_BASE)
-    out = tmp_path / "out"
-    out.mkdir()
-    path = out / results.RESULTS_FILE
+    file, out, path = _sweep_and_empty_out(tmp_path, "newline")
     text = "".join(map(results.to_line, fake_records(file)))
     path.write_text(text[:-1])                           # complete, but for the newline
     records, problems = results.read_records(path)
@@ -156,10 +155,7 @@ def test_resume_keeps_a_record_without_its_final_newline(tmp_path, capsys, no_co
 
 
 def test_resume_sets_damaged_lines_aside_and_deletes_nothing(tmp_path, capsys, no_compile):
-    file = write_sweep(tmp_path / "s.toml", "damaged", 4, TINY_BASE)
-    out = tmp_path / "out"
-    out.mkdir()
-    path = out / results.RESULTS_FILE
+    file, out, path = _sweep_and_empty_out(tmp_path, "damaged")
     good = [results.to_line(r).encode() for r in fake_records(file)]
     damage = [b"[1, 2]\n", b'{"run_id": "x", "sweep": "damaged"}\n', b"\xff\xfe\n"]
     path.write_bytes(good[0] + damage[0] + good[1] + damage[1] + good[2] + damage[2] + good[3]
@@ -274,10 +270,7 @@ def test_a_signal_stops_after_the_chunk_in_flight(signum, status, tmp_path):
 def test_ctrl_c_while_waiting_for_the_lock_stops_at_once(tmp_path):
     # The handlers are in place before the lock is asked for: a Ctrl-C in the wait (or in the
     # moment the lock file exists but the lock is not yet held) ends with the one line.
-    file = write_sweep(tmp_path / "s.toml", "waiting", 4, TINY_BASE)
-    out = tmp_path / "out"
-    out.mkdir()
-    path = out / results.RESULTS_FILE
+    file, out, path = _sweep_and_empty_out(tmp_path, "waiting")
     lock = results.ResultsLock(path).acquire()
     proc = subprocess.Popen(cli_command("sweep", file, "--out", out, "--wait-for-lock",
                                         "--quiet"),
