@@ -474,7 +474,8 @@ class Training(NamedTuple):
     leaf of the loop's carry enters the loop batched (otherwise vmap's scan and while rules
     batch the loop body twice: once to find which carry leaves become batched)."""
 
-    init: Callable      # (hparams, key) -> carry: (initial TrainState, first draws)
+    init: Callable      # (hparams, key) -> carry: (initial TrainState, the first
+                        #   step's draws, the first history row's draws)
     loop: Callable      # (hparams, key, carry) -> (final_state, history, snapshots)
 
     def __call__(self, hp: HParams, key: jax.Array):
@@ -496,19 +497,23 @@ def make_training(static: StaticConfig) -> Training:
     record_params = (static.generator in SMALL_FAMILIES, static.discriminator in SMALL_FAMILIES)
     track_jacobian = num_joint_params(static) <= static.jacobian_max_params
 
-    def history_row(state: TrainState, k_hist, log_index, hp: HParams, tx_g, tx_d):
-        loss = parts.loss(hp)
+    def row_batch(k_hist, log_index) -> Batch:
+        """A history row's draws: evaluation samples for its loss values, and around them
+        fresh penalty weights and noise (their own streams of the row's key) for its
+        gradients."""
         k_loss, _ = row_keys(k_hist, log_index)
         loss_draws = eval_draws(parts, k_loss, static.eval_batch * static.pack)
+        return history_batch(static, parts, loss_draws, jax.random.fold_in(k_loss, 2))
+
+    def history_row(state: TrainState, batch: Batch, hp: HParams, tx_g, tx_d):
+        loss = parts.loss(hp)
         d_apply = discriminator_view(static, parts, state.d_sn)
-        real_logits = d_apply(state.d_params, pack_samples(loss_draws.real_ND, static.pack))
+        real_logits = d_apply(state.d_params, pack_samples(batch.real_ND, static.pack))
         fake_logits = d_apply(state.d_params, pack_samples(
-            generate(parts, state.g_params, loss_draws.z_NL, state.g_bn), static.pack))
+            generate(parts, state.g_params, batch.z_NL, state.g_bn), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
                "loss_g": loss.g_loss(fake_logits)}
-        # Each player's gradient of its own objective, on the same batch (fresh penalty
-        # weights and noise from their own streams of the row's key).
-        batch = history_batch(static, parts, loss_draws, jax.random.fold_in(k_loss, 2))
+        # Each player's gradient of its own objective, on the same batch.
         game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
         g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,
                                                           state.d_params, batch)
@@ -542,7 +547,7 @@ def make_training(static: StaticConfig) -> Training:
             raise ConfigError(f"key: got a {key.dtype} array of shape {key.shape} (a legacy "
                               "jax.random.PRNGKey); pass a typed key, jax.random.key(seed)")
         chex.assert_shape(key, ())
-        tx_g, tx_d, k_g, k_d, k_loop, _, draw, _ = setup(hp, key)
+        tx_g, tx_d, k_g, k_d, k_loop, k_hist, draw, _ = setup(hp, key)
         g_params = models.init_params(parts.generator, k_g,
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
@@ -551,7 +556,7 @@ def make_training(static: StaticConfig) -> Training:
         # of the discriminator's second layer, split(k_d, n)[1]).
         state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
                            rand.fold_in(key, 5))
-        return state, draw(rand.fold_in(k_loop, state.step), state.step)
+        return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, 0)
 
     def loop(hp: HParams, key: jax.Array, carry):
         tx_g, tx_d, _, _, k_loop, k_hist, draw, step = setup(hp, key)
@@ -564,13 +569,19 @@ def make_training(static: StaticConfig) -> Training:
             return state, draw(rand.fold_in(k_loop, state.step), state.step)
 
         def block(carry, log_index):
-            # The seed logs after iteration 0, then after every log_every iterations.
+            # The seed logs after iteration 0, then after every log_every iterations. Row i
+            # reads the draws that row i - 1 (or init) made for it: carried into the loop
+            # body, they are computed once, where drawing them in the body would let XLA
+            # recompute the hash in each of their consumers' fusions (and compile each copy).
+            # The last row's draws, for a row that never comes, cost one row's sampling.
+            state, draws, batch = carry
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
-            state, draws = jax.lax.fori_loop(0, n_iters, iteration, carry)
-            return (state, draws), history_row(state, k_hist, log_index, hp, tx_g, tx_d)
+            state, draws = jax.lax.fori_loop(0, n_iters, iteration, (state, draws))
+            row = history_row(state, batch, hp, tx_g, tx_d)
+            return (state, draws, row_batch(k_hist, log_index + 1)), row
 
-        (state, _), (history, snapshots) = jax.lax.scan(block, carry,
-                                                        jnp.arange(static.num_logs))
+        (state, *_), (history, snapshots) = jax.lax.scan(block, carry,
+                                                         jnp.arange(static.num_logs))
         return state, history, snapshots
 
     return Training(init, loop)
@@ -597,13 +608,17 @@ def _evaluators(ecfg: EvalConfig, keep_samples: int):
     def rows(snapshots: Snapshot, k_train: jax.Array) -> dict[str, jax.Array]:
         k_hist = train_keys(k_train)[3]
 
-        def row(args):
+        def draws_of(log_index) -> EvalDraws:
+            return eval_draws(parts, row_keys(k_hist, log_index)[1], ecfg.history_samples)
+
+        def row(draws, args):
+            # Row i reads the draws that row i - 1 made for it: carried, they are computed
+            # once (as in make_training's loop; the last row's are never read).
             log_index, snap = args
-            draws = eval_draws(parts, row_keys(k_hist, log_index)[1], ecfg.history_samples)
-            return metrics_of(snap, draws)[0]
+            return draws_of(log_index + 1), metrics_of(snap, draws)[0]
 
         count = jax.tree.leaves(snapshots)[0].shape[0]
-        return jax.lax.map(row, (jnp.arange(count), snapshots))
+        return jax.lax.scan(row, draws_of(0), (jnp.arange(count), snapshots))[1]
 
     def final(snap: Snapshot, k_eval: jax.Array):
         metrics, fake = metrics_of(snap, eval_draws(parts, k_eval, ecfg.eval_samples))
