@@ -28,24 +28,28 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
 def _rotl(x, r: int):
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+    return lax.bitwise_or(lax.shift_left(x, np.uint32(r)),
+                          lax.shift_right_logical(x, np.uint32(32 - r)))
 
 
 def threefry2x32(k1, k2, x0, x1):
     """The Threefry-2x32 block cipher, 20 rounds (Salmon et al. 2011), as JAX defines it.
 
     Unrolled with constant rotations so that XLA fuses the whole hash into one vectorised
-    loop; JAX's own CPU lowering runs the rounds as a rolled loop, through memory.
+    loop; JAX's own CPU lowering runs the rounds as a rolled loop, through memory. Written in
+    lax operations (the same program as jnp's operators, which trace several times slower:
+    a hash is 120 of them).
     """
-    k3 = k1 ^ k2 ^ np.uint32(0x1BD11BDA)
+    add, xor = lax.add, lax.bitwise_xor
+    k3 = xor(xor(k1, k2), np.uint32(0x1BD11BDA))
     ks = (k1, k2, k3)
-    x0, x1 = x0 + k1, x1 + k2
+    x0, x1 = add(x0, k1), add(x1, k2)
     for block in range(5):
         for r in _ROTATIONS[block % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r) ^ x0
-        x0 = x0 + ks[(block + 1) % 3]
-        x1 = x1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+            x0 = add(x0, x1)
+            x1 = xor(_rotl(x1, r), x0)
+        x0 = add(x0, ks[(block + 1) % 3])
+        x1 = add(add(x1, ks[(block + 2) % 3]), np.uint32(block + 1))
     return x0, x1
 
 
@@ -207,7 +211,7 @@ def sort(x: jax.Array) -> jax.Array:
         lo, hi = v[..., 0, :], v[..., 1, :]
         if reverse:   # the first stage of a merge compares each element with its mirror
             hi = hi[..., ::-1]
-        small, large = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
+        small, large = lax.min(lo, hi), lax.max(lo, hi)
         if reverse:
             large = large[..., ::-1]
         return jnp.stack([small, large], axis=-2).reshape(lead + (size,))
