@@ -65,6 +65,18 @@ def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "gan_jax", *map(str, args)]
 
 
+# `python -m gan_jax` with Python's Ctrl-C handler installed, as in a terminal's foreground
+# job. A process started in the background by a non-interactive shell (a CI job run with `&`)
+# inherits SIGINT ignored, and Python then leaves it ignored; a test that sends Ctrl-C to a
+# command relying on Python's handler (not the sweep, which installs its own) starts it so.
+FOREGROUND = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "runpy.run_module('gan_jax', run_name='__main__', alter_sys=True)")
+
+
+def foreground_cli_command(*args) -> list[str]:
+    return [sys.executable, "-c", FOREGROUND, *map(str, args)]
+
+
 def run_cli(*args, devices: int | None = None, cache_dir: str | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(*args), env=cli_env(devices, cache_dir), cwd=ROOT,

@@ -25,8 +25,8 @@ from gan_jax.config import make_config
 from gan_jax.errors import ConfigError, OutputError
 from gan_jax.sweep import load_sweep
 
-from sweep_testing import (ROOT, TINY_BASE, cli_command, cli_env, count_lines, records_by_id,
-                           run_cli, write_sweep)
+from sweep_testing import (ROOT, TINY_BASE, cli_command, cli_env, count_lines,
+                           foreground_cli_command, records_by_id, run_cli, write_sweep)
 
 
 @pytest.fixture
@@ -319,8 +319,8 @@ def test_ctrl_c_stops_another_command_without_waiting_for_its_compilations(tmp_p
     # reproduce-seed compiles its two programs in threads; Ctrl-C ends the process with the
     # one line at once instead of when they finish (cli.exit_process).
     out = tmp_path / "seed"
-    proc = subprocess.Popen(cli_command("reproduce-seed", "--out", out, "--seeds", 8,
-                                        "--compile-cache", "off"),
+    proc = subprocess.Popen(foreground_cli_command("reproduce-seed", "--out", out, "--seeds", 8,
+                                                   "--compile-cache", "off"),
                             env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
