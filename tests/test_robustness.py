@@ -297,13 +297,18 @@ def test_ctrl_c_while_waiting_for_the_lock_stops_at_once(tmp_path):
         lock.release()
 
 
+def _wait_for_path(path, proc, timeout: float = 60) -> None:
+    """Wait until `path` exists, while `proc` still runs."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.005)
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_stops_at_once_even_while_compiling(tmp_path):
     file, out, proc = _start_long_sweep(tmp_path, "twice")
-    deadline = time.monotonic() + 60
-    while not os.path.exists(out / f"{results.RESULTS_FILE}.lock"):   # past the checks
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.005)
+    _wait_for_path(out / f"{results.RESULTS_FILE}.lock", proc)   # past the checks
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
     t = time.monotonic()
@@ -324,10 +329,7 @@ def test_ctrl_c_stops_another_command_without_waiting_for_its_compilations(tmp_p
                             env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not out.exists():                     # its checks are done: compiling now
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.005)
+        _wait_for_path(out, proc)                   # its checks are done: compiling now
         time.sleep(0.5)
         t = time.monotonic()
         proc.send_signal(signal.SIGINT)
