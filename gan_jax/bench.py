@@ -132,8 +132,8 @@ def measure(cfg: RunConfig, runs: int, repeats: int) -> dict:
     if len(devices) > 1 and runs % len(devices) == 0:
         sharding = engine.run_sharding(devices)
         hps, keys = jax.device_put((hps, keys), sharding)
+    engine.forget_compiled()            # compile both programs afresh, as alone
     program = engine.compiled_run(static, sharding)
-    engine.forget_compiled()            # compile the evaluation afresh, as alone
     t = time.perf_counter()
     compiled = program.compile(hps, keys)
     compile_s = time.perf_counter() - t

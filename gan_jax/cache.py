@@ -22,11 +22,29 @@ What is stored. Every program, however fast it compiled: JAX by default stores o
 that took a second or more, which leaves the many small programs of a command (drawing keys,
 stacking hyperparameters, the tables' reductions) and of the test suite to be compiled again
 by every process. `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`, if set, is left in charge.
+
+Programs by configuration. JAX finds an entry by the lowered program, so a filled cache still
+costs tracing and lowering: 1-2 s per program in Python, most of what a rerun waits for. The
+engine's programs are therefore also kept lowered, under `DIR/programs`, keyed by what
+defines them without tracing: their configuration, the shapes and placement of their inputs,
+and `fingerprint()` (this package's source, the versions of jax, jaxlib, optax and chex, the
+XLA flags, JAX's numerics flags, the devices' kind and count), so that any change to one of
+those reads none of the old entries. An entry is a `jax.export` serialization of the lowered
+program (StableHLO) and the structure of its outputs; calling it lowers a small wrapper, and
+XLA's compiled code comes from JAX's cache as above, or from the compiler. An entry is written
+whole under a temporary name and renamed into place; one that cannot be read is made again
+and replaced. The directory should be one you trust, as for JAX's own entries.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import os
+import pathlib
+import pickle
+import tempfile
 
 import jax
 
@@ -65,3 +83,92 @@ def configure(setting: str | None = None) -> str | None:
     if MIN_TIME_ENV not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
+
+
+# ----------------------------------------------------------------------------- programs
+
+PROGRAMS = "programs"       # subdirectory of the cache directory
+HIT_EVENT = "/gan_jax/program_cache/hits"   # jax.monitoring events, one per program
+MISS_EVENT = "/gan_jax/program_cache/misses"
+# JAX flags that change what a traced program computes.
+_NUMERICS_FLAGS = ("jax_enable_x64", "jax_threefry_partitionable", "jax_default_prng_impl",
+                   "jax_default_matmul_precision", "jax_numpy_dtype_promotion",
+                   "jax_numpy_rank_promotion", "jax_enable_custom_prng")
+
+
+def programs_dir() -> str | None:
+    """Where programs are kept by configuration: None while JAX's cache is off, and in a
+    computation of several processes (whose programs span hosts)."""
+    if not jax.config.jax_enable_compilation_cache or not jax.config.jax_compilation_cache_dir:
+        return None
+    if jax.process_count() > 1:
+        return None
+    return os.path.join(jax.config.jax_compilation_cache_dir, PROGRAMS)
+
+
+@functools.cache
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    root = pathlib.Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def fingerprint() -> str:
+    """Everything besides a program's configuration and inputs that its lowered program
+    depends on (module docstring)."""
+    versions = []
+    for dist in ("jax", "jaxlib", "optax", "chex"):
+        try:
+            versions.append((dist, importlib.metadata.version(dist)))
+        except importlib.metadata.PackageNotFoundError:
+            versions.append((dist, None))
+    flags = [(name, str(getattr(jax.config, name, None))) for name in _NUMERICS_FLAGS]
+    devices = sorted({(d.platform, d.device_kind) for d in jax.devices()})
+    return repr((_source_digest(), versions, os.environ.get("XLA_FLAGS", ""), flags, devices,
+                 jax.device_count()))
+
+
+def program_key(*parts) -> str:
+    """The key of a program defined by `parts` (reprs that fix it: its kind, configuration,
+    input shapes and placement) under this process's fingerprint."""
+    return hashlib.sha256(repr((fingerprint(), parts)).encode()).hexdigest()
+
+
+def load_program(key: str):
+    """(jax.export.Exported, output structure) kept under `key`, or None when there is none
+    or it cannot be read (a damaged entry is made again by the caller)."""
+    directory = programs_dir()
+    if directory is None:
+        return None
+    try:
+        with open(os.path.join(directory, key), "rb") as f:
+            blob, out_tree = pickle.load(f)
+        exported = jax.export.deserialize(blob)
+    except Exception:    # none, damaged, or written by another version: made again
+        jax.monitoring.record_event(MISS_EVENT)
+        return None
+    jax.monitoring.record_event(HIT_EVENT)
+    return exported, out_tree
+
+
+def store_program(key: str, exported, out_tree) -> None:
+    """Keep an exported program under `key`, whole or not at all: one that cannot be
+    serialized, or a directory that cannot be written, is skipped."""
+    directory = programs_dir()
+    if directory is None:
+        return
+    try:
+        data = pickle.dumps((exported.serialize(), out_tree))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(directory, key))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except Exception:
+        return

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import cache
 from gan_jax import config as config_lib
 from gan_jax import rand
 from gan_jax import train as train_lib
@@ -114,48 +115,138 @@ def _on_device(program, state, trained, snapshots, keys) -> RunOutput:
 
 
 class Program(NamedTuple):
-    """The two jitted programs of a static configuration: `program(hps, keys) -> RunOutput`,
-    each compiled on its first call of a shape (jit's own cache); `compile` compiles both
-    ahead for one shape."""
+    """The two programs of a static configuration: `program(hps, keys) -> RunOutput`, built on
+    its first call of a shape and kept for later calls of that shape; `compile` builds both
+    for one shape ahead of any call."""
 
     static: StaticConfig
     training: Any          # jit(batched_training(static))
     evaluation: Any        # jit(batched_evaluation(eval_part(static))), shared
     sharding: Any
     keep_samples: int
+    built: dict            # input shapes -> CompiledRun, for the shapes built so far
 
     def __call__(self, hps, keys) -> RunOutput:
-        return _on_device(self.evaluation, *self.training(hps, keys), keys)
+        return self.compile(hps, keys)(hps, keys)
 
     def cache_size(self) -> int:
-        """Executables jit holds for calls so far: the training program's, plus the shared
-        evaluation program's (for every configuration that uses it)."""
-        return self.training._cache_size() + self.evaluation._cache_size()
+        """Call shapes this configuration's programs were built for in this process."""
+        return len(self.built)
 
     def compile(self, hps, keys) -> "CompiledRun":
-        """Both programs compiled for the shapes of (hps, keys) (arrays or ShapeDtypeStructs),
-        side by side in two threads (on 2 CPU cores this gains little: BENCHMARKS.md). The
-        evaluation is compiled once per process for its configuration and shapes: another
-        static configuration with the same `eval_part` reuses it."""
+        """Both programs for the shapes of (hps, keys) (arrays or ShapeDtypeStructs), built
+        once per shape in a process: traced, lowered and compiled, or, with the compilation
+        cache on, loaded lowered by their configuration and compiled from JAX's cache
+        (gan_jax.cache). The two are built side by side in two threads (on 2 CPU cores this
+        gains little: BENCHMARKS.md). The evaluation is built once per process for its
+        configuration and shapes: another static configuration with the same `eval_part`
+        reuses it. A later call for built shapes returns the same programs, with no time and
+        no compilation of its own."""
+        shapes = _shapes((hps, keys))
+        with _SHARED_LOCK:
+            done = self.built.get(shapes)
+        if done is not None:
+            return done._replace(train_s=0.0, eval_s=0.0, eval_fresh=False, train_fresh=False)
+        compiled = self._build(hps, keys)
+        with _SHARED_LOCK:
+            return self.built.setdefault(shapes, compiled)
+
+    def _build(self, hps, keys) -> "CompiledRun":
         t = time.perf_counter()
-        traced = self.training.trace(hps, keys)
-        state, _, snapshots = traced.out_info
+        training = _lower(self.training, self.sharding, (hps, keys),
+                          ("training", self.static))
+        state, _, snapshots = training.out_info
         args = (snapshots, train_lib.snapshot(state), keys)
         if self.sharding is not None:
             args = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                                sharding=self.sharding), args)
-        key = (config_lib.eval_part(self.static), self.sharding, self.keep_samples,
-               jax.tree.structure(args), tuple((s.shape, s.dtype) for s in jax.tree.leaves(args)))
+        ecfg = config_lib.eval_part(self.static)
+        key = (ecfg, self.sharding, self.keep_samples, _shapes(args))
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
-            evaluating = pool.submit(_compile_shared, key,
-                                     lambda: self.evaluation.lower(*args).compile())
-            training = traced.lower().compile()
+            evaluating = pool.submit(_compile_shared, key, lambda: _lower(
+                self.evaluation, self.sharding, args,
+                ("evaluation", ecfg, self.keep_samples)).compile())
+            training = training.compile()
             train_s = time.perf_counter() - t
             evaluation, eval_s, fresh = evaluating.result()
         finally:                 # an error or Ctrl-C here does not wait for the other one
             pool.shutdown(wait=False)
         return CompiledRun(training, evaluation, train_s, eval_s, fresh)
+
+
+def _shapes(tree):
+    """What identifies a call shape: the inputs' structure, shapes and dtypes."""
+    return (str(jax.tree.structure(tree)),
+            tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree)))
+
+
+def _placement(sharding):
+    """What a program's key records of its sharding: device count, axes and partitioning."""
+    if sharding is None:
+        return None
+    return (sharding.mesh.devices.shape, sharding.mesh.axis_names, str(sharding.spec))
+
+
+class _Lowered(NamedTuple):
+    """A program lowered for one call shape, with its outputs' shapes (`out_info`)."""
+
+    lowered: Any
+    out_info: Any
+    out_tree: Any          # None: `lowered` takes and returns the function's own pytrees
+
+    def compile(self):
+        compiled = self.lowered.compile()
+        return compiled if self.out_tree is None else _Flat(compiled, self.out_tree)
+
+
+class _Flat(NamedTuple):
+    """A program compiled from its exported form, which takes and returns flat lists of
+    arrays: called with the function's own arguments, returns its own output pytree."""
+
+    compiled: Any
+    out_tree: Any
+
+    def __call__(self, *args):
+        return jax.tree.unflatten(self.out_tree, self.compiled(*jax.tree.leaves(args)))
+
+    def memory_analysis(self):
+        return self.compiled.memory_analysis()
+
+
+def _lower(jitted, sharding, args, defining) -> _Lowered:
+    """`jitted` lowered for `args`. With the compilation cache on, through its exported form
+    (jax.export), kept under a key of `defining` (what fixes the function: its kind and
+    configuration), the inputs' shapes and the placement, so that a later process finds it
+    without tracing (gan_jax.cache). The numbers are the same either way."""
+    if cache.programs_dir() is None:
+        traced = jitted.trace(*args)
+        return _Lowered(traced.lower(), traced.out_info, None)
+    key = cache.program_key(defining, _placement(sharding), _shapes(args))
+    found = cache.load_program(key)
+    if found is None:
+        found = _export(jitted.__wrapped__, sharding, args)
+        cache.store_program(key, *found)
+    exported, out_tree = found
+    leaves = jax.tree.leaves(args)
+    lowered = _jit(exported.call, sharding).trace(*leaves).lower()
+    out_info = jax.tree.unflatten(out_tree, [jax.ShapeDtypeStruct(a.shape, a.dtype)
+                                             for a in exported.out_avals])
+    return _Lowered(lowered, out_info, out_tree)
+
+
+def _export(fn, sharding, args):
+    """(jax.export.Exported of fn over the flat leaves of args, fn's output structure)."""
+    in_tree = jax.tree.structure(args)
+    out_tree = []
+
+    def flat(*leaves):
+        out_leaves, tree = jax.tree.flatten(fn(*jax.tree.unflatten(in_tree, leaves)))
+        out_tree.append(tree)
+        return out_leaves
+
+    exported = jax.export.export(_jit(flat, sharding))(*jax.tree.leaves(args))
+    return exported, out_tree[0]
 
 
 _SHARED_LOCK = threading.Lock()
@@ -185,10 +276,11 @@ def _compile_shared(key, compile_fn):
 
 
 def forget_compiled() -> None:
-    """Forget the evaluation programs compiled in this process (the benchmark compiles each
-    configuration's afresh)."""
+    """Forget the programs built in this process (the benchmark compiles each configuration's
+    afresh)."""
     with _SHARED_LOCK:
         _SHARED.clear()
+    compiled_run.cache_clear()
 
 
 class CompiledRun(NamedTuple):
@@ -197,16 +289,18 @@ class CompiledRun(NamedTuple):
 
     training: Any
     evaluation: Any
-    train_s: float         # seconds compiling the training program
-    eval_s: float          # ... the evaluation program (0 when compiled before, shared)
-    eval_fresh: bool       # whether this compilation compiled the evaluation program
+    train_s: float         # seconds building the training program
+    eval_s: float          # ... the evaluation program (0 when built before, shared)
+    eval_fresh: bool       # whether this call built the evaluation program
+    train_fresh: bool = True   # whether this call built the training program
 
     def __call__(self, hps, keys) -> RunOutput:
         return _on_device(self.evaluation, *self.training(hps, keys), keys)
 
     @property
     def compilations(self) -> int:
-        return 1 + self.eval_fresh
+        """Programs this call built (compiled, or loaded from the caches)."""
+        return self.train_fresh + self.eval_fresh
 
     def device_bytes(self) -> int | None:
         """Bytes one device needs, from XLA's memory analysis if any: the larger of the
@@ -245,7 +339,7 @@ def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = 
     """
     return Program(static, _jit(batched_training(static), sharding),
                    _evaluation_program(config_lib.eval_part(static), sharding, keep_samples),
-                   sharding, keep_samples)
+                   sharding, keep_samples, {})
 
 
 def seed_keys(seeds) -> jax.Array:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from gan_jax import config, engine, results, sweep
+from gan_jax import cache, config, engine, results, sweep
 from gan_jax.sweep import command
 from gan_jax.cli import main as cli
 from gan_jax.config import ConfigError, make_config, merge_statics, shape_key, static_part
@@ -189,6 +189,9 @@ def baseline(tmp_path_factory):
     for clear in forget:                        # programs built before would not be counted
         clear()
     with pytest.MonkeyPatch.context() as mp:
+        # an empty directory of lowered programs, so that each program is traced here
+        programs = str(tmp_path_factory.mktemp("programs"))
+        mp.setattr(cache, "programs_dir", lambda: programs)
         mp.setattr(engine, "batched_training", counting(real_training, "training"))
         mp.setattr(engine, "batched_evaluation", counting(real_evaluation, "evaluation"))
         plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE,
