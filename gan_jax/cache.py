@@ -45,6 +45,7 @@ import os
 import pathlib
 import pickle
 import tempfile
+from typing import Any, Callable
 
 import jax
 
@@ -88,7 +89,7 @@ def configure(setting: str | None = None) -> str | None:
 # ----------------------------------------------------------------------------- programs
 
 PROGRAMS = "programs"       # subdirectory of the cache directory
-HIT_EVENT = "/gan_jax/program_cache/hits"   # jax.monitoring events, one per program
+HIT_EVENT = "/gan_jax/program_cache/hits"   # jax.monitoring events, one per entry looked up
 MISS_EVENT = "/gan_jax/program_cache/misses"
 # JAX flags that change what a traced program computes.
 _NUMERICS_FLAGS = ("jax_enable_x64", "jax_threefry_partitionable", "jax_default_prng_impl",
@@ -136,31 +137,30 @@ def program_key(*parts) -> str:
     return hashlib.sha256(repr((fingerprint(), parts)).encode()).hexdigest()
 
 
-def load_program(key: str):
-    """(jax.export.Exported, output structure) kept under `key`, or None when there is none
-    or it cannot be read (a damaged entry is made again by the caller)."""
+def load(key: str, decode: Callable[[bytes], Any] = pickle.loads):
+    """`decode` of the entry kept under `key`, or None when there is none or it cannot be
+    read or decoded (a damaged entry is made again by the caller)."""
     directory = programs_dir()
     if directory is None:
         return None
     try:
         with open(os.path.join(directory, key), "rb") as f:
-            blob, out_tree = pickle.load(f)
-        exported = jax.export.deserialize(blob)
+            value = decode(f.read())
     except Exception:    # none, damaged, or written by another version: made again
         jax.monitoring.record_event(MISS_EVENT)
         return None
     jax.monitoring.record_event(HIT_EVENT)
-    return exported, out_tree
+    return value
 
 
-def store_program(key: str, exported, out_tree) -> None:
-    """Keep an exported program under `key`, whole or not at all: one that cannot be
-    serialized, or a directory that cannot be written, is skipped."""
+def store(key: str, value, encode: Callable[[Any], bytes] = pickle.dumps) -> None:
+    """Keep `encode(value)` under `key`, whole or not at all: a value that cannot be encoded,
+    or a directory that cannot be written, is skipped."""
     directory = programs_dir()
     if directory is None:
         return
     try:
-        data = pickle.dumps((exported.serialize(), out_tree))
+        data = encode(value)
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import pickle
 import threading
 import time
 from typing import Any, NamedTuple
@@ -223,10 +224,10 @@ def _lower(jitted, sharding, args, defining) -> _Lowered:
         traced = jitted.trace(*args)
         return _Lowered(traced.lower(), traced.out_info, None)
     key = cache.program_key(defining, _placement(sharding), _shapes(args))
-    found = cache.load_program(key)
+    found = cache.load(key, _decode)
     if found is None:
         found = _export(jitted.__wrapped__, sharding, args)
-        cache.store_program(key, *found)
+        cache.store(key, found, _encode)
     exported, out_tree = found
     leaves = jax.tree.leaves(args)
     lowered = _jit(exported.call, sharding).trace(*leaves).lower()
@@ -247,6 +248,16 @@ def _export(fn, sharding, args):
 
     exported = jax.export.export(_jit(flat, sharding))(*jax.tree.leaves(args))
     return exported, out_tree[0]
+
+
+def _encode(found) -> bytes:
+    exported, out_tree = found
+    return pickle.dumps((exported.serialize(), out_tree))
+
+
+def _decode(data: bytes):
+    blob, out_tree = pickle.loads(data)
+    return jax.export.deserialize(blob), out_tree
 
 
 _SHARED_LOCK = threading.Lock()

@@ -12,6 +12,7 @@ import pytest
 
 import gan_jax
 from gan_jax import cache, engine
+from gan_jax.sweep import plan
 from sweep_testing import ROOT, TINY_BASE
 
 
@@ -127,3 +128,20 @@ def test_lowered_programs_compute_the_same_numbers_and_are_found_again(monkeypat
     jax.tree.map(np.testing.assert_array_equal, again, direct)
     engine.compiled_run.cache_clear()
     engine.forget_compiled()
+
+
+def test_memory_estimates_are_kept(monkeypatch, tmp_path):
+    """Planning a sweep again reads each group's memory estimate instead of tracing it."""
+    monkeypatch.setattr(cache, "programs_dir", lambda: str(tmp_path))
+    cfg = gan_jax.make_config(TINY_BASE)
+    static = gan_jax.config.static_part(cfg)
+    plan._estimate.cache_clear()
+    first = plan.estimate_run_bytes(static, cfg)
+    plan._estimate.cache_clear()
+
+    def no_tracing(_):
+        raise AssertionError("traced again")
+
+    monkeypatch.setattr(plan, "make_run", no_tracing)
+    assert plan.estimate_run_bytes(static, cfg) == first > 0
+    plan._estimate.cache_clear()

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from jax.extend import core as jax_core
 
+from gan_jax import cache
 from gan_jax.config import (CHOICE_FIELDS, RunConfig, StaticConfig, merge_statics, shape_key,
                             static_part, traced_part)
 from gan_jax.sweep.spec import Run, Sweep
@@ -173,8 +174,17 @@ def abstract_inputs(cfg: RunConfig):
 
 @functools.cache
 def _estimate(static: StaticConfig, hp, key) -> int:
+    # Kept beside the lowered programs (gan_jax.cache), so that planning a sweep again does
+    # not trace every group again.
+    kept = cache.program_key("memory estimate", static, ESTIMATE_MARGIN,
+                             [(x.shape, str(x.dtype)) for x in jax.tree.leaves((hp, key))])
+    found = cache.load(kept)
+    if isinstance(found, int):
+        return found
     jaxpr = jax.make_jaxpr(make_run(static))(hp, key).jaxpr
-    return ESTIMATE_MARGIN * _peak_live_bytes(jaxpr)
+    estimate = ESTIMATE_MARGIN * _peak_live_bytes(jaxpr)
+    cache.store(kept, estimate)
+    return estimate
 
 
 def estimate_run_bytes(static: StaticConfig, example: RunConfig) -> int:
