@@ -31,9 +31,12 @@ and `fingerprint()` (this package's source, the versions of jax, jaxlib, optax a
 XLA flags, JAX's numerics flags, the devices' kind and count), so that any change to one of
 those reads none of the old entries. An entry is a `jax.export` serialization of the lowered
 program (StableHLO) and the structure of its outputs; calling it lowers a small wrapper, and
-XLA's compiled code comes from JAX's cache as above, or from the compiler. An entry is written
-whole under a temporary name and renamed into place; one that cannot be read is made again
-and replaced. The directory should be one you trust, as for JAX's own entries.
+XLA's compiled code comes from JAX's cache as above, or from the compiler; the numbers are
+those of the program traced directly, bit for bit. The sweep planner keeps each group's memory
+estimate there too, which it would otherwise trace the group for. An entry is written whole
+under a temporary name and renamed into place; one that cannot be read is made again and
+replaced. The directory should be one you trust, as for JAX's own entries (an entry is a
+pickle).
 """
 
 from __future__ import annotations

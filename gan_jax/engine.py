@@ -226,7 +226,11 @@ def _lower(jitted, sharding, args, defining) -> _Lowered:
     key = cache.program_key(defining, _placement(sharding), _shapes(args))
     found = cache.load(key, _decode)
     if found is None:
-        found = _export(jitted.__wrapped__, sharding, args)
+        try:
+            found = _export(jitted.__wrapped__, sharding, args)
+        except Exception:       # a program jax.export cannot hold is built as it is
+            traced = jitted.trace(*args)
+            return _Lowered(traced.lower(), traced.out_info, None)
         cache.store(key, found, _encode)
     exported, out_tree = found
     leaves = jax.tree.leaves(args)

@@ -126,6 +126,15 @@ def test_lowered_programs_compute_the_same_numbers_and_are_found_again(monkeypat
     again = run(str(programs))
     assert traced == []
     jax.tree.map(np.testing.assert_array_equal, again, direct)
+
+    def cannot_export(*_):
+        raise ValueError("not exportable")
+
+    # a program that jax.export cannot hold is built as it is, and not kept
+    monkeypatch.setattr(engine, "_export", cannot_export)
+    unkept = run(str(tmp_path / "other"))
+    assert not (tmp_path / "other").exists()
+    jax.tree.map(np.testing.assert_array_equal, unkept, direct)
     engine.compiled_run.cache_clear()
     engine.forget_compiled()
 
