@@ -134,6 +134,13 @@ def fingerprint() -> str:
                  jax.device_count()))
 
 
+def call_shape(tree) -> tuple:
+    """What identifies the inputs of a call for a key: their structure, shapes and dtypes
+    (arrays or ShapeDtypeStructs)."""
+    return (str(jax.tree.structure(tree)),
+            tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree)))
+
+
 def program_key(*parts) -> str:
     """The key of a program defined by `parts` (reprs that fix it: its kind, configuration,
     input shapes and placement) under this process's fingerprint."""

@@ -143,7 +143,7 @@ class Program(NamedTuple):
         configuration and shapes: another static configuration with the same `eval_part`
         reuses it. A later call for built shapes returns the same programs, with no time and
         no compilation of its own."""
-        shapes = _shapes((hps, keys))
+        shapes = cache.call_shape((hps, keys))
         with _SHARED_LOCK:
             done = self.built.get(shapes)
         if done is not None:
@@ -162,7 +162,7 @@ class Program(NamedTuple):
             args = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                                sharding=self.sharding), args)
         ecfg = config_lib.eval_part(self.static)
-        key = (ecfg, self.sharding, self.keep_samples, _shapes(args))
+        key = (ecfg, self.sharding, self.keep_samples, cache.call_shape(args))
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
             evaluating = pool.submit(_compile_shared, key, lambda: _lower(
@@ -174,12 +174,6 @@ class Program(NamedTuple):
         finally:                 # an error or Ctrl-C here does not wait for the other one
             pool.shutdown(wait=False)
         return CompiledRun(training, evaluation, train_s, eval_s, fresh)
-
-
-def _shapes(tree):
-    """What identifies a call shape: the inputs' structure, shapes and dtypes."""
-    return (str(jax.tree.structure(tree)),
-            tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(tree)))
 
 
 def _placement(sharding):
@@ -221,16 +215,14 @@ def _lower(jitted, sharding, args, defining) -> _Lowered:
     configuration), the inputs' shapes and the placement, so that a later process finds it
     without tracing (gan_jax.cache). The numbers are the same either way."""
     if cache.programs_dir() is None:
-        traced = jitted.trace(*args)
-        return _Lowered(traced.lower(), traced.out_info, None)
-    key = cache.program_key(defining, _placement(sharding), _shapes(args))
+        return _traced(jitted, args)
+    key = cache.program_key(defining, _placement(sharding), cache.call_shape(args))
     found = cache.load(key, _decode)
     if found is None:
         try:
             found = _export(jitted.__wrapped__, sharding, args)
         except Exception:       # a program jax.export cannot hold is built as it is
-            traced = jitted.trace(*args)
-            return _Lowered(traced.lower(), traced.out_info, None)
+            return _traced(jitted, args)
         cache.store(key, found, _encode)
     exported, out_tree = found
     leaves = jax.tree.leaves(args)
@@ -238,6 +230,11 @@ def _lower(jitted, sharding, args, defining) -> _Lowered:
     out_info = jax.tree.unflatten(out_tree, [jax.ShapeDtypeStruct(a.shape, a.dtype)
                                              for a in exported.out_avals])
     return _Lowered(lowered, out_info, out_tree)
+
+
+def _traced(jitted, args) -> _Lowered:
+    traced = jitted.trace(*args)
+    return _Lowered(traced.lower(), traced.out_info, None)
 
 
 def _export(fn, sharding, args):

@@ -113,7 +113,6 @@ def test_lowered_programs_compute_the_same_numbers_and_are_found_again(monkeypat
 
     def run(directory):
         monkeypatch.setattr(cache, "programs_dir", lambda: directory)
-        engine.compiled_run.cache_clear()
         engine.forget_compiled()
         return engine.run_batch([cfg] * 3, [0, 1, 2])
 
@@ -135,7 +134,6 @@ def test_lowered_programs_compute_the_same_numbers_and_are_found_again(monkeypat
     unkept = run(str(tmp_path / "other"))
     assert not (tmp_path / "other").exists()
     jax.tree.map(np.testing.assert_array_equal, unkept, direct)
-    engine.compiled_run.cache_clear()
     engine.forget_compiled()
 
 

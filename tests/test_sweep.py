@@ -184,8 +184,7 @@ def baseline(tmp_path_factory):
         return make
 
     out = tmp_path_factory.mktemp("baseline")
-    forget = (engine.compiled_run.cache_clear, engine._evaluation_program.cache_clear,
-              engine.forget_compiled)
+    forget = (engine._evaluation_program.cache_clear, engine.forget_compiled)
     for clear in forget:                        # programs built before would not be counted
         clear()
     with pytest.MonkeyPatch.context() as mp:

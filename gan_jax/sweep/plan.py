@@ -176,8 +176,7 @@ def abstract_inputs(cfg: RunConfig):
 def _estimate(static: StaticConfig, hp, key) -> int:
     # Kept beside the lowered programs (gan_jax.cache), so that planning a sweep again does
     # not trace every group again.
-    kept = cache.program_key("memory estimate", static, ESTIMATE_MARGIN,
-                             [(x.shape, str(x.dtype)) for x in jax.tree.leaves((hp, key))])
+    kept = cache.program_key("memory estimate", static, cache.call_shape((hp, key)))
     found = cache.load(kept)
     if isinstance(found, int):
         return found
