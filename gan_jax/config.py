@@ -43,9 +43,14 @@ Check = Callable[[Any], "str | None"]
 
 
 def choice(options) -> Check:
-    names = tuple(options)
-    return lambda v: None if isinstance(v, str) and v in names else (
-        f"must be one of {', '.join(names)}{suggest(str(v), names)}")
+    """A name in `options`, read when the check runs: a registry (gan_jax.registry) is live,
+    so a component registered after import is allowed like a built-in one."""
+    def check(v):
+        if isinstance(v, str) and v in options:
+            return None
+        names = tuple(options)
+        return f"must be one of {', '.join(names)}{suggest(str(v), names)}"
+    return check
 
 
 def int_at_least(low: int, high: int | None = None, why: str = "") -> Check:
@@ -129,6 +134,22 @@ def number_list(v) -> str | None:
     if isinstance(v, (list, tuple)) and all(is_finite_number(x) for x in v):
         return None
     return "must be a list of finite numbers"
+
+
+def metric_names(v) -> str | None:
+    """A list of distinct registered metric names (read live from metrics.METRICS)."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        return "must be a list of metric names"
+    if len(set(v)) != len(v):
+        return "must name each metric once"
+    for name in v:
+        if name in metrics.BUILTIN_KEYS:
+            return f"must name registered metrics; {name!r} is in every record already"
+        if name not in metrics.METRICS:
+            names = tuple(metrics.METRICS)
+            return (f"must name registered metrics; {name!r} is not one (registered: "
+                    f"{', '.join(names) or 'none'}){suggest(name, names)}")
+    return None
 
 
 def metric_option(name: str) -> Check:
@@ -237,6 +258,9 @@ class RunConfig:
     mmd_samples: int = _field(metrics.MMD_SAMPLES, STATIC, both(metric_option("mmd_samples"),
                                    int_at_least(0, MAX_SAMPLES, "memory")),
                               "MMD on this many points of each sample; 0: no MMD")
+    extra_metrics: tuple[str, ...] = _field((), STATIC, lambda v: metric_names(v),
+                                            "registered metrics (gan_jax.METRICS) computed "
+                                            "beside the built-in ones", added=True)
     # traced numbers
     lr_g: float = _field(0.04, TRACED, positive_number, "generator learning rate")
     lr_d: float = _field(0.04, TRACED, positive_number, "discriminator learning rate")
@@ -285,7 +309,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
         out = dataclasses.asdict(self)
-        for k in LIST_FIELDS:
+        for k in LIST_FIELDS + NAME_LIST_FIELDS:
             if out[k] is not None:
                 out[k] = list(out[k])
         return out
@@ -311,7 +335,8 @@ FIELD_NAMES = tuple(f.name for f in FIELDS)
 STATIC_FIELDS = tuple(f.name for f in FIELDS if f.metadata["kind"] == STATIC)
 TRACED_FIELDS = tuple(f.name for f in FIELDS if f.metadata["kind"] == TRACED)
 FLOAT_FIELDS = tuple(f.name for f in FIELDS if f.type in ("float", "float | None"))
-LIST_FIELDS = tuple(f.name for f in FIELDS if f.type.startswith("tuple"))
+LIST_FIELDS = tuple(f.name for f in FIELDS if f.type.startswith("tuple[float"))
+NAME_LIST_FIELDS = tuple(f.name for f in FIELDS if f.type.startswith("tuple[str"))
 
 # Static facts derived from traced values: whether a traced feature exists in the program at
 # all (its value stays traced).
@@ -324,6 +349,9 @@ DERIVED_STATIC: dict[str, Callable[[RunConfig], bool]] = {
     "use_nk": lambda cfg: cfg.nk_eta > 0,
     "use_ema": lambda cfg: cfg.ema_beta > 0,
     "use_noise": lambda cfg: cfg.noise_std > 0,
+    # The loss's generator term reads real logits (relativistic losses): the generator's step
+    # then draws real samples, so such losses and the others never share a program.
+    "g_real": lambda cfg: losses.LOSSES[cfg.loss].g_real,
 }
 ADDED_FIELDS = tuple(f.name for f in FIELDS if f.metadata["added"])
 ADDED_DEFAULTS = {f.name: f.default for f in FIELDS if f.metadata["added"]}
@@ -370,7 +398,8 @@ StaticConfig.__module__ = __name__
 # evaluation program, whatever their discriminator, loss, optimiser or training method.
 EVAL_FIELDS = ("data", "data_std", "data_radius", "generator", "latent_dim", "g_width",
                "g_depth", "activation", "g_norm", "history_samples", "eval_samples",
-               "hq_threshold", "min_count", "num_projections", "mmd_samples", "use_ema")
+               "hq_threshold", "min_count", "num_projections", "mmd_samples", "use_ema",
+               "extra_metrics")
 # Of those, the fields only an 'mlp' generator reads: other families' programs ignore them.
 MLP_GENERATOR_FIELDS = ("g_width", "g_depth", "activation", "g_norm")
 
@@ -398,7 +427,8 @@ HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, f32[n] explici
                    "values (n = 0 when none are given), and i32[] indices of the run's value of "
                    "each choice field in its program; stacked, a leading run axis.")
 
-_CHOICE_ORDER = {"loss": tuple(losses.LOSSES)}
+# Where a choice field's values come from: a program lists them in registry order.
+_CHOICE_ORDER = {"loss": losses.LOSSES}
 
 
 def static_part(cfg: RunConfig) -> StaticConfig:
@@ -492,6 +522,8 @@ def _normalised(name: str, value: Any) -> Any:
         return float(value)
     if name in LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(float(x) for x in value)
+    if name in NAME_LIST_FIELDS and isinstance(value, (list, tuple)):
+        return tuple(value)
     return value
 
 
@@ -500,10 +532,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     the first problem."""
     for f in FIELDS:
         check_field(f.name, getattr(cfg, f.name))
-    target = data.TARGETS[cfg.data]
+    target = data.preset(cfg.data)
     if cfg.data_radius is not None and not target.has_radius:
         raise field_error("data_radius", cfg.data_radius,
                           f"does not apply to data = {cfg.data!r}")
+    if cfg.extra_metrics:
+        built = data.make_target(cfg)
+        for name in cfg.extra_metrics:
+            problem = metrics.metric_problem(name, built)
+            if problem:
+                raise field_error("extra_metrics", list(cfg.extra_metrics), problem)
+    if cfg.data_std is not None and not target.has_std:
+        raise field_error("data_std", cfg.data_std, f"does not apply to data = {cfg.data!r} "
+                          "(it takes no options)")
     if (cfg.steps + 1) * cfg.d_updates >= 2**31:
         raise field_error("d_updates", cfg.d_updates,
                           f"(steps + 1) x d_updates must stay below 2**31 ({COUNTER}); "
@@ -568,18 +609,27 @@ def _check_method_fields(cfg: RunConfig) -> None:
                           f"discriminator, not discriminator = {cfg.discriminator!r}")
 
 
-def real_batches_per_step(update: str, d_updates: int, use_nk: bool) -> int:
+def real_batches_per_step(update: str, d_updates: int, g_full: bool) -> int:
     """Batches of real samples one run-step takes: the method's full batches
-    (`methods.slots`), plus its generator batches when the Nagarajan-Kolter regulariser needs
-    real samples there (`train.make_step`)."""
+    (`methods.slots`), plus its generator batches when the generator's step needs real
+    samples (`g_full`: the Nagarajan-Kolter regulariser, or a relativistic loss;
+    `train.make_step`)."""
     slots = methods.slots(update, d_updates)
-    return slots.d + (slots.g if use_nk else 0)
+    return slots.d + (slots.g if g_full else 0)
+
+
+def generator_needs_real(cfg) -> bool:
+    """Whether the generator's step draws real samples: the NK regulariser's d_value reads
+    them, and so does a relativistic loss's generator term."""
+    if isinstance(cfg, StaticConfig):
+        return cfg.use_nk or cfg.g_real
+    return cfg.nk_eta > 0 or losses.LOSSES[cfg.loss].g_real
 
 
 def real_samples_per_step(cfg) -> int:
     """Real samples one run-step reads from a finite training set: batch_size x pack per batch."""
-    use_nk = cfg.use_nk if isinstance(cfg, StaticConfig) else cfg.nk_eta > 0
-    return cfg.batch_size * cfg.pack * real_batches_per_step(cfg.update, cfg.d_updates, use_nk)
+    return cfg.batch_size * cfg.pack * real_batches_per_step(cfg.update, cfg.d_updates,
+                                                             generator_needs_real(cfg))
 
 
 def _check_model_fields(cfg: RunConfig) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
 import jax
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
-from gan_jax import rand
+from gan_jax import rand, registry
 from gan_jax.errors import ConfigError, field_error
 
 
@@ -175,10 +176,7 @@ class GaussianMixture:
         Shapes are known at trace time, so the check costs nothing after compilation and fails
         before it (e.g. a generator whose output size is not the target's dimension).
         """
-        shape = tuple(x_ND.shape)
-        if len(shape) != 2 or shape[1] != self.dim:
-            raise ConfigError(f"{what}: got shape {shape}; a {self.dim}-D target needs shape "
-                              f"[N, {self.dim}] (one row of {self.dim} coordinates per sample)")
+        check_samples(self, x_ND, what)
 
     def _as_points(self, x):
         x = jnp.asarray(x)
@@ -243,7 +241,7 @@ class TrainingSet(NamedTuple):
     order_key: jax.Array    # epoch e reads the samples in the order rand.permute(fold_in(., e))
 
 
-def training_set(target: GaussianMixture, key: jax.Array, n: int) -> TrainingSet:
+def training_set(target, key: jax.Array, n: int) -> TrainingSet:
     """N samples of `target` drawn from one half of `key`; the epochs' orders from the other."""
     k_samples, k_order = jax.random.split(key)
     return TrainingSet(target.sample(k_samples, n), k_order)
@@ -270,31 +268,129 @@ def stream_batch(data: TrainingSet, start, count: int) -> jax.Array:
     return data.samples_ND[stream_indices(data, start, count)]
 
 
-class Preset(NamedTuple):
-    """A named target: its factory, dimension, and whether `data_radius` applies."""
+# ----------------------------------------------------------------------------- the protocol
+#
+# A target is any object with
+#   dim: int                         the samples' dimension D
+#   sample(key, n) -> f32[n, D]      n samples from a typed key, in jax.numpy (traced)
+# and, where it can, the capabilities the library uses when they are there:
+#   words_per_sample, sample_from_bits(u32[N, W]) -> f32[N, D]
+#                                    samples from the library's random words: training then
+#                                    draws a step's real samples with its latent draws in one
+#                                    call (faster on CPU); without it, from the step's key
+#   means, stds, weights, num_modes  a Gaussian mixture's modes: the mode metrics
+#                                    (modes_captured, hq_fraction, reverse_kl, mode_js)
+#   std: f64[D]                      the analytic per-coordinate std (the MMD's bandwidth;
+#                                    else the real sample's own)
+#   log_prob, cdf (1-D)              exact 1-D analysis (gan_jax.exact)
+# A metric or analysis that needs a capability the target lacks is refused with a message
+# naming both, never computed into a meaningless number.
 
-    build: Callable[..., GaussianMixture]
+
+def has_bits(target) -> bool:
+    """Whether the target samples from the library's random words."""
+    return hasattr(target, "sample_from_bits") and hasattr(target, "words_per_sample")
+
+
+def has_modes(target) -> bool:
+    """Whether the target has modes (a Gaussian mixture's means, stds and weights)."""
+    return all(hasattr(target, a) for a in ("means", "stds", "weights", "num_modes"))
+
+
+def has_cdf(target) -> bool:
+    return target.dim == 1 and hasattr(target, "cdf") and has_modes(target)
+
+
+def check_samples(target, x_ND, what: str = "samples") -> None:
+    """Raise ConfigError unless x_ND has shape [N, D] with the target's D (at trace time)."""
+    shape = tuple(x_ND.shape)
+    if len(shape) != 2 or shape[1] != target.dim:
+        raise ConfigError(f"{what}: got shape {shape}; a {target.dim}-D target needs shape "
+                          f"[N, {target.dim}] (one row of {target.dim} coordinates per sample)")
+
+
+class Preset(NamedTuple):
+    """A named target: its factory, dimension, and which of `data_std`, `data_radius` apply
+    (passed to the factory as `std=`, `radius=`)."""
+
+    build: Callable[..., object]
     dim: int
     has_radius: bool = False
+    has_std: bool = True
 
 
-# The registry of named targets: configuration validates `data` against it.
-TARGETS: dict[str, Preset] = {
-    "bimodal_1d": Preset(bimodal_1d, 1),
-    "ring_2d": Preset(ring_2d, 2, has_radius=True),
-    "grid_2d": Preset(grid_2d, 2),
-}
-DIMS = {name: preset.dim for name, preset in TARGETS.items()}
+def check_target(obj) -> str | None:
+    """What a registered target breaks of the protocol, or None: a Preset, or a target
+    object itself (a `dim` and a `sample(key, n)`)."""
+    if isinstance(obj, Preset):
+        if not callable(obj.build) or not isinstance(obj.dim, int) or obj.dim < 1:
+            return "a Preset needs a factory and a positive integer dim"
+        return None
+    if not isinstance(getattr(obj, "dim", None), (int, np.integer)) or obj.dim < 1:
+        return "a target needs `dim`, a positive integer (its samples' dimension)"
+    if not callable(getattr(obj, "sample", None)):
+        return "a target needs `sample(key, n) -> f32[n, dim]`"
+    return None
 
 
-def make_target(cfg) -> GaussianMixture:
+def _as_preset(obj) -> Preset:
+    if isinstance(obj, Preset):
+        return obj
+    return Preset(lambda: obj, int(obj.dim), has_radius=False, has_std=False)
+
+
+# The registry of named targets (gan_jax.registry): configuration validates `data` against it.
+TARGETS: dict[str, Preset] = registry.declare(
+    "target", check_target, "what the generator learns (data.Preset, or dim + sample)", "data")
+registry.register("target", "bimodal_1d", Preset(bimodal_1d, 1),
+                  doc="the seed's two modes at -2 and 2, std 0.35 (1-D)")
+registry.register("target", "ring_2d", Preset(ring_2d, 2, has_radius=True),
+                  doc="8 modes on a circle of radius 1, std 0.01 (2-D)")
+registry.register("target", "grid_2d", Preset(grid_2d, 2),
+                  doc="25 modes on a 5 x 5 grid of spacing 2, std 0.05 (2-D)")
+
+
+def preset(name: str) -> Preset:
+    """The registered target `name` as a Preset (a target object registered as it is is
+    wrapped in one that takes no options)."""
+    if name not in TARGETS:
+        raise field_error("data", name, f"must be one of {', '.join(TARGETS)}")
+    return _as_preset(TARGETS[name])
+
+
+def dim_of(name: str) -> int:
+    """The dimension of the registered target `name`, without building it."""
+    return preset(name).dim
+
+
+class _Dims(Mapping):
+    """name -> dimension of every registered target, read live from TARGETS."""
+
+    def __getitem__(self, name):
+        if name not in TARGETS:
+            raise KeyError(name)
+        return dim_of(name)
+
+    def __iter__(self):
+        return iter(TARGETS)
+
+    def __len__(self):
+        return len(TARGETS)
+
+
+DIMS = _Dims()
+
+
+def make_target(cfg):
     """The target named by a configuration (its fields data, data_std, data_radius)."""
-    if cfg.data not in TARGETS:
-        raise field_error("data", cfg.data, f"must be one of {', '.join(TARGETS)}")
-    preset = TARGETS[cfg.data]
+    spec = preset(cfg.data)
     kwargs = {}
-    if cfg.data_std is not None:
+    if spec.has_std and cfg.data_std is not None:
         kwargs["std"] = cfg.data_std
-    if preset.has_radius and cfg.data_radius is not None:
+    if spec.has_radius and cfg.data_radius is not None:
         kwargs["radius"] = cfg.data_radius
-    return preset.build(**kwargs)
+    target = spec.build(**kwargs)
+    if int(target.dim) != spec.dim:
+        raise field_error("data", cfg.data, f"built a {target.dim}-D target but is registered "
+                          f"as {spec.dim}-D")
+    return target

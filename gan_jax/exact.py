@@ -356,7 +356,8 @@ def records_d_gap(static) -> bool:
     """Whether training records `d_gap` in its history rows (a static condition): a closed-form
     generator and a loss whose best discriminator is D* (for a program of several losses, any
     of them; a run's record keeps d_gap only if its own loss is one, see results)."""
-    return static.generator in CLOSED_FORM and any(n in GAP_LOSSES for n in static.loss)
+    return (static.generator in CLOSED_FORM and any(n in GAP_LOSSES for n in static.loss)
+            and data_lib.has_cdf(data_lib.make_target(static)))
 
 
 def history_fields(static, parts, g_params, d_params) -> dict[str, jax.Array]:

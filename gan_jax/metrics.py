@@ -32,6 +32,7 @@ Distances between samples:
 from __future__ import annotations
 
 import functools
+from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -39,7 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
-from gan_jax import rand
+from gan_jax import rand, registry
+from gan_jax.data import check_samples, has_modes
 from gan_jax.errors import ConfigError, is_finite_number, is_int
 
 # Defaults of sample_metrics' keyword options (the training loop uses these).
@@ -186,9 +188,66 @@ def mmd2(x_ND: jax.Array, y_MD: jax.Array, bandwidth: float) -> jax.Array:
     return (sxx - n) / (n * (n - 1)) + (syy - m) / (m * (m - 1)) - 2.0 * sxy / (n * m)
 
 
-def default_bandwidth(target) -> float:
-    """The target's root-mean-square per-coordinate standard deviation (analytic)."""
-    return float(np.sqrt(np.mean(target.std**2)))
+def default_bandwidth(target, real_ND: jax.Array | None = None):
+    """The target's root-mean-square per-coordinate standard deviation: analytic where the
+    target knows it (`target.std`, a constant of the program), else that of the real sample
+    (a target without a closed form)."""
+    if hasattr(target, "std"):
+        return float(np.sqrt(np.mean(np.asarray(target.std) ** 2)))
+    if real_ND is None:
+        raise ConfigError("mmd_bandwidth: the target has no analytic std; pass the real sample")
+    return jnp.sqrt(jnp.mean(jnp.var(real_ND, axis=0)))
+
+
+# ----------------------------------------------------------------------------- registered metrics
+
+class Metric(NamedTuple):
+    """A metric of generated samples against real ones, the metric protocol.
+
+    fn(real_ND, fake_ND) -> f32[]: in jax.numpy, traced into the evaluation program and vmapped
+      over runs; the two samples have equal sizes (history_samples, or eval_samples).
+    needs: the target capabilities it reads (data: "modes", "1d"); a configuration that asks for
+      it on a target without them is refused.
+    """
+
+    fn: Callable[[jax.Array, jax.Array], jax.Array]
+    needs: tuple[str, ...] = ()
+
+
+CAPABILITIES = ("modes", "1d")
+# Every metric name the library records itself: a registered metric may not take one.
+BUILTIN_KEYS = ("w1", "left", "right", "mode_balance", "real_mean", "real_std", "fake_mean",
+                "fake_std", "modes_captured", "hq_fraction", "reverse_kl", "mode_js",
+                "sliced_w1", "mmd2")
+
+
+def check_metric(obj) -> str | None:
+    if not isinstance(obj, Metric) or not callable(obj.fn):
+        return f"must be a gan_jax.Metric(fn, needs), got {type(obj).__name__}"
+    unknown = [n for n in obj.needs if n not in CAPABILITIES]
+    if unknown:
+        return f"needs: got {unknown}; each must be one of {', '.join(CAPABILITIES)}"
+    return None
+
+
+# The registry of extra metrics (gan_jax.registry): the `metrics` field names them.
+METRICS: dict[str, Metric] = registry.declare(
+    "metric", check_metric, "an extra sample metric (gan_jax.Metric)", "metrics")
+
+
+def metric_problem(name: str, target) -> str | None:
+    """Why metric `name` cannot be computed on `target` (a missing capability), or None."""
+    if name in BUILTIN_KEYS:
+        return f"{name!r} is a metric every record has already"
+    if name not in METRICS:
+        return f"must be registered metrics; {name!r} is not (registered: " \
+               f"{', '.join(METRICS) or 'none'})"
+    for need in METRICS[name].needs:
+        if need == "modes" and not has_modes(target):
+            return f"{name!r} needs a target with modes; this one has none"
+        if need == "1d" and target.dim != 1:
+            return f"{name!r} is defined for 1-D targets; this one is {target.dim}-D"
+    return None
 
 
 # ----------------------------------------------------------------------------- all together
@@ -196,7 +255,8 @@ def default_bandwidth(target) -> float:
 def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
                    hq_threshold: float = HQ_THRESHOLD, min_count: int = MIN_COUNT,
                    num_projections: int = NUM_PROJECTIONS, mmd_samples: int = MMD_SAMPLES,
-                   mmd_bandwidth: float | None = None) -> dict[str, jax.Array]:
+                   mmd_bandwidth: float | None = None,
+                   extra: tuple[str, ...] = ()) -> dict[str, jax.Array]:
     """The metrics of a generated sample against an equal-size real one.
 
     For 1-D targets: w1, left, right, mode_balance, and real/fake mean and std (population
@@ -213,6 +273,10 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
       mmd_samples: the MMD uses the first min(N, mmd_samples) points of each sample; 0 leaves
         the MMD out (its cost grows with the square of this number).
       mmd_bandwidth: the Gaussian kernel's h; None: `default_bandwidth(target)`.
+      extra: names of registered metrics (METRICS) to compute as well, each under its name.
+
+    The mode metrics are computed where the target has modes (data.has_modes), and only
+    there.
 
     Raises:
       ConfigError: at trace time, if a sample's shape is not [N, D] (e.g. a generator whose
@@ -221,8 +285,8 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
     _check_options(hq_threshold=hq_threshold, min_count=min_count,
                    num_projections=num_projections, mmd_samples=mmd_samples,
                    mmd_bandwidth=mmd_bandwidth)
-    target.check_samples(real_ND, "real samples")
-    target.check_samples(fake_ND, "generated samples")
+    check_samples(target, real_ND, "real samples")
+    check_samples(target, fake_ND, "generated samples")
     chex.assert_equal_shape([real_ND, fake_ND])
     if real_ND.shape[0] < 2:
         raise ConfigError(f"sample_metrics: got {real_ND.shape[0]} sample(s); needs at least 2 "
@@ -237,7 +301,9 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
             real_mean=jnp.mean(real), real_std=jnp.std(real),
             fake_mean=jnp.mean(fake), fake_std=jnp.std(fake),
         )
-    out.update(mode_metrics(target, fake_ND, hq_threshold=hq_threshold, min_count=min_count))
+    if has_modes(target):       # mode metrics only where the target has modes
+        out.update(mode_metrics(target, fake_ND, hq_threshold=hq_threshold,
+                                min_count=min_count))
     if target.dim == 1:
         out["sliced_w1"] = out["w1"]  # one direction: the same sorts, done once
     else:
@@ -245,8 +311,13 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
                                      projection_directions(target.dim, num_projections))
     if mmd_samples:
         n = min(real_ND.shape[0], mmd_samples)
-        h = default_bandwidth(target) if mmd_bandwidth is None else mmd_bandwidth
+        h = default_bandwidth(target, real_ND) if mmd_bandwidth is None else mmd_bandwidth
         out["mmd2"] = mmd2(real_ND[:n], fake_ND[:n], h)
+    for name in extra:
+        problem = metric_problem(name, target)
+        if problem:
+            raise ConfigError(f"metrics: got {list(extra)}; {problem}")
+        out[name] = jnp.asarray(METRICS[name].fn(real_ND, fake_ND), jnp.float32)
     return out
 
 

@@ -77,7 +77,7 @@ class RunOutput(NamedTuple):
 class Parts(NamedTuple):
     """What a static configuration fixes: target, families, the losses it serves."""
 
-    target: data_lib.GaussianMixture
+    target: Any                    # a target (data: the protocol), e.g. a GaussianMixture
     generator: models.Model
     discriminator: models.Model
     losses: tuple[str, ...]        # one, or several that runs pick by hp.loss_index
@@ -212,7 +212,8 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
         return d_objective(d, real, fake, b.gp_u_N1)
 
     def g_loss(g, d, b):
-        value = loss.g_loss(d_apply(d, inputs(g, b)[1]))
+        real, fake = inputs(g, b)
+        value = loss.generator(d_apply(d, fake), d_apply(d, real) if loss.g_real else None)
         if static.use_nk:
             value += hp.nk_eta * methods_lib.nk_regulariser(d_value, g, d, b)
         return value
@@ -269,7 +270,10 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     from_set = static.dataset_size > 0
     if from_set and training_set is None:
         raise ValueError("make_step: dataset_size > 0 needs the run's training set")
-    n_real = 0 if from_set else parts.target.words_per_sample
+    # A target without sampling from random words (data.has_bits) samples each real batch
+    # from its own stream of the step's key instead; its row of words holds no real words.
+    from_key = not from_set and not data_lib.has_bits(parts.target)
+    n_real = 0 if from_set or from_key else parts.target.words_per_sample
     n_noise = dim if static.use_noise else 0
     # Words of one row (one pack) of a full batch: real, latent, GP weight, real and fake
     # noise; of a generator-only batch: latent, fake noise. Without packing and noise this is
@@ -278,7 +282,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
               pack * n_noise)
     edges = np.cumsum((0,) + widths)
     per_full = int(edges[-1])
-    g_full = static.use_nk          # the regulariser's d_value needs real samples
+    # The generator's batches hold real samples only where it reads them: the NK
+    # regulariser's d_value, a relativistic loss's generator term.
+    g_full = config_lib.generator_needs_real(static)
     per_g = per_full if g_full else pack * (latent + n_noise)
     # Batches with real samples, and the real samples a step reads from a training set.
     n_real_batches = slots.d + (slots.g if g_full else 0)
@@ -314,6 +320,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
             real = data_lib.stream_batch(training_set, jnp.asarray(i, jnp.int32) * count,
                                          count)
             reals[:n_real_batches] = [real[j * batch_real:(j + 1) * batch_real]
+                                      for j in range(n_real_batches)]
+        elif from_key:
+            reals[:n_real_batches] = [parts.target.sample(rand.fold_in(key, j + 1), batch_real)
                                       for j in range(n_real_batches)]
         full = tuple(cut_full(bits_NW[:, j * per_full:(j + 1) * per_full], reals[j])
                      for j in range(slots.d))
@@ -425,7 +434,7 @@ def sample_metrics(static: StaticConfig, parts: Parts, real_ND: jax.Array,
     return metrics_lib.sample_metrics(
         parts.target, real_ND, fake_ND, hq_threshold=static.hq_threshold,
         min_count=static.min_count, num_projections=static.num_projections,
-        mmd_samples=static.mmd_samples)
+        mmd_samples=static.mmd_samples, extra=static.extra_metrics)
 
 
 class Snapshot(NamedTuple):
@@ -512,7 +521,7 @@ def make_training(static: StaticConfig) -> Training:
         fake_logits = d_apply(state.d_params, pack_samples(
             generate(parts, state.g_params, batch.z_NL, state.g_bn), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
-               "loss_g": loss.g_loss(fake_logits)}
+               "loss_g": loss.generator(fake_logits, real_logits)}
         # Each player's gradient of its own objective, on the same batch.
         game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
         g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,

@@ -9,7 +9,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "gan_jax"
 # Each module's layer; a module may import only modules of lower layers.
 LAYERS = [
     ["errors"],
-    ["rand", "stats", "cache"],
+    ["rand", "stats", "cache", "registry"],
     ["data"],
     ["models", "losses", "optim", "metrics"],
     ["methods"],
@@ -27,7 +27,7 @@ LAYERS = [
     ["__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
-FOUNDATIONS = ("errors", "rand", "data", "models", "losses", "optim", "metrics", "methods")
+FOUNDATIONS = ("errors", "registry", "rand", "data", "models", "losses", "optim", "metrics", "methods")
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -32,8 +32,25 @@ NUMPY_FORMULAS = {
 }
 
 
+# The relativistic losses (g_real): both terms read both samples' logits, paired by index,
+# written from Jolicoeur-Martineau (2018)'s log-sigmoid definitions.
+def _log_sig(s):
+    return np.log(np_sigmoid(s))
+
+
+RELATIVISTIC_FORMULAS = {
+    "rsgan": (lambda r, f: -np.mean(_log_sig(r - f)), lambda f, r: -np.mean(_log_sig(f - r))),
+    "ragan": (lambda r, f: -np.mean(_log_sig(r - f.mean())) - np.mean(np.log(1 - np_sigmoid(f - r.mean()))),
+              lambda f, r: -np.mean(_log_sig(f - r.mean())) - np.mean(np.log(1 - np_sigmoid(r - f.mean())))),
+    # R3GAN's released trainer: softplus(-(real - fake)) for D, softplus(-(fake - real)) for G.
+    "rpgan": (lambda r, f: np.mean(np.log1p(np.exp(-(r - f)))),
+              lambda f, r: np.mean(np.log1p(np.exp(-(f - r))))),
+}
+
+
 def test_registry_covers_every_loss():
-    assert set(losses.LOSSES) == set(NUMPY_FORMULAS)
+    assert set(losses.LOSSES) == set(NUMPY_FORMULAS) | set(RELATIVISTIC_FORMULAS)
+    assert {n for n, l in losses.LOSSES.items() if l.g_real} == set(RELATIVISTIC_FORMULAS)
     assert losses.LOSSES["wgan"].clip and not losses.LOSSES["wgan_gp"].clip
 
 
@@ -55,6 +72,29 @@ def test_loss_values_match_numpy(name):
     g = jax.jit(loss.g_loss)(jnp.asarray(FAKE, jnp.float32))
     np.testing.assert_allclose(float(d), d_ref(REAL, FAKE), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(g), g_ref(FAKE), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(RELATIVISTIC_FORMULAS))
+def test_relativistic_loss_values_match_numpy(name):
+    d_ref, g_ref = RELATIVISTIC_FORMULAS[name]
+    real, fake = REAL[:131], FAKE
+    loss = losses.get_loss(name)
+    r32, f32 = jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)
+    np.testing.assert_allclose(float(loss.d_loss(r32, f32)), d_ref(real, fake), rtol=1e-5)
+    np.testing.assert_allclose(float(loss.generator(f32, r32)), g_ref(fake, real), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs the real logits"):
+        loss.generator(f32)
+
+
+def test_losses_that_read_real_logits_never_share_a_program_with_others():
+    # A relativistic loss's generator step draws real samples, which would move every other
+    # loss's draws: the static part says so, and picking across the two kinds is refused.
+    from gan_jax import config
+    ns, ra = (config.make_config(dict(loss=n)) for n in ("nonsaturating", "ragan"))
+    assert config.static_part(ra).g_real and not config.static_part(ns).g_real
+    assert config.shape_key(config.static_part(ra)) != config.shape_key(config.static_part(ns))
+    with pytest.raises(ValueError, match="g_real"):
+        losses.pick(("nonsaturating", "ragan"), 0)
 
 
 @pytest.mark.parametrize("generator", ["linear", "piecewise"])
