@@ -1,24 +1,25 @@
 """gan_jax: GAN training dynamics on low-dimensional targets with known answers, in JAX."""
 
+# Importing the package changes no JAX setting: the persistent compilation cache is set up by
+# the commands, and by the engine when it first builds a program (gan_jax.cache).
 from gan_jax import cache as _cache
-
-_cache.configure()     # the persistent compilation cache, on by default (gan_jax.cache)
-
 from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, stack_hparams,
                             static_part, traced_part, validate)
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
 from gan_jax.engine import compiled_run, rerun, run_batch, seed_keys
 from gan_jax.errors import ConfigError
+from gan_jax.registry import load_plugins, register, unregister
 from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
                            estimate_w1, estimated_floor, family_floor, gan_value, optimal_logit,
                            optimal_value, pushforward)
 from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
                             r2_penalty)
-from gan_jax.metrics import (default_bandwidth, js_divergence, kl_divergence, left_fraction,
+from gan_jax.data import Preset
+from gan_jax.metrics import (METRICS, Metric, default_bandwidth, js_divergence, kl_divergence, left_fraction,
                               mmd2, mode_assignment, mode_balance, mode_metrics,
                               projection_directions, sample_metrics, sliced_w1,
                               standardized_sq_distances, w1_1d)
-from gan_jax.models import (Model, linear_generator, logistic_discriminator, make_discriminator,
+from gan_jax.models import (Family, Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
 from gan_jax.optim import make_optimizer, maximize
 from gan_jax.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
@@ -35,8 +36,11 @@ from gan_jax.train import RunOutput, TrainState, make_evaluate, make_run, make_t
 
 __version__ = "0.1.0"
 
+_cache.seal()      # what each module binds now: a later replacement is keyed (gan_jax.cache)
+
 __all__ = [
-    "ConfigError", "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
+    "ConfigError", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
+    "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
     "compiled_run", "rerun", "run_batch", "seed_keys",
@@ -47,7 +51,7 @@ __all__ = [
     "default_bandwidth", "js_divergence", "kl_divergence", "left_fraction", "mmd2",
     "mode_assignment", "mode_balance", "mode_metrics", "projection_directions",
     "sample_metrics", "sliced_w1", "standardized_sq_distances", "w1_1d",
-    "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
+    "Family", "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "make_optimizer", "maximize",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",

@@ -28,6 +28,7 @@ COMMANDS = {
     "dirac": ("gan_jax.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
+    "list": ("gan_jax.registry", "every registered loss, target, family, optimiser and metric, with what it is"),
 }
 
 
@@ -95,13 +96,23 @@ def main(argv: list[str] | None = None) -> int:
             "--compile-cache", metavar="DIR|off", default=None,
             help=f"where compiled programs are kept across runs (default: ${cache.ENV}, else "
                  f"{cache.default_dir()}); off: no cache")
+        command_parser.add_argument(
+            "--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+            help="import a module that registers components (gan_jax.register) before the "
+                 "command runs; may be repeated (docs/extending.md)")
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(command_parser)
     args = parser.parse_args(argv)
-    if args.compile_cache is not None:
-        cache.configure(args.compile_cache)
-    return _call(module.main, args)
+    cache.configure(args.compile_cache)    # None: the environment's choice (gan_jax.cache)
+
+    def command(args):
+        if args.plugin:
+            from gan_jax import registry
+            registry.load_plugins(args.plugin, os.getcwd(), where="--plugin")
+        return module.main(args)
+
+    return _call(command, args)
 
 
 def exit_process(status: int) -> NoReturn:
@@ -117,6 +128,7 @@ def exit_process(status: int) -> NoReturn:
 def run_script(doc: str, add_arguments, command) -> NoReturn:
     """Run an experiment script as a command: its arguments, ConfigError -> exit 2."""
     use_every_core()
+    cache.configure()
     parser = Parser(description=doc.splitlines()[0])
     add_arguments(parser)
     exit_process(_call(command, parser.parse_args()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import pickle
+import json
 import threading
 import time
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ import numpy as np
 from gan_jax import cache
 from gan_jax import config as config_lib
 from gan_jax import rand
+from gan_jax import registry
 from gan_jax import train as train_lib
 from gan_jax.config import EvalConfig, RunConfig, StaticConfig
 from gan_jax.train import RunOutput
@@ -106,8 +107,20 @@ def _jit(fn, sharding):
 
 
 @functools.cache
-def _evaluation_program(ecfg: EvalConfig, sharding, keep_samples: int):
+def _evaluation_program(ecfg: EvalConfig, sharding, keep_samples: int, token):
     return _jit(batched_evaluation(ecfg, keep_samples), sharding)
+
+
+def code_token(cfg) -> tuple:
+    """(key, memo) of the code a configuration's programs use beyond the package's source
+    (gan_jax.cache.component_token over registry.used(cfg)): `key` enters the kept
+    programs' keys ("" when there is no such code; None when some cannot be followed, and then
+    nothing is kept by configuration), `memo` the programs built in this process (the digest,
+    or, for code that cannot be followed, the objects' identities)."""
+    used = registry.used(cfg)
+    key = cache.component_token(used)
+    memo = key if key is not None else ("unfollowable",) + tuple(id(o) for *_, o in used)
+    return key, memo
 
 
 def _on_device(program, state, trained, snapshots, keys) -> RunOutput:
@@ -126,6 +139,8 @@ class Program(NamedTuple):
     sharding: Any
     keep_samples: int
     built: dict            # input shapes -> CompiledRun, for the shapes built so far
+    token: Any = ""        # code outside the package's source (code_token): None, not kept
+    eval_token: Any = ""
 
     def __call__(self, hps, keys) -> RunOutput:
         return self.compile(hps, keys)(hps, keys)
@@ -155,19 +170,20 @@ class Program(NamedTuple):
     def _build(self, hps, keys) -> "CompiledRun":
         t = time.perf_counter()
         training = _lower(self.training, self.sharding, (hps, keys),
-                          ("training", self.static))
+                          ("training", self.static), self.token)
         state, _, snapshots = training.out_info
         args = (snapshots, train_lib.snapshot(state), keys)
         if self.sharding is not None:
             args = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                                sharding=self.sharding), args)
         ecfg = config_lib.eval_part(self.static)
-        key = (ecfg, self.sharding, self.keep_samples, cache.call_shape(args))
+        key = (ecfg, self.sharding, self.keep_samples, cache.call_shape(args),
+               code_token(ecfg)[1])
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
             evaluating = pool.submit(_compile_shared, key, lambda: _lower(
                 self.evaluation, self.sharding, args,
-                ("evaluation", ecfg, self.keep_samples)).compile())
+                ("evaluation", ecfg, self.keep_samples), self.eval_token).compile())
             training = training.compile()
             train_s = time.perf_counter() - t
             evaluation, eval_s, fresh = evaluating.result()
@@ -209,14 +225,16 @@ class _Flat(NamedTuple):
         return self.compiled.memory_analysis()
 
 
-def _lower(jitted, sharding, args, defining) -> _Lowered:
+def _lower(jitted, sharding, args, defining, token="") -> _Lowered:
     """`jitted` lowered for `args`. With the compilation cache on, through its exported form
     (jax.export), kept under a key of `defining` (what fixes the function: its kind and
-    configuration), the inputs' shapes and the placement, so that a later process finds it
-    without tracing (gan_jax.cache). The numbers are the same either way."""
-    if cache.programs_dir() is None:
+    configuration), `token` (the code it uses beyond the package's source, code_token), the
+    inputs' shapes and the placement, so that a later process finds it without tracing
+    (gan_jax.cache). The numbers are the same either way. A token of None (code that cannot
+    be followed) keeps nothing: the program is traced as it is."""
+    if cache.programs_dir() is None or token is None:
         return _traced(jitted, args)
-    key = cache.program_key(defining, _placement(sharding), cache.call_shape(args))
+    key = cache.program_key(defining, token, _placement(sharding), cache.call_shape(args))
     found = cache.load(key, _decode)
     if found is None:
         try:
@@ -251,14 +269,25 @@ def _export(fn, sharding, args):
     return exported, out_tree[0]
 
 
+MAGIC = b"gan_jax program 1\n"
+
+
 def _encode(found) -> bytes:
+    """An entry as data: a header line, the output structure as one JSON line, then the
+    exported program's bytes (gan_jax.cache: no pickle). Raises for a structure JSON cannot
+    describe, and the entry is then not kept."""
     exported, out_tree = found
-    return pickle.dumps((exported.serialize(), out_tree))
+    desc = cache.encode_tree(out_tree)
+    if desc is None:
+        raise ValueError("the program's output structure cannot be kept as data")
+    return MAGIC + json.dumps(desc).encode() + b"\n" + bytes(exported.serialize())
 
 
 def _decode(data: bytes):
-    blob, out_tree = pickle.loads(data)
-    return jax.export.deserialize(blob), out_tree
+    if not data.startswith(MAGIC):
+        raise ValueError("not a kept program")
+    header, _, blob = data[len(MAGIC):].partition(b"\n")
+    return jax.export.deserialize(bytearray(blob)), cache.decode_tree(json.loads(header))
 
 
 _SHARED_LOCK = threading.Lock()
@@ -292,7 +321,7 @@ def forget_compiled() -> None:
     afresh)."""
     with _SHARED_LOCK:
         _SHARED.clear()
-    compiled_run.cache_clear()
+    _compiled_run.cache_clear()
 
 
 class CompiledRun(NamedTuple):
@@ -336,7 +365,6 @@ def _memory(compiled) -> dict[str, int] | None:
             "temp": int(m.temp_size_in_bytes), "output": int(m.output_size_in_bytes)}
 
 
-@functools.cache
 def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = None,
                  keep_samples: int = 0) -> Program:
     """The programs of a static configuration: `program(HParams[R], keys[R]) -> RunOutput[R]`.
@@ -348,10 +376,22 @@ def compiled_run(static: StaticConfig, sharding: jax.sharding.Sharding | None = 
         to split runs across devices; applied to every input and output (all lead with the
         run axis). None: jit's default placement.
       keep_samples: generated samples of the final evaluation each run keeps.
+
+    Built once per process for each configuration and for the code of the components it uses
+    (`code_token`): a component registered again with other code gets programs of its own.
     """
+    cache.ensure_configured()
+    token, memo = code_token(static)
+    return _compiled_run(static, sharding, keep_samples, memo, token)
+
+
+@functools.cache
+def _compiled_run(static, sharding, keep_samples, memo, token) -> Program:
+    ecfg = config_lib.eval_part(static)
+    eval_token, eval_memo = code_token(ecfg)
     return Program(static, _jit(batched_training(static), sharding),
-                   _evaluation_program(config_lib.eval_part(static), sharding, keep_samples),
-                   sharding, keep_samples, {})
+                   _evaluation_program(ecfg, sharding, keep_samples, eval_memo),
+                   sharding, keep_samples, {}, token, eval_token)
 
 
 def seed_keys(seeds) -> jax.Array:

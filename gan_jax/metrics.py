@@ -208,10 +208,13 @@ class Metric(NamedTuple):
       over runs; the two samples have equal sizes (history_samples, or eval_samples).
     needs: the target capabilities it reads (data: "modes", "1d"); a configuration that asks for
       it on a target without them is refused.
+    higher_is_better: which way is better, for paired comparisons and profiles (None: the
+      table asks for --higher-is-better or --lower-is-better).
     """
 
     fn: Callable[[jax.Array, jax.Array], jax.Array]
     needs: tuple[str, ...] = ()
+    higher_is_better: bool | None = None
 
 
 CAPABILITIES = ("modes", "1d")
@@ -232,7 +235,7 @@ def check_metric(obj) -> str | None:
 
 # The registry of extra metrics (gan_jax.registry): the `metrics` field names them.
 METRICS: dict[str, Metric] = registry.declare(
-    "metric", check_metric, "an extra sample metric (gan_jax.Metric)", "metrics")
+    "metric", check_metric, "an extra sample metric (gan_jax.Metric)", "extra_metrics")
 
 
 def metric_problem(name: str, target) -> str | None:

@@ -21,6 +21,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gan_jax import data as data_lib
+from gan_jax import registry
 
 Params = Any
 
@@ -306,17 +307,40 @@ def _mlp_count(family: str) -> Callable[[Any], int]:
     return count
 
 
-# The registries of families: configuration validates `generator` and `discriminator` against
-# them, and counts parameters by arithmetic (no JAX device is touched while validating).
-GENERATORS: dict[str, Family] = {
-    "linear": Family(lambda cfg: linear_generator(), lambda cfg: 2, one_d=True),
-    "piecewise": Family(lambda cfg: piecewise_generator(), lambda cfg: 4, one_d=True),
-    "mlp": Family(lambda cfg: _mlp(cfg, "generator"), _mlp_count("generator"), one_d=False),
-}
-DISCRIMINATORS: dict[str, Family] = {
-    "logistic": Family(lambda cfg: logistic_discriminator(), lambda cfg: 2, one_d=True),
-    "mlp": Family(_mlp_discriminator, _mlp_count("discriminator"), one_d=False),
-}
+def check_family(obj) -> str | None:
+    """What a registered family breaks of the protocol (:class:`Family`), or None."""
+    if not isinstance(obj, Family):
+        return f"must be a gan_jax.models.Family(build, num_params, one_d), got " \
+               f"{type(obj).__name__}"
+    if not callable(obj.build) or not callable(obj.num_params):
+        return "build(cfg) -> Model and num_params(cfg) -> int must be functions"
+    return None
+
+
+# The registries of families (gan_jax.registry): configuration validates `generator` and
+# `discriminator` against them, and counts parameters by arithmetic (no JAX device is touched
+# while validating).
+GENERATORS: dict[str, Family] = registry.declare(
+    "generator", check_family, "a generator family (models.Family: z -> x)", "generator")
+DISCRIMINATORS: dict[str, Family] = registry.declare(
+    "discriminator", check_family, "a discriminator family (models.Family: x -> logit)",
+    "discriminator")
+registry.register("generator", "linear",
+                  Family(lambda cfg: linear_generator(), lambda cfg: 2, one_d=True),
+                  doc="G(z) = a z + b, the seed's (1-D)")
+registry.register("generator", "piecewise",
+                  Family(lambda cfg: piecewise_generator(), lambda cfg: 4, one_d=True),
+                  doc="two lines joined at z = 0, the seed's (1-D)")
+registry.register("generator", "mlp",
+                  Family(lambda cfg: _mlp(cfg, "generator"), _mlp_count("generator"),
+                         one_d=False),
+                  doc="MLP of g_depth hidden layers of g_width units")
+registry.register("discriminator", "logistic",
+                  Family(lambda cfg: logistic_discriminator(), lambda cfg: 2, one_d=True),
+                  doc="logit w x + c, the seed's (1-D)")
+registry.register("discriminator", "mlp",
+                  Family(_mlp_discriminator, _mlp_count("discriminator"), one_d=False),
+                  doc="MLP of d_depth hidden layers of d_width units (maxout with d_pieces)")
 FAMILIES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
 
 

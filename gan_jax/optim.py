@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import optax
 
+from gan_jax import registry
 from gan_jax.errors import field_error
 
 
@@ -36,8 +37,20 @@ def _rmsprop(lr, *, rms_decay, eps, **_):
     return optax.rmsprop(lr, decay=rms_decay, eps=eps)
 
 
-# The registry of optimisers: configuration validates `optimizer` against it.
-OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
+def check_optimizer(obj) -> str | None:
+    """An optimiser is a builder `(lr, *, beta1, beta2, momentum, rms_decay, eps, eps_root)
+    -> optax.GradientTransformation` (it may ignore what it does not use, with **_)."""
+    return None if callable(obj) else "must be a function lr, **hyperparameters -> optax " \
+                                      "GradientTransformation"
+
+
+# The registry of optimisers (gan_jax.registry): configuration validates `optimizer` against it.
+OPTIMIZERS = registry.declare("optimizer", check_optimizer,
+                              "both players' optimiser (a builder of an optax transformation)",
+                              "optimizer")
+registry.register("optimizer", "sgd", _sgd, doc="SGD with heavy-ball momentum (0: plain)")
+registry.register("optimizer", "adam", _adam, doc="Adam (beta1, beta2)")
+registry.register("optimizer", "rmsprop", _rmsprop, doc="RMSProp (rms_decay)")
 
 
 # Adam's square root is differentiated when a method unrolls optimiser steps (update =

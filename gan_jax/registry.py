@@ -157,7 +157,8 @@ def _registering_from_library() -> bool:
     frame = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
-    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("gan_jax")
+    name = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+    return name == "gan_jax" or name.startswith("gan_jax.")
 
 
 def unregister(kind: str, name: str) -> None:
@@ -196,3 +197,111 @@ def user_components(kind: str, names) -> list[tuple[str, Entry]]:
     package's own, so a program's key must cover it)."""
     k = _kind(kind)
     return [(n, k.entries[n]) for n in names if n in k.entries and not k.entries[n].builtin]
+
+
+def used(cfg) -> list[tuple[str, str, Any]]:
+    """(kind, name, object) of every component that `cfg` (a RunConfig, StaticConfig or
+    EvalConfig) names and that was registered from outside the library: the code a compiled
+    program uses beyond the package's own source (gan_jax.cache.component_token)."""
+    out = []
+    for kind, k in KINDS.items():
+        value = getattr(cfg, k.field, None)
+        for name in value if isinstance(value, tuple) else (value,):
+            if name not in k.table:
+                continue
+            obj, e = k.table[name], k.entries.get(name)
+            # A table entry replaced without register() (a patch) counts as the user's.
+            if e is None or obj is not e.obj or not e.builtin:
+                out.append((kind, name, obj))
+    return out
+
+
+# ----------------------------------------------------------------------------- plugins
+
+def load_plugins(specs, base: str = ".", where: str = "plugins") -> list[str]:
+    """Import user modules that register components, before a configuration is checked.
+
+    Args:
+      specs: module names ("mypkg.targets", imported as usual) or paths to `.py` files
+        (relative to `base`, e.g. the sweep file's folder). A file is imported under a module
+        name made from its absolute path, once per content: loading it again after it changed
+        runs it again (a component registered again replaces its earlier code).
+      where: the field named in messages ("plugins" in a sweep file, "--plugin" on the
+        command line).
+
+    Returns:
+      The module names imported.
+
+    Raises:
+      ConfigError: naming the entry that is not a list of strings, a file that does not exist,
+        or a module that fails to import (with its error).
+    """
+    import hashlib
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    if isinstance(specs, str) or not isinstance(specs, (list, tuple)) or \
+            not all(isinstance(x, str) and x.strip() for x in specs):
+        raise ConfigError(f"{where}: got {specs!r}; must be a list of module names or .py paths")
+    loaded = []
+    for spec in specs:
+        is_file = spec.endswith(".py") or os.sep in spec or "/" in spec
+        try:
+            if is_file:
+                path = os.path.abspath(os.path.join(base, os.path.expanduser(spec)))
+                if not os.path.isfile(path):
+                    raise ConfigError(f"{where}: got {spec!r}; no such file ({path})")
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()[:16]
+                name = "plugin_" + hashlib.sha256(path.encode()).hexdigest()[:12]
+                old = sys.modules.get(name)
+                if old is None or getattr(old, "__plugin_digest__", None) != digest:
+                    module_spec = importlib.util.spec_from_file_location(name, path)
+                    module = importlib.util.module_from_spec(module_spec)
+                    module.__plugin_digest__ = digest
+                    sys.modules[name] = module
+                    try:
+                        module_spec.loader.exec_module(module)
+                    except BaseException:
+                        sys.modules.pop(name, None)
+                        raise
+            else:
+                name = spec
+                importlib.import_module(spec)
+        except ConfigError:
+            raise
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"{where}: got {spec!r}; cannot import it: {e}") from None
+        except Exception as e:
+            raise ConfigError(f"{where}: got {spec!r}; importing it failed: "
+                              f"{type(e).__name__}: {e}") from None
+        loaded.append(name)
+    return loaded
+
+
+# ----------------------------------------------------------------------------- the command
+
+def add_arguments(parser) -> None:
+    parser.add_argument("kind", nargs="?", default=None,
+                        help="only this kind (loss, target, generator, discriminator, "
+                             "optimizer, metric)")
+
+
+def main(args) -> int:
+    """`python -m gan_jax list [KIND]`: every registered component, kind by kind, with the
+    configuration field that names it, what it is and where it comes from."""
+    import gan_jax  # noqa: F401  (every built-in kind is declared and registered)
+    chosen = [args.kind] if args.kind else list(KINDS)
+    for kind in chosen:
+        k = _kind(kind)
+        print(f"{kind} (field `{k.field}`): {k.doc}")
+        width = max((len(n) for n in k.entries), default=0)
+        for name, e in k.entries.items():
+            where = "" if e.builtin else f"  [{e.origin}]"
+            print(f"  {name:<{width}}  {e.doc}{where}")
+        if not k.entries:
+            print("  (none registered)")
+        print()
+    return 0

@@ -85,6 +85,7 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
     history = spectral_history(output.history)
     config_dicts: dict[RunConfig, dict] = {}     # runs of a batch share few configurations
     gap: dict[RunConfig, bool] = {}
+    components: dict[RunConfig, dict] = {}
     records = []
     for i, (cfg, seed) in enumerate(zip(cfgs, seeds)):
         final = {k: np.asarray(v)[i] for k, v in output.final.items()}
@@ -109,7 +110,21 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
         })
         if output.samples is not None:
             records[-1]["samples"] = _clean(np.asarray(output.samples)[i])
+        if cfg not in components:
+            components[cfg] = plugin_components(cfg)
+        if components[cfg]:
+            records[-1]["components"] = components[cfg]
     return records
+
+
+def plugin_components(cfg) -> dict[str, dict]:
+    """The components registered from outside the library that a run uses, "kind:name" ->
+    {"origin": module, "digest": of its code (gan_jax.cache.code_digest), or None}: a table
+    can then tell two versions of a plugin apart under one name. Empty for the library's own."""
+    from gan_jax import cache, registry
+    return {f"{kind}:{name}": {"origin": registry.entry(kind, name).origin,
+                               "digest": cache.code_digest(obj)}
+            for kind, name, obj in registry.used(cfg)}
 
 
 def spectral_history(history: dict) -> dict:

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gan_jax import metrics as metrics_lib
 from gan_jax import results, stats
 from gan_jax.errors import ConfigError, suggest
 
@@ -100,6 +101,9 @@ def direction(metric: str, higher: tuple[str, ...] = (), lower: tuple[str, ...] 
         return True
     if metric in LOWER_IS_BETTER:
         return False
+    registered = metrics_lib.METRICS.get(metric.removeprefix("ema_"))
+    if registered is not None and registered.higher_is_better is not None:
+        return registered.higher_is_better
     raise ConfigError(f"{metric}: no known direction; say which way is better with "
                       f"--higher-is-better {metric} or --lower-is-better {metric}")
 

@@ -20,6 +20,7 @@ from jax.extend import core as jax_core
 from gan_jax import cache
 from gan_jax.config import (CHOICE_FIELDS, RunConfig, StaticConfig, merge_statics, shape_key,
                             static_part, traced_part)
+from gan_jax.engine import code_token
 from gan_jax.sweep.spec import Run, Sweep
 from gan_jax.train import make_run
 
@@ -173,16 +174,18 @@ def abstract_inputs(cfg: RunConfig):
 
 
 @functools.cache
-def _estimate(static: StaticConfig, hp, key) -> int:
+def _estimate(static: StaticConfig, hp, key, memo=None, token="") -> int:
     # Kept beside the lowered programs (gan_jax.cache), so that planning a sweep again does
-    # not trace every group again.
-    kept = cache.program_key("memory estimate", static, cache.call_shape((hp, key)))
-    found = cache.load(kept)
+    # not trace every group again; keyed, like them, by the code of the components used
+    # (engine.code_token: None, code that cannot be followed, keeps nothing).
+    kept = cache.program_key("memory estimate", static, token, cache.call_shape((hp, key)))
+    found = cache.load(kept) if token is not None else None
     if isinstance(found, int):
         return found
     jaxpr = jax.make_jaxpr(make_run(static))(hp, key).jaxpr
     estimate = ESTIMATE_MARGIN * _peak_live_bytes(jaxpr)
-    cache.store(kept, estimate)
+    if token is not None:
+        cache.store(kept, estimate)
     return estimate
 
 
@@ -195,7 +198,8 @@ def estimate_run_bytes(static: StaticConfig, example: RunConfig) -> int:
     needs about R times this.
     """
     hp, key = abstract_inputs(example)
-    return _estimate(static, hp, key)
+    token, memo = code_token(static)
+    return _estimate(static, hp, key, memo, token)
 
 
 def _nbytes(aval) -> int:

@@ -16,11 +16,11 @@ import tomllib
 import unicodedata
 from typing import Any, NamedTuple
 
-from gan_jax import results
+from gan_jax import registry, results
 from gan_jax.config import FIELD_NAMES, RunConfig, check_field, make_config, tied_fields
 from gan_jax.errors import ConfigError, is_int, suggest
 
-SWEEP_KEYS = ("name", "seeds", "keep_samples", "base", "grid")
+SWEEP_KEYS = ("name", "seeds", "keep_samples", "plugins", "base", "grid")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
 # A sweep's runs are expanded in memory (a run is a few hundred bytes of Python objects) and
 # its records fill a results file of a few KiB each: 2**22 runs is ~1 GiB of plan and ~10 GiB
@@ -47,6 +47,7 @@ class Sweep:
     grid: tuple[tuple[str, tuple[Any, ...]], ...]   # (key, values) in file order
     configs: tuple[RunConfig, ...]                  # one per grid point, last key fastest
     keep_samples: int = 0     # generated samples of the final evaluation kept in each record
+    plugins: tuple[str, ...] = ()   # user modules loaded before validation (registry)
 
     @property
     def grid_keys(self) -> tuple[str, ...]:
@@ -90,7 +91,15 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
         if key not in SWEEP_KEYS:
             hint = (" (run settings go under [base], lists to sweep under [grid])"
                     if key in FIELD_NAMES else suggest(key, SWEEP_KEYS))
-            raise fail(f"{key}: unknown key{hint}; allowed: name, seeds, keep_samples, [base], [grid]")
+            raise fail(f"{key}: unknown key{hint}; allowed: name, seeds, keep_samples, "
+                       "plugins, [base], [grid]")
+    if "plugins" in data:
+        # User modules that register components, loaded before any configuration is
+        # checked; paths relative to the sweep file's folder (docs/extending.md).
+        try:
+            registry.load_plugins(data["plugins"], os.path.dirname(os.path.abspath(path)))
+        except ConfigError as e:
+            raise fail(str(e)) from None
     name = data.get("name")
     if name is None:
         raise fail('name: missing; give the sweep a name, e.g. name = "lr-study"')
@@ -139,7 +148,7 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
         raise fail(f"keep_samples: got {keep}; must be at most eval_samples = "
                    f"{too_many[0].eval_samples} (the samples kept are the final evaluation's)")
     return Sweep(name, path, seeds, tuple((k, tuple(v)) for k, v in merged.items()),
-                 tuple(configs), keep)
+                 tuple(configs), keep, tuple(data.get("plugins", ())))
 
 
 def _point(cfg: RunConfig, base: dict) -> str:

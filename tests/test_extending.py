@@ -1,0 +1,207 @@
+"""A researcher's own components beside the library's, without editing it: registered from a
+file of their own (examples/my_components.py), swept from a sweep file's `plugins`, tabled with
+paired statistics; and programs kept on disk that always follow the components' code."""
+
+import json
+import pathlib
+import shutil
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+import gan_jax as gj
+from gan_jax import cache, cli, engine, registry
+from sweep_testing import ROOT
+
+EXAMPLE = pathlib.Path(ROOT) / "examples" / "my_components.py"
+SMALL = dict(generator="mlp", discriminator="mlp", g_width=8, g_depth=1, d_width=8, d_depth=1,
+             steps=20, log_every=10, batch_size=16, d_updates=1, eval_batch=32,
+             history_samples=32, eval_samples=64, mmd_samples=0, optimizer="adam",
+             lr_g=1e-3, lr_d=1e-3)
+
+
+@pytest.fixture
+def clean_registry():
+    """Leave the registries as they were: a plugin's components are the test's own."""
+    saved = {k: (dict(v.table), dict(v.entries)) for k, v in registry.KINDS.items()}
+    yield
+    for kind, (table, entries) in saved.items():
+        registry.KINDS[kind].table.clear()
+        registry.KINDS[kind].table.update(table)
+        registry.KINDS[kind].entries.clear()
+        registry.KINDS[kind].entries.update(entries)
+    engine.forget_compiled()
+
+
+@pytest.fixture
+def kept_programs(monkeypatch, tmp_path):
+    """Programs kept by configuration in a fresh directory (the default cache's path)."""
+    directory = tmp_path / "programs"
+    monkeypatch.setattr(cache, "programs_dir", lambda: str(directory))
+    engine.forget_compiled()
+    return directory
+
+
+def _toml(values: dict) -> str:
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+
+
+def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path, capsys,
+                                                                     clean_registry):
+    shutil.copy(EXAMPLE, tmp_path / "my_components.py")
+    (tmp_path / "mine.toml").write_text(textwrap.dedent(f"""\
+        name = "mine"
+        seeds = [0, 1, 2, 3]
+        plugins = ["my_components.py"]
+        [base]
+        data = "swiss_roll"
+        extra_metrics = ["energy"]
+        """) + _toml(SMALL) + '\n[grid]\nloss = ["nonsaturating", "ralsgan"]\n')
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(tmp_path / "mine.toml"), "--out", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and {r["config"]["loss"] for r in records} == {"nonsaturating",
+                                                                            "ralsgan"}
+    for r in records:
+        assert np.isfinite(r["final"]["energy"]) and r["final"]["energy"] > 0
+        # a target without modes: no mode metric is recorded, never a meaningless number
+        assert "modes_captured" not in r["final"] and "sliced_w1" in r["final"]
+        # the record names the plugin components it used, with a digest of their code
+        assert r["components"]["target:swiss_roll"]["digest"]
+        assert ("loss:ralsgan" in r["components"]) == (r["config"]["loss"] == "ralsgan")
+    capsys.readouterr()
+    assert cli.main(["table", str(out), "--by", "loss", "--metrics", "energy",
+                     "--compare", "loss=ralsgan,nonsaturating",
+                     "--plugin", str(tmp_path / "my_components.py")]) == 0
+    text = capsys.readouterr().out
+    assert "ralsgan − nonsaturating" in text or "ralsgan - nonsaturating" in text
+    assert "| energy | 4 |" in text           # four seeds, paired
+
+
+def test_registered_names_are_choices_everywhere_at_once(clean_registry):
+    with pytest.raises(gj.ConfigError, match="loss: got 'mine'; must be one of"):
+        gj.make_config(dict(loss="mine"))
+    gj.register("loss", "mine", gj.Loss(gj.losses.hinge_d_loss, gj.losses.hinge_g_loss))
+    assert gj.make_config(dict(loss="mine")).loss == "mine"
+    with pytest.raises(gj.ConfigError, match="built-in loss has that name"):
+        gj.register("loss", "hinge", gj.Loss(gj.losses.hinge_d_loss, gj.losses.hinge_g_loss))
+    with pytest.raises(gj.ConfigError, match="loss 'bad': must be a gan_jax.Loss"):
+        gj.register("loss", "bad", lambda real, fake: 0.0)
+    with pytest.raises(gj.ConfigError, match="a target needs `dim`"):
+        gj.register("target", "bad", object())
+
+
+def test_mode_metrics_and_registered_metrics_refused_where_undefined(clean_registry):
+    gj.load_plugins([str(EXAMPLE)])
+    gj.register("metric", "modal", gj.Metric(lambda r, f: 0.0 * r.sum(), needs=("modes",)))
+    with pytest.raises(gj.ConfigError, match="extra_metrics.*'modal' needs a target with modes"):
+        gj.make_config(dict(SMALL, data="swiss_roll", extra_metrics=["modal"]))
+    with pytest.raises(gj.ConfigError, match="extra_metrics.*'nope' is not one"):
+        gj.make_config(dict(extra_metrics=["nope"]))
+    with pytest.raises(gj.ConfigError, match="data_std.*takes no options"):
+        gj.make_config(dict(SMALL, data="swiss_roll", data_std=0.1))
+
+
+PLUGIN = '''
+import jax.numpy as jnp
+import gan_jax as gj
+
+SCALE = {scale}
+
+def d_loss(real, fake):
+    return jnp.mean(jnp.square(real - 1.0)) + jnp.mean(jnp.square(fake))
+
+def g_loss(fake):
+    return SCALE * jnp.mean(jnp.square(fake - 1.0))
+
+gj.register("loss", "plugin_ls", gj.Loss(d_loss, g_loss))
+'''
+
+
+def test_a_changed_plugin_never_gets_its_old_program(tmp_path, clean_registry, kept_programs):
+    path = tmp_path / "plugin.py"
+    cfg = dict(loss="plugin_ls", steps=20, log_every=10, batch_size=16, eval_batch=32,
+               history_samples=32, eval_samples=64, mmd_samples=0)
+
+    def run(scale):
+        path.write_text(PLUGIN.format(scale=scale))
+        gj.load_plugins([str(path)])
+        engine.forget_compiled()       # a new process: only the kept programs remain
+        return gj.run_batch([gj.make_config(cfg)] * 2, [0, 1])
+
+    first = run(1.0)
+    assert len(list(kept_programs.iterdir())) == 2
+    again = run(1.0)                   # the same code: found by configuration, same numbers
+    jax.tree.map(np.testing.assert_array_equal, again, first)
+    assert len(list(kept_programs.iterdir())) == 2
+    changed = run(3.0)                 # the same name, other code: its own program
+    assert len(list(kept_programs.iterdir())) == 3    # a training program of its own
+    assert not np.allclose(changed.final["w1"], first.final["w1"])
+    engine.forget_compiled()
+    with pytest.MonkeyPatch.context() as m:        # ... and the numbers of the new code
+        m.setattr(cache, "programs_dir", lambda: None)
+        direct = gj.run_batch([gj.make_config(cfg)] * 2, [0, 1])
+    jax.tree.map(np.testing.assert_array_equal, changed, direct)
+
+
+def test_a_target_patched_at_run_time_gets_new_numbers(monkeypatch, kept_programs):
+    cfg = gj.make_config(dict(SMALL, data="ring_2d"))
+    before = gj.run_batch([cfg] * 2, [0, 1])
+    shifted = gj.data.ring_2d(radius=3.0)
+    monkeypatch.setitem(gj.data.TARGETS, "ring_2d",
+                        gj.Preset(lambda **kw: shifted, 2, has_radius=True))
+    engine.forget_compiled()
+    after = gj.run_batch([cfg] * 2, [0, 1])
+    assert not np.allclose(after.final["sliced_w1"], before.final["sliced_w1"])
+    # a module's function replaced at run time is keyed too
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "programs_dir", lambda: str(kept_programs))
+    original = gj.metrics.sliced_w1
+    monkeypatch.setattr(gj.metrics, "sliced_w1", lambda *a: 2.0 * original(*a))
+    engine.forget_compiled()
+    doubled = gj.run_batch([cfg] * 2, [0, 1])
+    np.testing.assert_allclose(doubled.final["sliced_w1"], 2 * before.final["sliced_w1"],
+                               rtol=1e-6)
+    engine.forget_compiled()
+
+
+def test_code_that_cannot_be_followed_is_not_kept(tmp_path, clean_registry, kept_programs):
+    class Opaque:          # __slots__, no __dict__: the digest cannot read its state
+        __slots__ = ("dim", "scale")
+
+        def __init__(self):
+            self.dim, self.scale = 1, 2.0
+
+        def sample(self, key, n):
+            return self.scale * jax.random.normal(key, (n, 1))
+
+    gj.register("target", "opaque", Opaque())
+    with pytest.warns(UserWarning, match="cannot be followed"):
+        out = gj.run_batch([gj.make_config(dict(SMALL, generator="linear",
+                                                discriminator="logistic", data="opaque"))] * 2,
+                           [0, 1])
+    assert np.all(np.isfinite(out.final["w1"]))
+    assert not kept_programs.exists() or len(list(kept_programs.iterdir())) <= 1
+
+
+def test_kept_entries_are_data_not_pickles(kept_programs):
+    cfg = gj.make_config(dict(SMALL, generator="linear", discriminator="logistic"))
+    gj.run_batch([cfg] * 2, [0, 1])
+    for entry in kept_programs.iterdir():
+        head = entry.read_bytes()[:40]
+        assert head.startswith(engine.MAGIC) and not head.startswith(b"\x80")
+    engine.forget_compiled()
+
+
+def test_importing_the_package_leaves_jax_config_alone():
+    import subprocess
+    import sys
+    code = ("import jax; before = {k: getattr(jax.config, k) for k in ("
+            "'jax_enable_compilation_cache', 'jax_compilation_cache_dir', "
+            "'jax_persistent_cache_min_compile_time_secs')}; import gan_jax; "
+            "after = {k: getattr(jax.config, k) for k in before}; print(before == after)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert p.stdout.strip() == "True", p.stderr
