@@ -319,7 +319,8 @@ class RunConfig:
         their defaults, so a field added later leaves every earlier run's id as it was."""
         out = self.to_dict()
         for name in ADDED_FIELDS:
-            if out[name] == ADDED_DEFAULTS[name]:
+            default = ADDED_DEFAULTS[name]
+            if out[name] == (list(default) if isinstance(default, tuple) else default):
                 del out[name]
         return out
 

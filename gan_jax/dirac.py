@@ -107,9 +107,16 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
     Each option is None (off) or a number (possibly traced): the weight of R1, of the
     gradient penalty, the clipping bound, the Nagarajan-Kolter eta, the instance noise's std.
     Expectations over the noise are weighted sums over the nodes, every real node against
-    every generated one, so the registered losses apply as they are.
+    every generated one, so the registered losses apply as they are (a relativistic loss's
+    generator term too, on one real and one generated point; with noise it is refused).
     """
     spec = losses.get_loss(loss)
+    if spec.g_real and noise_std is not None:
+        # The node pairs' weighted sum is the expectation of a loss that sums over samples;
+        # a relativistic loss compares a sample with the others' mean (ragan), which one
+        # pair at a time does not give.
+        raise field_error("--noise-std", noise_std, f"instance noise takes losses that sum "
+                          f"over samples; {loss!r} compares real and generated logits")
     eps_np, w_np = noise(noise_std, nodes)
 
     def weights():
@@ -128,7 +135,13 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
         return w_N @ pairs_NN @ w_N
 
     def g_value(theta, psi):
-        fake_N = d_apply(psi, samples(theta)[1])
+        real_N1, fake_N1 = samples(theta)
+        fake_N = d_apply(psi, fake_N1)
+        if spec.g_real:        # a relativistic loss: every real node against every fake one
+            real_N = d_apply(psi, real_N1)
+            pairs_NN = jax.vmap(lambda r: jax.vmap(
+                lambda f: spec.g_loss(f[None], r[None]))(fake_N))(real_N)
+            return weights() @ pairs_NN @ weights()
         return weights() @ jax.vmap(lambda f: spec.g_loss(f[None]))(fake_N)
 
     def g_loss(theta, psi, batch=None):

@@ -258,7 +258,8 @@ def read_records(path: str | os.PathLike,
                 continue
             if isinstance(record.get("config"), dict):   # written before a field was added
                 record["config"] = {**record["config"], **{
-                    k: v for k, v in ADDED_DEFAULTS.items() if k not in record["config"]}}
+                    k: list(v) if isinstance(v, tuple) else v      # as JSON holds it
+                    for k, v in ADDED_DEFAULTS.items() if k not in record["config"]}}
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)

@@ -52,9 +52,10 @@ from gan_jax.errors import ConfigError
 def saturation(probs, names=None) -> dict[str, dict[str, np.ndarray]]:
     """|d g_loss / d s| and |d d_loss / d s_fake| at D(fake) = sigmoid(s) = p, for every loss.
 
-    Every registered d_loss is a sum of a real and a fake term, so its derivative in the fake
-    logit does not depend on the real one. For wgan / hinge, whose critic value is not a
-    probability, p = sigmoid(critic value) just places s on the same axis.
+    The real logit is 0 (a real sample the discriminator cannot place): a loss that is a sum
+    of a real and a fake term does not depend on it, and a relativistic one (rsgan, ragan)
+    compares s with it. For wgan / hinge, whose critic value is not a probability,
+    p = sigmoid(critic value) just places s on the same axis.
 
     Args:
       probs: values of D(fake) in (0, 1).
@@ -71,7 +72,7 @@ def saturation(probs, names=None) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for name in losses.LOSSES if names is None else names:
         loss = losses.get_loss(name)
-        g = jax.vmap(jax.grad(lambda s, loss=loss: loss.g_loss(s[None])))(logits)
+        g = jax.vmap(jax.grad(lambda s, loss=loss: loss.generator(s[None], real)))(logits)
         d = jax.vmap(jax.grad(lambda s, loss=loss: loss.d_loss(real, s[None])))(logits)
         out[name] = {"g": np.abs(np.asarray(g)), "d": np.abs(np.asarray(d))}
     return out
@@ -317,6 +318,7 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     of z ~ N(0, 1), so the library's batch-mean losses and penalties (train.make_d_objective)
     apply unchanged and the game is deterministic. WGAN-GP's interpolation weights are drawn
     once from a fixed key. The initial point is cfg's g_init / d_init, or a draw from `key`.
+    A relativistic loss (g_real) is evaluated on every pair of real and generated nodes.
     """
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
     parts = train.make_parts(static)
@@ -337,9 +339,15 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     d_objective = train.make_d_objective(static, parts, hp)
     d_apply, g_apply = parts.discriminator.apply, parts.generator.apply
     loss = parts.loss(hp)
+    if loss.g_real:
+        # A relativistic loss pairs the i-th real node with the i-th fake one: every real
+        # node against every fake node gives the expectation over independent draws.
+        real, z = jnp.repeat(real, nodes, axis=0), jnp.tile(z, (nodes, 1))
+        gp_u = jnp.tile(gp_u, nodes)
 
     def g_loss(theta, phi):
-        return loss.g_loss(d_apply(unravel_d(phi), g_apply(unravel_g(theta), z)))
+        d = unravel_d(phi)
+        return loss.generator(d_apply(d, g_apply(unravel_g(theta), z)), d_apply(d, real))
 
     def d_loss(theta, phi):
         return d_objective(unravel_d(phi), real, g_apply(unravel_g(theta), z), gp_u)

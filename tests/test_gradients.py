@@ -34,7 +34,9 @@ def _objectives(generator, discriminator, loss_name):
     fake = parts.generator.apply(g_params, z)
     u = jax.random.uniform(k[4], (static.batch_size,), jnp.float64)
     d_fn = lambda dp: d_obj(dp, real, fake, u)
-    g_fn = lambda gp: parts.loss(hp).g_loss(parts.discriminator.apply(d_params, parts.generator.apply(gp, z)))
+    real_logits = parts.discriminator.apply(d_params, real)     # read by relativistic losses
+    g_fn = lambda gp: parts.loss(hp).generator(
+        parts.discriminator.apply(d_params, parts.generator.apply(gp, z)), real_logits)
     return d_fn, d_params, g_fn, g_params
 
 

@@ -98,6 +98,9 @@ def test_saturation_matches_the_closed_forms():
         "lsgan": ((1 - p) ** 2 * p, p**2 * (1 - p)),
         "wgan": (np.ones_like(p), np.ones_like(p)), "wgan_gp": (np.ones_like(p), np.ones_like(p)),
         "hinge": (np.ones_like(p), (np.log(p / (1 - p)) > -1).astype(float)),
+        # relativistic, against a real logit of 0: rsgan's terms are softplus(-(s - 0)) and
+        # softplus(-(0 - s)); ragan's pair of one sample each counts each term twice
+        "rsgan": (1 - p, p), "rpgan": (1 - p, p), "ragan": (2 * (1 - p), 2 * p),
     }
     assert set(sat) == set(closed)
     for name, (g, d) in closed.items():
