@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from gan_jax import data, losses, methods, metrics, models, optim
+from gan_jax import cache, data, losses, methods, metrics, models, optim, registry
 from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, is_number, suggest
 
 STATIC, TRACED = "static", "traced"
@@ -498,11 +498,47 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
         for key in values:
             if key not in FIELD_NAMES:
                 raise _unknown_field(key)
+        for key, kind in _COMPONENT_FIELDS.items():
+            if key in values:
+                values[key] = _by_name(key, kind, values[key])
         return RunConfig(**values)
     except ConfigError as e:
         if where:
             raise ConfigError(f"{where}.{e}") from None
         raise
+
+
+def _component_fields() -> dict[str, str]:
+    return {k.field: kind for kind, k in registry.KINDS.items()}
+
+
+class _ComponentFields(dict):
+    """field -> kind of component it names, read live from the registry."""
+
+    def items(self):
+        return _component_fields().items()
+
+
+_COMPONENT_FIELDS = _ComponentFields()
+
+
+def _by_name(field: str, kind: str, value):
+    """A component given as an object (the Python API, a notebook) registered under a name
+    made from its code's digest, `<kind>-<digest>`: the same code is the same name, so run
+    ids and kept programs follow the code (gan_jax.cache). Names pass through."""
+    if isinstance(value, (list, tuple)) and field in NAME_LIST_FIELDS:
+        return [_by_name(field, kind, v) for v in value]
+    if isinstance(value, str) or value is None or field in NAME_LIST_FIELDS:
+        return value
+    digest = cache.code_digest(value)
+    if digest is None:
+        raise field_error(field, type(value).__name__, "is an object whose code cannot be "
+                          f"followed; register it by name (gan_jax.register({kind!r}, NAME, "
+                          "obj)) and give the name")
+    name = f"{kind}-{digest[:12]}"
+    if name not in registry.table(kind):
+        registry.register(kind, name, value, doc=f"given as an object ({type(value).__name__})")
+    return name
 
 
 def check_field(name: str, value: Any) -> Any:

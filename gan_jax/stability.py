@@ -320,6 +320,14 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGam
     once from a fixed key. The initial point is cfg's g_init / d_init, or a draw from `key`.
     A relativistic loss (g_real) is evaluated on every pair of real and generated nodes.
     """
+    # What the population game leaves out is refused, never dropped without a word.
+    for name, off, what in (("nk_eta", 0.0, "the Nagarajan-Kolter term"),
+                            ("noise_std", 0.0, "instance noise"), ("pack", 1, "packing"),
+                            ("spectral_norm", False, "spectral normalization")):
+        if getattr(cfg, name) != off:
+            raise ConfigError(f"{name}: got {getattr(cfg, name)!r}; the population game has no "
+                              f"{what}: leave it at {off!r} (the Dirac-GAN, `python -m gan_jax "
+                              "dirac`, analyses the stabilisers it names)")
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
     parts = train.make_parts(static)
     if parts.target.dim != 1 or parts.latent_dim != 1:

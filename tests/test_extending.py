@@ -205,3 +205,22 @@ def test_importing_the_package_leaves_jax_config_alone():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
     assert p.stdout.strip() == "True", p.stderr
+
+
+def test_components_given_as_objects_are_named_by_their_code(clean_registry):
+    import jax.numpy as jnp
+
+    def make():
+        return gj.Loss(lambda r, f: jnp.mean(f) - jnp.mean(r), lambda f: -jnp.mean(f))
+
+    a, b = gj.make_config(dict(loss=make())), gj.make_config(dict(loss=make()))
+    assert a.loss == b.loss and a.loss.startswith("loss-") and a.loss in gj.LOSSES
+    other = gj.make_config(dict(loss=gj.Loss(lambda r, f: jnp.mean(f) - jnp.mean(r),
+                                             lambda f: -2.0 * jnp.mean(f))))
+    assert other.loss != a.loss
+
+
+def test_the_population_game_refuses_what_it_leaves_out():
+    cfg = gj.make_config(dict(nk_eta=0.1))
+    with pytest.raises(gj.ConfigError, match="nk_eta: got 0.1; the population game has no"):
+        gj.population_game(cfg)
