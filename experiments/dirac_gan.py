@@ -42,6 +42,7 @@ class Arm(NamedTuple):
     r1_weight: float = 0.0
     gp_weight: float = 0.0
     clip: float | None = None
+    r2_weight: float = 0.0
 
 
 ARMS = (
@@ -50,13 +51,16 @@ ARMS = (
     Arm("GAN + R1 (gamma = 1)", "nonsaturating", r1_weight=1.0),
     Arm("WGAN, clip 1", "wgan", clip=1.0),
     Arm("WGAN-GP (lambda = 1)", "wgan", gp_weight=1.0),
+    Arm("RpGAN", "rpgan"),
+    Arm("RaGAN", "ragan"),
+    Arm("RpGAN + R1 + R2 (gamma = 1): R3GAN", "rpgan", r1_weight=1.0, r2_weight=1.0),
 )
 
 
 def dirac_game(arm: Arm) -> stability.Game:
     """The arm's Dirac-GAN (gan_jax.dirac.dirac_game) on flat (theta, psi) vectors."""
     game = dirac.dirac_game(arm.loss, r1=arm.r1_weight or None, gp=arm.gp_weight or None,
-                            clip=arm.clip)
+                            clip=arm.clip, r2=arm.r2_weight or None)
     return stability.Game(lambda theta, psi: game.g_loss(theta, psi, None),
                           lambda theta, psi: game.d_loss(theta, psi, None), 1,
                           None if arm.clip is None else game.project_d)
@@ -114,8 +118,14 @@ def figure(results: list[ArmResult], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(3.1 * len(results), 3.3),
-                             sharex=True, sharey=True)
+    cols = min(4, len(results))
+    rows = -(-len(results) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 3.4 * rows), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    first_column = axes[:, 0]
+    axes = axes.flat
     styles = {"simultaneous": dict(color="tab:red", lw=0.8),
               "alternating": dict(color="tab:blue", lw=0.8)}
     for ax, r in zip(axes, results):
@@ -129,8 +139,9 @@ def figure(results: list[ArmResult], path: str) -> None:
         ax.set_ylim(-2.6, 2.6)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("psi (discriminator)", fontsize=8)
-    axes[0].legend(fontsize=7, loc="lower left")
+    for ax in first_column:
+        ax.set_ylabel("psi (discriminator)", fontsize=8)
+    first_column[0].legend(fontsize=7, loc="lower left")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 

@@ -101,11 +101,11 @@ def noise(std, nodes: int = NOISE_NODES) -> tuple[Any, np.ndarray]:
 
 
 def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_eta=None,
-               noise_std=None, nodes: int = NOISE_NODES) -> methods.Game:
+               noise_std=None, nodes: int = NOISE_NODES, r2=None) -> methods.Game:
     """The Dirac-GAN as a methods.Game on g = theta, d = psi (f[1] each); the batch is ignored.
 
-    Each option is None (off) or a number (possibly traced): the weight of R1, of the
-    gradient penalty, the clipping bound, the Nagarajan-Kolter eta, the instance noise's std.
+    Each option is None (off) or a number (possibly traced): the weight of R1 (and of R2, its
+    twin on the generated point), of the gradient penalty, the clipping bound, the Nagarajan-Kolter eta, the instance noise's std.
     Expectations over the noise are weighted sums over the nodes, every real node against
     every generated one, so the registered losses apply as they are (a relativistic loss's
     generator term too, on one real and one generated point; with noise it is refused).
@@ -156,6 +156,9 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
         if r1 is not None:
             per_node = jax.vmap(lambda x: losses.r1_penalty(d_apply, psi, x[None]))(real_N1)
             value = value + r1 * (weights() @ per_node)
+        if r2 is not None:     # the same on the generated point (R3GAN pairs it with R1)
+            per_node = jax.vmap(lambda x: losses.r2_penalty(d_apply, psi, x[None]))(fake_N1)
+            value = value + r2 * (weights() @ per_node)
         if gp is not None:
             # A linear discriminator's input gradient is psi everywhere: the interpolates'
             # place does not matter; they are the midpoints of real and generated nodes.

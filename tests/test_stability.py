@@ -32,6 +32,27 @@ def test_unregularised_dirac_gan_circles(loss):
     assert a.rho_alternating == pytest.approx(1.0, abs=1e-6) and a.alternating == "cycles"
 
 
+@pytest.mark.parametrize("loss,omega", [("rpgan", 0.5), ("rsgan", 0.5), ("ragan", 1.0)])
+def test_relativistic_dirac_gan_circles(loss, omega):
+    # One real point at 0: rpgan's D term softplus(psi theta), G term softplus(-psi theta),
+    # J = [[0, 1/2], [-1/2, 0]]; ragan's one-sample means double both terms.
+    a = analyze_arm(dirac_gan.Arm(loss, loss))
+    np.testing.assert_allclose(np.sort(a.eigenvalues.imag), [-omega, omega], atol=1e-6)
+    np.testing.assert_allclose(a.eigenvalues.real, 0.0, atol=1e-6)
+
+
+def test_r3gan_objective_converges_on_the_dirac_gan():
+    # RpGAN + R1 + R2 (weight gamma each) adds -2 gamma to J's discriminator diagonal:
+    # eigenvalues -gamma +- sqrt(gamma^2 - 1/4), real and negative (Huang et al. 2024's claim
+    # of local convergence, on this game).
+    gamma = 1.0
+    a = analyze_arm(dirac_gan.Arm("r3gan", "rpgan", r1_weight=gamma, r2_weight=gamma))
+    root = np.sqrt(gamma**2 - 0.25)
+    np.testing.assert_allclose(np.sort(a.eigenvalues.real), [-gamma - root, -gamma + root],
+                               atol=1e-5)
+    assert a.flow == "converges" and a.simultaneous == "converges"
+
+
 def test_r1_makes_the_dirac_gan_converge():
     """J = [[0, 1/2], [-1/2, -gamma]]: eigenvalues (-gamma +- sqrt(gamma^2 - 1)) / 2."""
     gamma = 2.0
