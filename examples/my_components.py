@@ -60,3 +60,29 @@ def energy_distance(real, fake):
 
 gj.register("metric", "energy", gj.Metric(energy_distance, higher_is_better=False),
             doc="energy distance (Szekely & Rizzo 2013), V-statistic")
+
+
+# A training method: Hamiltonian gradient descent (Balduzzi et al. 2018, Sec. 4; Loizou et al.
+# 2020): both players descend H = |xi|^2 / 2, xi the simultaneous gradient, from one point.
+def hamiltonian_direction(game, g, d, batch, coefs):
+    def half_sq(g, d):
+        xi = gj.methods.simultaneous_gradient(game, g, d, batch)
+        return 0.5 * gj.methods.sq_norm(xi)
+    return jax.grad(half_sq, argnums=(0, 1))(g, d)
+
+
+def hamiltonian(ctx):
+    players = ctx.players()
+
+    def step(play, batches):
+        batch, = batches
+        return players.step_both(play, hamiltonian_direction(ctx.game, play.g, play.d, batch,
+                                                             ctx.coefs))
+
+    return players.init, step
+
+
+gj.register("method", "hamiltonian",
+            gj.MethodSpec(hamiltonian, lambda d_updates: gj.methods.Slots(1, 0),
+                          direction=hamiltonian_direction),
+            doc="Hamiltonian gradient descent: both descend |xi|^2 / 2")

@@ -21,6 +21,7 @@ from gan_jax.metrics import (METRICS, Metric, default_bandwidth, js_divergence, 
                               standardized_sq_distances, w1_1d)
 from gan_jax.models import (Family, Model, linear_generator, logistic_discriminator, make_discriminator,
                             make_generator, mlp, piecewise_generator)
+from gan_jax.methods import MethodSpec
 from gan_jax.optim import make_optimizer, maximize
 from gan_jax.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
                            recorded_samples)
@@ -53,7 +54,7 @@ __all__ = [
     "sample_metrics", "sliced_w1", "standardized_sq_distances", "w1_1d",
     "Family", "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
-    "make_optimizer", "maximize",
+    "MethodSpec", "make_optimizer", "maximize",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
     "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results", "to_dataframe",
     "history_frame",

@@ -36,7 +36,9 @@ from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError, suggest
 
 BENCH_CONFIGS = presets.BENCH_CONFIGS
-METHODS = methods.METHODS + ("lookahead",)
+def _methods() -> tuple[str, ...]:
+    """Every registered method, and lookahead (k = 5 around alternating)."""
+    return tuple(methods.METHODS) + ("lookahead",)
 
 
 def method_variant(cfg: RunConfig, method: str) -> RunConfig:
@@ -63,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=None,
                         help="comma-separated training methods to compare on each config, with "
                              "one discriminator step per generator step: any update of "
-                             f"{', '.join(METHODS)}, 'lookahead' (k = 5 around alternating), "
+                             f"{', '.join(methods.METHODS)}, 'lookahead' (k = 5 around alternating), "
                              "or 'all'")
     parser.add_argument("--json", default=None, help="write the full results to this file")
 
@@ -209,11 +211,11 @@ def main(args: argparse.Namespace) -> int:
     if args.methods:
         variants = [m.strip() for m in args.methods.split(",") if m.strip()]
         if variants == ["all"]:
-            variants = list(METHODS)
+            variants = list(_methods())
         for m in variants:
-            if m not in METHODS:
+            if m not in _methods():
                 raise ConfigError(f"--methods: got {m!r}; must be 'all' or among "
-                                  f"{', '.join(METHODS)}{suggest(m, METHODS)}")
+                                  f"{', '.join(_methods())}{suggest(m, _methods())}")
     if args.repeats < 1:
         raise ConfigError(f"--repeats: got {args.repeats}; must be >= 1")
     if args.steps is not None and args.steps < 1:

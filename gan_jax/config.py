@@ -30,7 +30,6 @@ from gan_jax import cache, data, losses, methods, metrics, models, optim, regist
 from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, is_number, suggest
 
 STATIC, TRACED = "static", "traced"
-UPDATES = methods.METHODS
 # Static fields of which one program may hold several values, each run picking its own by a
 # traced index (`HParams.<field>_index`): the loss changes no array shape and no random draw,
 # so runs that differ only in it share a program (docs/sweeps.md, "Static and traced").
@@ -208,7 +207,7 @@ class RunConfig:
     # how it is trained
     loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
     optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")
-    update: str = _field("alternating", STATIC, choice(UPDATES),
+    update: str = _field("alternating", STATIC, choice(methods.METHODS),
                          "training method: how both players step (docs/methods.md)")
     d_updates: int = _field(2, STATIC, int_at_least(1, MAX_D_UPDATES, COUNTER),
                            "discriminator steps per generator step")
@@ -588,7 +587,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"steps = {cfg.steps}")
     if cfg.steps % cfg.log_every != 0:
         raise field_error("log_every", cfg.log_every, f"must divide steps = {cfg.steps} exactly")
-    if cfg.update in methods.SIMULTANEOUS and cfg.d_updates != 1:
+    if methods.simultaneous(cfg.update) and cfg.d_updates != 1:
         raise field_error("d_updates", cfg.d_updates,
                           f"must be 1 with update = {cfg.update!r} (both players step together)")
     _check_method_fields(cfg)

@@ -70,7 +70,9 @@ from gan_jax.tables import markdown_table
 # Every name the command takes: the library's methods, and lookahead-minimax around
 # simultaneous gradient descent.
 LOOKAHEAD = "lookahead"
-NAMES = methods.METHODS + (LOOKAHEAD,)
+def names() -> tuple[str, ...]:
+    """Every name the command takes: the registered methods, and lookahead."""
+    return tuple(methods.METHODS) + (LOOKAHEAD,)
 NOISE_NODES = 16        # Gauss-Hermite nodes per noisy sample
 TOL = 1e-8              # verdict tolerance on |eigenvalue| - 1 and on real parts (float64)
 SMOOTH_TOL = 0.05       # the largest relative central-difference mismatch of the field's J
@@ -192,11 +194,10 @@ def vector_field(name: str, game: methods.Game, method: methods.Method, lr,
     """x = (theta, psi) -> v(x), the method's field (see the module docstring)."""
     def v(x):
         g, d = x[:1], x[1:]
-        if name == "consensus":
-            direction = methods.consensus_gradient(game, g, d, None, coefs.gamma)
-        elif name == "sga":
-            direction = methods.sga_gradient(game, g, d, None, coefs.sga_lambda)
-        elif name == "unrolled":
+        spec = methods.METHODS.get(name)
+        if spec is not None and spec.direction is not None:       # consensus, sga
+            direction = spec.direction(game, g, d, None, coefs)
+        elif spec is not None and spec.unrolls:                    # its own displacement
             after = method.step(method.init(g, d), batches_of(method))
             return (jnp.concatenate([after.g, after.d]) - x) / lr
         else:
@@ -361,9 +362,9 @@ def analyze(options: Options) -> Analysis:
 
 def check(options: Options) -> None:
     """Raise errors.ConfigError naming the flag, the value and what is allowed."""
-    if options.method not in NAMES:
+    if options.method not in names():
         raise field_error("--method", options.method,
-                          f"must be one of {', '.join(NAMES)}{suggest(options.method, NAMES)}")
+                          f"must be one of {', '.join(names())}{suggest(options.method, names())}")
     if options.loss not in losses.LOSSES:
         raise field_error("--loss", options.loss, f"must be one of {', '.join(losses.LOSSES)}"
                           f"{suggest(options.loss, losses.LOSSES)}")
@@ -474,7 +475,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`python -m gan_jax dirac`: one method's local behaviour on the Dirac-GAN."""
     defaults = Options("")
     parser.add_argument("--method", required=True, metavar="NAME",
-                        help=f"one of {', '.join(NAMES)} (lookahead: lookahead-minimax around "
+                        help=f"one of {', '.join(names())} (lookahead: lookahead-minimax around "
                              "simultaneous gradient descent)")
     parser.add_argument("--lr", type=float, default=defaults.lr,
                         help=f"both players' SGD step size h ({defaults.lr})")

@@ -60,12 +60,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-# The methods, in the order docs and tables list them.
-METHODS = ("alternating", "simultaneous", "extragradient", "extragradient_past", "optimistic",
-           "consensus", "sga", "unrolled")
-# Methods whose one step moves both players from the same point (d_updates must be 1).
-SIMULTANEOUS = ("simultaneous", "extragradient", "extragradient_past", "optimistic",
-                "consensus", "sga")
+from gan_jax import registry
+
 SGA_EPSILON = 0.1      # Balduzzi et al. (2018), Algorithm 1: the alignment's epsilon
 
 
@@ -191,15 +187,100 @@ def unrolled_discriminator(game: Game, tx_d, g, d, d_opt, batch, k: int):
     return d
 
 
+class Players(NamedTuple):
+    """Both players' optimiser steps for a method's step function: each takes a Play and
+    gradients (descent directions, pytrees like the parameters) and returns the Play after the
+    step; the discriminator's step is followed by the game's `project_d`."""
+
+    init: Callable[[Any, Any, Any], Play]      # (g, d, extra) -> Play
+    step_d: Callable[[Play, Any], Play]
+    step_g: Callable[[Play, Any], Play]
+    step_both: Callable[[Play, tuple], Play]   # (g grads, d grads): D, then G, from one point
+
+
+def players(game: Game, tx_g: optax.GradientTransformation,
+            tx_d: optax.GradientTransformation) -> Players:
+    """The players' steps with these optimisers (descent transformations)."""
+    def step_d(play: Play, grads) -> Play:
+        d, d_opt = _apply(tx_d, grads, play.d_opt, play.d)
+        return play._replace(d=game.project_d(d), d_opt=d_opt)
+
+    def step_g(play: Play, grads) -> Play:
+        g, g_opt = _apply(tx_g, grads, play.g_opt, play.g)
+        return play._replace(g=g, g_opt=g_opt)
+
+    def step_both(play: Play, grads) -> Play:
+        return step_g(step_d(play, grads[1]), grads[0])
+
+    def init(g, d, extra=()) -> Play:
+        return Play(g, d, tx_g.init(g), tx_d.init(d), extra)
+
+    return Players(init, step_d, step_g, step_both)
+
+
+class Context(NamedTuple):
+    """What a method is built from: the game, the players' optimisers (descent
+    transformations, from the configuration), the traced coefficients and the static options
+    the configuration gives methods."""
+
+    game: Game
+    tx_g: optax.GradientTransformation
+    tx_d: optax.GradientTransformation
+    coefs: Coefs
+    d_updates: int = 1
+    unroll_k: int = 5
+
+    def players(self) -> Players:
+        return players(self.game, self.tx_g, self.tx_d)
+
+
+class MethodSpec(NamedTuple):
+    """A training method, the method protocol (register with gan_jax.register("method", ...)).
+
+    build(ctx: Context) -> (init(g, d) -> Play, step(play, batches) -> Play): pure functions
+      of both players' states; `batches` is a tuple of slots(d_updates) batches, the full
+      ones first (real and fake samples), then the generator-only ones.
+    slots(d_updates) -> Slots: the batches one step takes (no JAX: validation and the
+      training loop's draws size themselves by it).
+    simultaneous: both players move from one point (d_updates must then be 1).
+    direction: None, or (game, g, d, batch, coefs) -> (g direction, d direction), the
+      descent direction whose negative is the method's vector field (the Dirac-GAN's
+      analysis); None: the simultaneous gradient, or, for `unrolls`, the step's own
+      displacement.
+    unrolls: the method differentiates through optimiser steps (Adam then gets a tiny
+      eps_root inside its root, optim.UNROLL_EPS_ROOT, so that the derivative stays finite).
+    """
+
+    build: Callable[[Context], tuple]
+    slots: Callable[[int], Slots]
+    simultaneous: bool = True
+    direction: Callable | None = None
+    unrolls: bool = False
+
+
+def check_method(obj) -> str | None:
+    if not isinstance(obj, MethodSpec):
+        return f"must be a gan_jax.methods.MethodSpec(build, slots, ...), got {type(obj).__name__}"
+    if not callable(obj.build) or not callable(obj.slots):
+        return "build(ctx) and slots(d_updates) must be functions"
+    return None
+
+
+# The registry of methods (gan_jax.registry): configuration validates `update` against it,
+# in the order docs and tables list them.
+METHODS: dict[str, MethodSpec] = registry.declare(
+    "method", check_method, "a training method (methods.MethodSpec)", "update")
+
+
+def simultaneous(name: str) -> bool:
+    """Whether method `name`'s step moves both players from one point (d_updates 1)."""
+    return METHODS[name].simultaneous
+
+
 def slots(name: str, d_updates: int = 1) -> Slots:
     """The batches one step of method `name` takes (no JAX: configuration validation and the
-    training loop's draws size themselves by it): alternating, d_updates discriminator batches
-    and a generator batch; unrolled, d_updates batches; extragradient, two; the others, one."""
-    if name == "alternating":
-        return Slots(d_updates, 1)
-    if name == "unrolled":
-        return Slots(d_updates, 0)
-    return Slots(2 if name == "extragradient" else 1, 0)
+    training loop's draws size themselves by it)."""
+    return METHODS[name].slots(d_updates)
 
 
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
@@ -215,78 +296,126 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
     """
     if name not in METHODS:
         raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
-    if name in SIMULTANEOUS and d_updates != 1:
+    spec = METHODS[name]
+    if spec.simultaneous and d_updates != 1:
         raise ValueError(f"d_updates: got {d_updates}; must be 1 with update = {name!r}")
-    if name == "optimistic":
-        tx_g = optax.chain(tx_g, optax.scale_by_optimistic_gradient())
-        tx_d = optax.chain(tx_d, optax.scale_by_optimistic_gradient())
-    project = game.project_d
-
-    def step_d(play: Play, grads) -> Play:
-        d, d_opt = _apply(tx_d, grads, play.d_opt, play.d)
-        return play._replace(d=project(d), d_opt=d_opt)
-
-    def step_g(play: Play, grads) -> Play:
-        g, g_opt = _apply(tx_g, grads, play.g_opt, play.g)
-        return play._replace(g=g, g_opt=g_opt)
-
-    def step_both(play: Play, grads) -> Play:
-        return step_g(step_d(play, grads[1]), grads[0])
-
-    def init(g, d) -> Play:
-        return Play(g, d, tx_g.init(g), tx_d.init(d), _init_extra(name, g, d))
-
-    if name == "alternating":
-        def step(play, batches):
-            for b in batches[:d_updates]:
-                play = step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
-            return step_g(play, jax.grad(game.g_loss, 0)(play.g, play.d, batches[d_updates]))
-
-    elif name in ("simultaneous", "optimistic", "consensus", "sga"):
-        direction = {
-            "simultaneous": simultaneous_gradient, "optimistic": simultaneous_gradient,
-            "consensus": lambda *a: consensus_gradient(*a, coefs.gamma),
-            "sga": lambda *a: sga_gradient(*a, coefs.sga_lambda)}[name]
-
-        def step(play, batches):
-            b, = batches
-            return step_both(play, direction(game, play.g, play.d, b))
-
-    elif name == "extragradient":
-        def step(play, batches):
-            b_look, b_step = batches
-            half = step_both(play, simultaneous_gradient(game, play.g, play.d, b_look))
-            xi = simultaneous_gradient(game, half.g, half.d, b_step)
-            return step_both(half._replace(g=play.g, d=play.d), xi)
-
-    elif name == "extragradient_past":
-        def step(play, batches):
-            b, = batches
-            half = step_both(play, play.extra)
-            xi = simultaneous_gradient(game, half.g, half.d, b)
-            return step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
-
-    else:  # unrolled
-        def step(play, batches):
-            for b in batches[:d_updates - 1]:
-                play = step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
-            b = batches[d_updates - 1]
-
-            def surrogate(g):
-                d_k = unrolled_discriminator(game, tx_d, g, play.d, play.d_opt, b, unroll_k)
-                return game.g_loss(g, d_k, b)
-
-            g_grads = jax.grad(surrogate)(play.g)
-            return step_g(step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b)), g_grads)
-
-    method = Method(name, slots(name, d_updates), init, step)
+    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k))
+    method = Method(name, spec.slots(d_updates), init, step)
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
 
 
-def _init_extra(name: str, g, d):
-    if name == "extragradient_past":      # the previous look-ahead gradient: none yet
-        return (jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d))
-    return ()
+# ----------------------------------------------------------------------------- the built-ins
+
+def _one_batch(d_updates: int) -> Slots:
+    return Slots(1, 0)
+
+
+def _alternating(ctx: Context):
+    p = ctx.players()
+    game, k = ctx.game, ctx.d_updates
+
+    def step(play, batches):
+        for b in batches[:k]:
+            play = p.step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
+        return p.step_g(play, jax.grad(game.g_loss, 0)(play.g, play.d, batches[k]))
+
+    return p.init, step
+
+
+def _along(direction, optimistic: bool = False):
+    """A method whose one step moves both players along `direction(ctx)(game, g, d, b)`."""
+    def build(ctx: Context):
+        tx_g, tx_d = ctx.tx_g, ctx.tx_d
+        if optimistic:
+            tx_g = optax.chain(tx_g, optax.scale_by_optimistic_gradient())
+            tx_d = optax.chain(tx_d, optax.scale_by_optimistic_gradient())
+        p, along = players(ctx.game, tx_g, tx_d), direction(ctx)
+
+        def step(play, batches):
+            b, = batches
+            return p.step_both(play, along(ctx.game, play.g, play.d, b))
+
+        return p.init, step
+
+    return build
+
+
+def _extragradient(ctx: Context):
+    p, game = ctx.players(), ctx.game
+
+    def step(play, batches):
+        b_look, b_step = batches
+        half = p.step_both(play, simultaneous_gradient(game, play.g, play.d, b_look))
+        xi = simultaneous_gradient(game, half.g, half.d, b_step)
+        return p.step_both(half._replace(g=play.g, d=play.d), xi)
+
+    return p.init, step
+
+
+def _extragradient_past(ctx: Context):
+    p, game = ctx.players(), ctx.game
+
+    def init(g, d):      # the previous look-ahead gradient: none yet
+        return p.init(g, d, (jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d)))
+
+    def step(play, batches):
+        b, = batches
+        half = p.step_both(play, play.extra)
+        xi = simultaneous_gradient(game, half.g, half.d, b)
+        return p.step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
+
+    return init, step
+
+
+def _unrolled(ctx: Context):
+    p, game, k = ctx.players(), ctx.game, ctx.d_updates
+
+    def step(play, batches):
+        for b in batches[:k - 1]:
+            play = p.step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b))
+        b = batches[k - 1]
+
+        def surrogate(g):
+            d_k = unrolled_discriminator(game, ctx.tx_d, g, play.d, play.d_opt, b,
+                                         ctx.unroll_k)
+            return game.g_loss(g, d_k, b)
+
+        g_grads = jax.grad(surrogate)(play.g)
+        return p.step_g(p.step_d(play, jax.grad(game.d_loss, 1)(play.g, play.d, b)), g_grads)
+
+    return p.init, step
+
+
+def _consensus_direction(game, g, d, batch, coefs):
+    return consensus_gradient(game, g, d, batch, coefs.gamma)
+
+
+def _sga_direction(game, g, d, batch, coefs):
+    return sga_gradient(game, g, d, batch, coefs.sga_lambda)
+
+
+for _name, _spec, _doc in (
+        ("alternating", MethodSpec(_alternating, lambda k: Slots(k, 1), simultaneous=False),
+         "d_updates D steps, each on its own batch, then one G step (the seed's)"),
+        ("simultaneous", MethodSpec(_along(lambda ctx: simultaneous_gradient), _one_batch),
+         "both players step from one point on one batch"),
+        ("extragradient", MethodSpec(_extragradient, lambda k: Slots(2, 0)),
+         "extragradient / Extra-Adam (Korpelevich 1976; Gidel et al. 2019)"),
+        ("extragradient_past", MethodSpec(_extragradient_past, _one_batch),
+         "extrapolation from the past (Gidel et al. 2019)"),
+        ("optimistic", MethodSpec(_along(lambda ctx: simultaneous_gradient, optimistic=True),
+                                  _one_batch),
+         "optimistic GDA / Optimistic Adam (Daskalakis et al. 2018)"),
+        ("consensus", MethodSpec(_along(lambda ctx: lambda *a: _consensus_direction(
+            *a, ctx.coefs)), _one_batch, direction=_consensus_direction),
+         "consensus optimisation, consensus_gamma (Mescheder et al. 2017)"),
+        ("sga", MethodSpec(_along(lambda ctx: lambda *a: _sga_direction(*a, ctx.coefs)),
+                           _one_batch, direction=_sga_direction),
+         "symplectic gradient adjustment (Balduzzi et al. 2018)"),
+        ("unrolled", MethodSpec(_unrolled, lambda k: Slots(k, 0), simultaneous=False,
+                                unrolls=True),
+         "unrolled GAN, unroll_k steps (Metz et al. 2017)")):
+    registry.register("method", _name, _spec, doc=_doc)
 
 
 class LookaheadState(NamedTuple):

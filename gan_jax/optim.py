@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import optax
 
-from gan_jax import registry
+from gan_jax import methods, registry
 from gan_jax.errors import field_error
 
 
@@ -81,6 +81,6 @@ def make_optimizer(name: str, lr, *, beta1=0.5, beta2=0.999, momentum=0.0,
 def player_optimizers(static, hp) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
     """(generator, discriminator) optimisers for a run's static config and traced HParams."""
     common = dict(beta1=hp.beta1, beta2=hp.beta2, momentum=hp.momentum, rms_decay=hp.rms_decay,
-                  eps_root=UNROLL_EPS_ROOT if static.update == "unrolled" else 0.0)
+                  eps_root=UNROLL_EPS_ROOT if methods.METHODS[static.update].unrolls else 0.0)
     return (make_optimizer(static.optimizer, hp.lr_g, **common),
             make_optimizer(static.optimizer, hp.lr_d, **common))

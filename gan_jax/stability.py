@@ -113,9 +113,9 @@ def update_map(game: Game, lr_g, lr_d, update: str = "simultaneous",
     optax.sgd(lr_d)): no update rule is written here. Plain SGD keeps no state, so the step
     is a map of x = (theta, phi) alone.
     """
-    if update not in config_lib.UPDATES:
-        raise ConfigError(f"update: got {update!r}; must be one of {', '.join(config_lib.UPDATES)}")
-    if update in methods.SIMULTANEOUS and d_updates != 1:
+    if update not in methods.METHODS:
+        raise ConfigError(f"update: got {update!r}; must be one of {', '.join(methods.METHODS)}")
+    if methods.simultaneous(update) and d_updates != 1:
         raise ConfigError(f"d_updates: got {d_updates}; must be 1 with update = {update!r}")
     n = game.num_g
     method = methods.make_method(update, as_method_game(game), optax.sgd(lr_g),

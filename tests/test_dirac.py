@@ -293,7 +293,7 @@ def test_wgan_circles_with_clipping_or_noise_and_wgan_gp_has_no_linearisation():
     assert gp.verdict.startswith("not differentiable")
 
 
-@pytest.mark.parametrize("name", methods_param(*dirac.NAMES))
+@pytest.mark.parametrize("name", methods_param(*dirac.names()))
 def test_every_method_is_analysed_over_its_whole_state(name):
     sizes = {"extragradient_past": 4, "optimistic": 4, "lookahead": 4}
     assert analyze(name).state_size == sizes.get(name, 2)
@@ -332,4 +332,4 @@ def test_cli_bad_method_in_a_process():     # same message in-process
     done = run_cli("dirac", "--method", "leapfrog", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: --method: got 'leapfrog'; must be one of " + ", ".join(dirac.NAMES)]
+        "error: --method: got 'leapfrog'; must be one of " + ", ".join(dirac.names())]

@@ -58,12 +58,19 @@ def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path,
         [base]
         data = "swiss_roll"
         extra_metrics = ["energy"]
-        """) + _toml(SMALL) + '\n[grid]\nloss = ["nonsaturating", "ralsgan"]\n')
+        """) + _toml(SMALL) + textwrap.dedent("""
+        [[grid]]
+        loss = ["nonsaturating", "ralsgan"]
+        [[grid]]
+        loss = ["nonsaturating"]
+        update = ["hamiltonian"]
+        """))
     out = tmp_path / "out"
     assert cli.main(["sweep", str(tmp_path / "mine.toml"), "--out", str(out), "--quiet"]) == 0
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(records) == 8 and {r["config"]["loss"] for r in records} == {"nonsaturating",
-                                                                            "ralsgan"}
+    assert len(records) == 12 and {r["config"]["loss"] for r in records} == {"nonsaturating",
+                                                                             "ralsgan"}
+    assert sum(r["config"]["update"] == "hamiltonian" for r in records) == 4
     for r in records:
         assert np.isfinite(r["final"]["energy"]) and r["final"]["energy"] > 0
         # a target without modes: no mode metric is recorded, never a meaningless number
@@ -72,12 +79,16 @@ def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path,
         assert r["components"]["target:swiss_roll"]["digest"]
         assert ("loss:ralsgan" in r["components"]) == (r["config"]["loss"] == "ralsgan")
     capsys.readouterr()
+    # the library's analyses take the method too: the Dirac-GAN, by its direction
+    from gan_jax import dirac
+    a = dirac.analyze(dirac.Options("hamiltonian", lr=0.1))
+    assert a.flow == "converges" and a.verdict == "converges"
     assert cli.main(["table", str(out), "--by", "loss", "--metrics", "energy",
                      "--compare", "loss=ralsgan,nonsaturating",
                      "--plugin", str(tmp_path / "my_components.py")]) == 0
     text = capsys.readouterr().out
     assert "ralsgan − nonsaturating" in text or "ralsgan - nonsaturating" in text
-    assert "| energy | 4 |" in text           # four seeds, paired
+    assert "| energy | 4 |" in text           # four seeds, paired (update = alternating)
 
 
 def test_registered_names_are_choices_everywhere_at_once(clean_registry):
