@@ -265,6 +265,68 @@ def test_spectral_norm_divides_by_the_top_singular_value():
         np.testing.assert_allclose(np.asarray(layer.w) / np.asarray(normed.w), top, rtol=1e-4)
 
 
+def _np_sn_algorithm1(w_paper, u, steps):
+    """Miyato et al. (2018), Algorithm 1, in float64 NumPy, W in the paper's orientation
+    (output x input): per step v = W^T u / |W^T u|, u = W v / |W v|, sigma = u^T W v; the
+    sigmas of each step and the last (u, v)."""
+    sigmas = []
+    for _ in range(steps):
+        v = w_paper.T @ u
+        v = v / np.linalg.norm(v)
+        u = w_paper @ v
+        u = u / np.linalg.norm(u)
+        sigmas.append(u @ w_paper @ v)
+    return np.array(sigmas), u, v
+
+
+def test_spectral_norm_is_algorithm_1_of_miyato_et_al():
+    # From a random u, several iterations: sigma of each from the same iteration's u and v
+    # (not from a v recomputed after u is updated, which converges to the same value but
+    # differs until u has), and the gradient of W / sigma with u, v held fixed.
+    net = models.mlp(3, 1, 8, 2, "relu")
+    layers = net.init(jax.random.key(0))
+    vectors = models.sn_init(layers, jax.random.key(1))
+    steps = 4
+    coef = np.asarray(jax.random.normal(jax.random.key(2), layers[0].w.shape), np.float64)
+
+    @jax.jit
+    def library(layers, vectors):
+        def one(vectors, _):
+            vectors = models.sn_power_iteration(layers, vectors)
+            sigmas = [layer.w[0, 0] / normed.w[0, 0]
+                      for layer, normed in zip(layers, models.sn_normalize(layers, vectors))]
+            return vectors, jnp.stack(sigmas)
+
+        vectors, sigmas = jax.lax.scan(one, vectors, None, length=steps)
+        grad = jax.grad(lambda w: jnp.sum(coef * models.sn_normalize(
+            (layers[0]._replace(w=w),), vectors[:1])[0].w))(layers[0].w)
+        return sigmas, vectors, grad
+
+    sigmas, last, grad = library(layers, vectors)
+    for i, layer in enumerate(layers):
+        w = np.asarray(layer.w, np.float64).T                  # the paper's W: out x in
+        want, u, v = _np_sn_algorithm1(w, np.asarray(vectors[i].u, np.float64), steps)
+        np.testing.assert_allclose(sigmas[:, i], want, rtol=1e-5)
+        np.testing.assert_allclose(last[i].u, u, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(last[i].v, v, rtol=1e-5, atol=1e-6)
+        if i == 0:
+            # d/dW sum(C * W / sigma), sigma = u^T W v with u, v fixed: C / sigma -
+            # <C, W> / sigma^2 u v^T (in the library's [in, out] layout, the transpose).
+            sigma = want[-1]
+            want_grad = coef / sigma - (np.sum(coef * w.T) / sigma**2) * np.outer(v, u)
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-6)
+        # The first steps are far from converged: sigma with a v recomputed from the updated
+        # u would fail the check above.
+        v_after = w.T @ u
+        v_after /= np.linalg.norm(v_after)
+        if i < 2:
+            assert abs(u @ w @ v_after - want[-1]) > 1e-5 * want[-1]
+        first, u1, _ = _np_sn_algorithm1(w, np.asarray(vectors[i].u, np.float64), 1)
+        v1 = w.T @ u1 / np.linalg.norm(w.T @ u1)
+        if i < 2:
+            assert abs(u1 @ w @ v1 - first[0]) > 100 * 1e-5 * first[0]
+
+
 def test_ema_follows_its_recursion_in_training():
     cfg = config.make_config({**MLP, "ema_beta": 0.8, "update": "simultaneous"})
     static, hp, parts = _parts(cfg)
