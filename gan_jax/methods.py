@@ -26,7 +26,9 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       advances at both steps (their Extra-Adam).
   extragradient_past  extrapolation from the past (Gidel et al. 2019): the look-ahead step
                       reuses the gradient of the previous look-ahead point; one gradient
-                      evaluation per step. The first step's look-ahead uses a zero gradient.
+                      evaluation per step. The first step makes no look-ahead (there is no
+                      previous gradient; their code skips it), so the optimiser's state
+                      advances 2t - 1 times in t steps, as theirs.
   optimistic          optimistic play (Daskalakis et al. 2018): each player applies
                       2 u_t - u_{t-1}, u the update of its optimiser, through
                       optax.scale_by_optimistic_gradient. With SGD this is OGDA (equal to
@@ -262,9 +264,14 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
     elif name == "extragradient_past":
         def step(play, batches):
             b, = batches
-            half = step_both(play, play.extra)
+            past = play.extra
+            # The look-ahead steps along the previous look-ahead gradient; the first step has
+            # none and makes no look-ahead (nor an optimiser step), as Gidel et al.'s code.
+            look = step_both(play, past.grads)
+            half = jax.tree.map(lambda a, c: jnp.where(past.seen, a, c), look, play)
             xi = simultaneous_gradient(game, half.g, half.d, b)
-            return step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
+            return step_both(half._replace(g=play.g, d=play.d), xi)._replace(
+                extra=Past(xi, jnp.ones((), bool)))
 
     else:  # unrolled
         def step(play, batches):
@@ -283,9 +290,18 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
 
 
+class Past(NamedTuple):
+    """Extrapolation from the past's own state: the previous look-ahead gradient (zeros, and
+    `seen` False, before the first step)."""
+
+    grads: Any             # (g, d) gradient pytrees
+    seen: jax.Array        # bool[]: whether a look-ahead gradient exists yet
+
+
 def _init_extra(name: str, g, d):
     if name == "extragradient_past":      # the previous look-ahead gradient: none yet
-        return (jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d))
+        return Past((jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d)),
+                    jnp.zeros((), bool))
     return ()
 
 

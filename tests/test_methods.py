@@ -53,15 +53,61 @@ def test_extragradient_steps_from_the_point_with_the_lookahead_gradient():
     np.testing.assert_allclose(play.d, D0 - H_D * gd, rtol=1e-6)
 
 
-def test_extragradient_from_the_past_reuses_the_last_lookahead_gradient():
-    play = run("extragradient_past", [(B1,), (B2,)], steps=2)
-    g, d, prev = G0, D0, (jnp.zeros(2), jnp.zeros(2))     # first look-ahead: zero gradient
-    for b in (B1, B2):
-        g_half, d_half = g - H_G * prev[0], d - H_D * prev[1]
-        prev = xi(g_half, d_half, b)
-        g, d = g - H_G * prev[0], d - H_D * prev[1]
-    np.testing.assert_allclose(play.g, g, rtol=1e-6)
-    np.testing.assert_allclose(play.d, d, rtol=1e-6)
+def _np_xi(g, d, b):
+    """xi of the game above, by hand, in float64."""
+    g, d = np.asarray(g, np.float64), np.asarray(d, np.float64)
+    return (np.tanh(d) * b + 0.4 * g ** 3,
+            -(1 - np.tanh(d) ** 2) * g * b + 0.1 * d + 0.6 * d ** 2 * b)
+
+
+class _NpAdam:
+    """Adam (Kingma & Ba 2015, Algorithm 1) in float64 for one player: each call is one step,
+    t <- t + 1, and returns the update -lr m_hat / (sqrt(v_hat) + eps)."""
+
+    def __init__(self, lr, b1=0.9, b2=0.999, eps=1e-8):
+        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
+        self.m = self.v = 0.0
+        self.t = 0
+
+    def __call__(self, grad):
+        self.t += 1
+        self.m = self.b1 * self.m + (1 - self.b1) * grad
+        self.v = self.b2 * self.v + (1 - self.b2) * grad ** 2
+        m_hat, v_hat = self.m / (1 - self.b1 ** self.t), self.v / (1 - self.b2 ** self.t)
+        return -self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def _np_past_extragradient(step_g, step_d, batches):
+    """Extrapolation from the past (Gidel et al. 2019, Algorithm 3, as their released code
+    runs it: the extrapolation comes before each gradient, from the previous one, and the
+    first has none, so it is skipped): x_half = x + step(prev); x <- x + step(F(x_half)),
+    F on the step's batch; step_g, step_d one optimiser step of each player."""
+    g, d = np.asarray(G0, np.float64), np.asarray(D0, np.float64)
+    prev = None
+    for b in batches:
+        g_half, d_half = (g, d) if prev is None else (g + step_g(prev[0]), d + step_d(prev[1]))
+        prev = _np_xi(g_half, d_half, b)
+        g, d = g + step_g(prev[0]), d + step_d(prev[1])
+    return g, d
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_extragradient_from_the_past_is_gidel_et_al_algorithm_3(opt):
+    batches = (B1, B2, B1, B2)
+    if opt == "sgd":
+        tx_g, tx_d = optax.sgd(H_G), optax.sgd(H_D)
+        step_g, step_d = (lambda x: -H_G * x), (lambda x: -H_D * x)
+    else:     # beta1 0.5 as GAN training runs it, and a second learning rate
+        tx_g, tx_d = optax.adam(0.01, b1=0.5), optax.adam(0.02, b1=0.5)
+        step_g, step_d = _NpAdam(0.01, b1=0.5), _NpAdam(0.02, b1=0.5)
+    play = run("extragradient_past", [(b,) for b in batches], steps=len(batches),
+               tx_g=tx_g, tx_d=tx_d)
+    g, d = _np_past_extragradient(step_g, step_d, batches)
+    np.testing.assert_allclose(play.g, g, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(play.d, d, rtol=1e-5, atol=1e-7)
+    if opt == "adam":     # Adam's step counter: 2t - 1 updates in t steps, as theirs
+        count = int(play.g_opt[0].count)
+        assert count == step_g.t == 2 * len(batches) - 1
 
 
 def test_optimistic_sgd_is_optax_ogda_and_two_u_minus_the_last():
