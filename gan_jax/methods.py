@@ -36,9 +36,11 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       The first step is a plain step (optax's convention).
   consensus           consensus optimisation (Mescheder et al. 2017): both players descend
                       xi + gamma grad(|xi|^2 / 2), simultaneously.
-  sga                 symplectic gradient adjustment (Balduzzi et al. 2018): both players
-                      descend xi + lambda A^T xi, A the antisymmetric part of the game's
-                      Hessian, with lambda's sign aligned as in their Algorithm 1 (epsilon 0.1).
+  sga                 symplectic gradient adjustment (Balduzzi et al. 2018, Algorithm 1):
+                      both players descend xi + lambda A^T xi, A the antisymmetric part of the
+                      game's Hessian, lambda set to their alignment's sign, +-1 (epsilon 0.1).
+                      With sga_scaled, lambda is sga_lambda times that sign instead: this
+                      library's generalisation, equal to theirs at sga_lambda = 1.
   unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
                       unrolled steps (its optimiser state included) give d_k(g); the generator
                       descends g_loss(g, d_k(g)), differentiated through the unrolling, and
@@ -87,7 +89,7 @@ class Coefs(NamedTuple):
     """A method's traced coefficients (scalars; unused ones are ignored)."""
 
     gamma: Any = 10.0          # consensus weight
-    sga_lambda: Any = 1.0      # SGA weight
+    sga_lambda: Any = 1.0      # SGA's |lambda| (make_method's sga_scaled only)
     lookahead_alpha: Any = 0.5  # lookahead-minimax step of the slow weights
 
 
@@ -161,13 +163,16 @@ def consensus_gradient(game: Game, g, d, batch, gamma):
     return jax.tree.map(lambda a, b: a + gamma * b, xi, grad_l)
 
 
-def sga_gradient(game: Game, g, d, batch, sga_lambda):
-    """xi + lambda' A^T xi, A = (H - H^T) / 2, H = dxi/dx (Balduzzi et al. 2018, Algorithm 1).
+def sga_gradient(game: Game, g, d, batch, sga_lambda=None):
+    """xi + lambda A^T xi, A = (H - H^T) / 2, H = dxi/dx (Balduzzi et al. 2018, Algorithm 1).
 
     A^T xi = (H^T xi - H xi) / 2, from one reverse (H^T xi = grad |xi|^2 / 2) and one forward
-    (H xi) product. lambda' = lambda sign(<xi, H^T xi> <A^T xi, H^T xi> / n + epsilon), n the
-    number of parameters, epsilon = 0.1: the adjustment turns away from a stable fixed point's
-    neighbourhood only where that helps (their "alignment")."""
+    (H xi) product. lambda = sign(<xi, H^T xi> <A^T xi, H^T xi> / n + epsilon), n the number
+    of parameters, epsilon = 0.1 (their "alignment"): the adjustment's sign is chosen so that
+    it pulls towards a stable fixed point and pushes away from an unstable one.
+
+    sga_lambda: None, their rule; a number c, this library's generalisation lambda = c times
+    that sign (the same at c = 1)."""
     def xi_fn(x):
         return simultaneous_gradient(game, x[0], x[1], batch)
 
@@ -177,8 +182,10 @@ def sga_gradient(game: Game, g, d, batch, sga_lambda):
     ht_xi, = vjp(xi)
     at_xi = jax.tree.map(lambda a, b: 0.5 * (a - b), ht_xi, h_xi)
     n = sum(leaf.size for leaf in jax.tree.leaves(x))
-    align = jnp.sign(_vdot(xi, ht_xi) * _vdot(at_xi, ht_xi) / n + SGA_EPSILON)
-    return jax.tree.map(lambda a, b: a + sga_lambda * align * b, xi, at_xi)
+    lam = jnp.sign(_vdot(xi, ht_xi) * _vdot(at_xi, ht_xi) / n + SGA_EPSILON)
+    if sga_lambda is not None:
+        lam = sga_lambda * lam
+    return jax.tree.map(lambda a, b: a + lam * b, xi, at_xi)
 
 
 def unrolled_discriminator(game: Game, tx_d, g, d, d_opt, batch, k: int):
@@ -206,7 +213,8 @@ def slots(name: str, d_updates: int = 1) -> Slots:
 
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
-                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0) -> Method:
+                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0,
+                sga_scaled: bool = False) -> Method:
     """The method `name` on `game` with the players' optimisers (descent transformations).
 
     Args:
@@ -214,6 +222,8 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
         simultaneous methods).
       unroll_k: the unrolled method's k.
       lookahead_k: 0, or wrap the method in lookahead-minimax with this k (:func:`lookahead`).
+      sga_scaled: sga only: lambda = coefs.sga_lambda times the alignment's sign (this
+        library's generalisation) instead of the sign itself (:func:`sga_gradient`).
     """
     if name not in METHODS:
         raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
@@ -248,7 +258,7 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
         direction = {
             "simultaneous": simultaneous_gradient, "optimistic": simultaneous_gradient,
             "consensus": lambda *a: consensus_gradient(*a, coefs.gamma),
-            "sga": lambda *a: sga_gradient(*a, coefs.sga_lambda)}[name]
+            "sga": lambda *a: sga_gradient(*a, coefs.sga_lambda if sga_scaled else None)}[name]
 
         def step(play, batches):
             b, = batches

@@ -236,7 +236,7 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
     coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
     return methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
                                    d_updates=static.d_updates, unroll_k=static.unroll_k,
-                                   lookahead_k=static.lookahead_k)
+                                   lookahead_k=static.lookahead_k, sga_scaled=static.sga_scaled)
 
 
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,

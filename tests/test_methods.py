@@ -166,15 +166,51 @@ def test_consensus_descends_xi_plus_gamma_h_transpose_xi():
     np.testing.assert_allclose(play.d, D0 - H_D * step[2:], rtol=1e-5)
 
 
-def test_sga_descends_xi_plus_aligned_lambda_a_transpose_xi():
-    play = run("sga", [(B1,)], steps=1)
-    v, h = _joint_hessian(G0, D0, B1)
-    a = 0.5 * (h - h.T)
-    ht_v = h.T @ v
-    sign = np.sign(np.dot(v, ht_v) * np.dot(a.T @ v, ht_v) / 4 + 0.1)
-    step = v + 0.9 * sign * (a.T @ v)
-    np.testing.assert_allclose(play.g, G0 - H_G * step[:2], rtol=1e-5)
-    np.testing.assert_allclose(play.d, D0 - H_D * step[2:], rtol=1e-5)
+def _np_hessian(g, d, b):
+    """H = d xi / d(g, d) of the game above, by hand, in float64 (each coordinate pair
+    (g_i, d_i) is a 2 x 2 block)."""
+    g, d = np.asarray(g, np.float64), np.asarray(d, np.float64)
+    t, s, n = np.tanh(d), 1 - np.tanh(d) ** 2, len(g)
+    i, h = np.arange(n), np.zeros((2 * n, 2 * n))
+    h[i, i] = 1.2 * g ** 2
+    h[i, n + i] = s * b
+    h[n + i, i] = -s * b
+    h[n + i, n + i] = 2 * g * b * t * s + 0.1 + 1.2 * d * b
+    return h
+
+
+def _np_sga(g, d, b):
+    """Balduzzi et al. (2018), Algorithm 1, with Align, in float64: A^T xi from H, grad H =
+    H^T xi, lambda = sign(<xi, grad H> <A^T xi, grad H> / dim + 0.1); returns
+    (xi + lambda A^T xi, lambda, A^T xi)."""
+    v = np.concatenate(_np_xi(g, d, b))
+    h = _np_hessian(g, d, b)
+    at_v = 0.5 * (h.T - h) @ v
+    grad_h = h.T @ v
+    lam = np.sign(np.dot(v, grad_h) * np.dot(at_v, grad_h) / v.size + 0.1)
+    return v + lam * at_v, lam, at_v
+
+
+@pytest.mark.parametrize("g0, d0, sign", [
+    ((0.3, -0.7), (0.5, 0.2), 1.0), ((1.0, 1.5), (-2.0, 0.3), -1.0)])
+def test_sga_is_balduzzi_et_al_algorithm_1(g0, d0, sign):
+    g0, d0 = jnp.array(g0), jnp.array(d0)
+    want, lam, at_v = _np_sga(g0, d0, 1.7)
+    assert lam == sign                        # both signs of the alignment are met
+    coefs = methods.Coefs(0.7, 0.9, 0.5)
+
+    def one_step(**kw):
+        m = methods.make_method("sga", GAME, optax.sgd(H_G), optax.sgd(H_D), coefs, **kw)
+        return m.step(m.init(g0, d0), (B2,))
+
+    play = one_step()       # their rule: lambda is the sign, sga_lambda (0.9) is not used
+    np.testing.assert_allclose(play.g, g0 - H_G * want[:2], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(play.d, d0 - H_D * want[2:], rtol=1e-5, atol=1e-7)
+    # The generalisation, on request: lambda = 0.9 times the sign.
+    scaled = want + (0.9 - 1) * lam * at_v
+    play = one_step(sga_scaled=True)
+    np.testing.assert_allclose(play.g, g0 - H_G * scaled[:2], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(play.d, d0 - H_D * scaled[2:], rtol=1e-5, atol=1e-7)
 
 
 def test_unrolled_gradient_matches_finite_differences_of_the_unrolled_objective():
@@ -394,6 +430,8 @@ def test_ema_follows_its_recursion_in_training():
     (dict(update="alternating", consensus_gamma=1.0), ("consensus_gamma", "update")),
     (dict(update="consensus", unroll_k=3), ("unroll_k", "update")),
     (dict(lookahead_alpha=0.3), ("lookahead_alpha", "lookahead_k")),
+    (dict(update="sga", sga_lambda=0.5), ("sga_lambda", "sga_scaled", "Algorithm 1")),
+    (dict(update="alternating", sga_scaled=True), ("sga_scaled", "update")),
     (dict(noise_anneal=True), ("noise_anneal", "noise_std")),
     (dict(pack=2), ("pack", "discriminator")),
     (dict(spectral_norm=True), ("spectral_norm", "discriminator")),
@@ -407,6 +445,13 @@ def test_combinations_that_make_no_sense_name_both_fields(changes, names):
         config.make_config({"d_updates": 1, **changes})
     for name in names:
         assert name in str(e.value)
+
+
+def test_sga_lambda_is_a_weight_only_with_sga_scaled():
+    cfg = config.make_config(dict(update="sga", d_updates=1, sga_scaled=True, sga_lambda=0.5))
+    assert config.static_part(cfg).sga_scaled and float(config.traced_part(cfg).sga_lambda) == 0.5
+    plain = config.make_config(dict(update="sga", d_updates=1))
+    assert not plain.sga_scaled and results.run_id(plain, 0) != results.run_id(cfg, 0)
 
 
 def test_added_fields_keep_earlier_run_ids_and_fill_old_records():
