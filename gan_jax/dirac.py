@@ -40,7 +40,8 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
                  its whole state (parameters, optimiser states and the method's own state,
                  flattened by ravel_pytree): extragradient_past's stored gradient, optimistic's
                  previous update, lookahead's slow weights. Integer and boolean leaves (a step
-                 counter, optax's first-step flag) are held at their steady values, reached
+                 counter, optax's first-step flag, extragradient_past's flag that a
+                 look-ahead gradient exists) are held at their steady values, reached
                  by running the method's own step once (a full cycle for lookahead) from
                  the equilibrium. The verdict is stability.map_verdict of the map's
                  eigenvalues: converges (radius < 1), cycles (on the unit circle), diverges.
