@@ -64,9 +64,9 @@ gj.register("metric", "energy", gj.Metric(energy_distance, higher_is_better=Fals
 
 # A training method: Hamiltonian gradient descent (Balduzzi et al. 2018, Sec. 4; Loizou et al.
 # 2020): both players descend H = |xi|^2 / 2, xi the simultaneous gradient, from one point.
-def hamiltonian_direction(game, g, d, batch, coefs):
+def hamiltonian_direction(ctx, g, d, batch):
     def half_sq(g, d):
-        xi = gj.methods.simultaneous_gradient(game, g, d, batch)
+        xi = gj.methods.simultaneous_gradient(ctx.game, g, d, batch)
         return 0.5 * gj.methods.sq_norm(xi)
     return jax.grad(half_sq, argnums=(0, 1))(g, d)
 
@@ -76,8 +76,7 @@ def hamiltonian(ctx):
 
     def step(play, batches):
         batch, = batches
-        return players.step_both(play, hamiltonian_direction(ctx.game, play.g, play.d, batch,
-                                                             ctx.coefs))
+        return players.step_both(play, hamiltonian_direction(ctx, play.g, play.d, batch))
 
     return players.init, step
 

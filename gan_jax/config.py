@@ -222,6 +222,10 @@ class RunConfig:
     spectral_norm: bool = _field(False, STATIC, boolean,
                                  "spectral normalization of the discriminator's layers",
                                  added=True)
+    sga_scaled: bool = _field(False, STATIC, boolean,
+                              "update = 'sga': false, lambda is the alignment's sign (Balduzzi "
+                              "et al.'s Algorithm 1); true, sga_lambda times that sign (this "
+                              "library's generalisation)", added=True)
     noise_anneal: bool = _field(False, STATIC, boolean,
                                 "instance noise: anneal its std linearly to 0 over the steps",
                                 added=True)
@@ -277,7 +281,8 @@ class RunConfig:
     consensus_gamma: float = _field(10.0, TRACED, nonnegative_number,
                                     "update = 'consensus': the weight gamma", added=True)
     sga_lambda: float = _field(1.0, TRACED, nonnegative_number,
-                               "update = 'sga': the weight lambda", added=True)
+                               "update = 'sga' with sga_scaled: |lambda|, the alignment's sign "
+                               "times this", added=True)
     lookahead_alpha: float = _field(0.5, TRACED, unit_interval_closed,
                                     "lookahead-minimax: the slow weights' step alpha", added=True)
     nk_eta: float = _field(0.0, TRACED, nonnegative_number,
@@ -621,7 +626,8 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 # A method's own fields, and the method that gives each a meaning: set away from its default
 # under another method, a field would change nothing but the run's id.
-METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga"}
+METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga",
+                 "sga_scaled": "sga"}
 
 
 def _check_method_fields(cfg: RunConfig) -> None:
@@ -631,6 +637,11 @@ def _check_method_fields(cfg: RunConfig) -> None:
             raise field_error(name, getattr(cfg, name),
                               f"applies only to update = {method!r}, not update = "
                               f"{cfg.update!r}; leave it at its default {defaults[name]!r}")
+    if not cfg.sga_scaled and cfg.sga_lambda != defaults["sga_lambda"]:
+        raise field_error("sga_lambda", cfg.sga_lambda,
+                          "applies only with sga_scaled = true: Balduzzi et al.'s Algorithm 1 "
+                          "sets lambda to the alignment's sign, +-1, and has no weight; leave "
+                          f"it at its default {defaults['sga_lambda']!r} or set sga_scaled")
     if cfg.lookahead_k == 0 and cfg.lookahead_alpha != defaults["lookahead_alpha"]:
         raise field_error("lookahead_alpha", cfg.lookahead_alpha,
                           "applies only with lookahead_k > 0 (lookahead_k = 0: off)")

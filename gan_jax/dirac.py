@@ -30,7 +30,8 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
   vector field   v = -xi, xi = (dg_loss/dtheta, dd_loss/dpsi) the simultaneous gradient, for
                  alternating, simultaneous, extragradient, extragradient_past, optimistic and
                  lookahead; -methods.consensus_gradient for consensus; -methods.sga_gradient
-                 for sga; for unrolled, the displacement of its own step over the step size,
+                 for sga (Balduzzi et al.'s lambda, the alignment's sign; with sga_scaled,
+                 sga_lambda times it); for unrolled, the displacement of its own step over the step size,
                  (step(x) - x) / h = -(d/dtheta g_loss(theta, d_k(theta)), dd_loss/dpsi),
                  which depends on h and k. Its Jacobian's eigenvalues at (0, 0) decide the
                  gradient flow (stability.flow_verdict).
@@ -39,7 +40,8 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
                  its whole state (parameters, optimiser states and the method's own state,
                  flattened by ravel_pytree): extragradient_past's stored gradient, optimistic's
                  previous update, lookahead's slow weights. Integer and boolean leaves (a step
-                 counter, optax's first-step flag) are held at their steady values, reached
+                 counter, optax's first-step flag, extragradient_past's flag that a
+                 look-ahead gradient exists) are held at their steady values, reached
                  by running the method's own step once (a full cycle for lookahead) from
                  the equilibrium. The verdict is stability.map_verdict of the map's
                  eigenvalues: converges (radius < 1), cycles (on the unit circle), diverges.
@@ -176,12 +178,13 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
 
 
 def make(name: str, game: methods.Game, lr, coefs: methods.Coefs = methods.Coefs(),
-         steps_k: int = 5) -> methods.Method:
+         steps_k: int = 5, sga_scaled: bool = False) -> methods.Method:
     """The library's method `name` (or lookahead around simultaneous) with SGD at step lr."""
     tx = optax.sgd(lr)
     if name == LOOKAHEAD:
         return methods.make_method("simultaneous", game, tx, tx, coefs, lookahead_k=steps_k)
-    return methods.make_method(name, game, tx, tx, coefs, unroll_k=steps_k)
+    return methods.make_method(name, game, tx, tx, coefs, unroll_k=steps_k,
+                               sga_scaled=sga_scaled)
 
 
 def batches_of(method: methods.Method) -> tuple:
@@ -190,13 +193,15 @@ def batches_of(method: methods.Method) -> tuple:
 
 
 def vector_field(name: str, game: methods.Game, method: methods.Method, lr,
-                 coefs: methods.Coefs) -> Callable[[jax.Array], jax.Array]:
+                 coefs: methods.Coefs,
+                 sga_scaled: bool = False) -> Callable[[jax.Array], jax.Array]:
     """x = (theta, psi) -> v(x), the method's field (see the module docstring)."""
     def v(x):
         g, d = x[:1], x[1:]
         spec = methods.METHODS.get(name)
         if spec is not None and spec.direction is not None:       # consensus, sga
-            direction = spec.direction(game, g, d, None, coefs)
+            ctx = methods.Context(game, None, None, coefs, sga_scaled=sga_scaled)
+            direction = spec.direction(ctx, g, d, None)
         elif spec is not None and spec.unrolls:                    # its own displacement
             after = method.step(method.init(g, d), batches_of(method))
             return (jnp.concatenate([after.g, after.d]) - x) / lr
@@ -247,6 +252,7 @@ class Options(NamedTuple):
     loss: str = "nonsaturating"
     gamma: float = methods.Coefs().gamma
     sga_lambda: float = methods.Coefs().sga_lambda
+    sga_scaled: bool = False
     steps_k: int = 5
     alpha: float = methods.Coefs().lookahead_alpha
     r1: float | None = None
@@ -267,11 +273,13 @@ class Static(NamedTuple):
     loss: str
     steps_k: int
     on: tuple[bool, ...]          # per _SWITCHES
+    sga_scaled: bool = False
 
 
 def _static(options: Options) -> Static:
     return Static(options.method, options.loss, options.steps_k,
-                  tuple(getattr(options, s) is not None for s in _SWITCHES))
+                  tuple(getattr(options, s) is not None for s in _SWITCHES),
+                  bool(options.sga_scaled))
 
 
 def _numbers(options: Options) -> dict[str, float]:
@@ -282,7 +290,7 @@ def _setup(static: Static, nums: dict):
     switches = {s: (nums[s] if on else None) for s, on in zip(_SWITCHES, static.on)}
     game = dirac_game(static.loss, **switches)
     coefs = methods.Coefs(nums["gamma"], nums["sga_lambda"], nums["alpha"])
-    method = make(static.method, game, nums["lr"], coefs, static.steps_k)
+    method = make(static.method, game, nums["lr"], coefs, static.steps_k, static.sga_scaled)
     return game, coefs, method
 
 
@@ -294,7 +302,7 @@ def _programs(static: Static):
 
     def field(x, nums):
         game, coefs, method = _setup(static, nums)
-        v = vector_field(static.method, game, method, nums["lr"], coefs)
+        v = vector_field(static.method, game, method, nums["lr"], coefs, static.sga_scaled)
         return v(x), jax.jacfwd(v)(x)
 
     def update(nums):
@@ -384,6 +392,10 @@ def check(options: Options) -> None:
     for flag, (value, test, rule) in rules.items():
         if value is not None and not (is_finite_number(value) and test(value)):
             raise field_error(flag, value, rule)
+    if not options.sga_scaled and options.sga_lambda != Options("").sga_lambda:
+        raise field_error("--sga-lambda", options.sga_lambda,
+                          "applies only with --sga-scaled: Balduzzi et al.'s Algorithm 1 sets "
+                          "lambda to the alignment's sign, +-1, and has no weight")
     k = options.steps_k
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_STEPS_K:
         raise field_error("--steps-k", k, f"must be an integer in [1, {MAX_STEPS_K}]")
@@ -402,8 +414,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
     def off_if_zero(x):       # 0 means "no such term", like a configuration's weights
         return None if x == 0 else x
 
-    return Options(args.method, args.lr, args.loss, args.gamma, args.sga_lambda, args.steps_k,
-                   args.alpha, off_if_zero(args.r1), off_if_zero(gp), clip,
+    return Options(args.method, args.lr, args.loss, args.gamma, args.sga_lambda,
+                   args.sga_scaled, args.steps_k, args.alpha, off_if_zero(args.r1), off_if_zero(gp), clip,
                    off_if_zero(args.nk_eta), off_if_zero(args.noise_std))
 
 
@@ -452,7 +464,9 @@ def report(a: Analysis) -> str:
     o = a.options
     game = [f"loss {o.loss}"] + [f"{name} {getattr(o, name)}" for name in _SWITCHES
                                  if getattr(o, name) is not None]
-    coef = {"consensus": f", gamma {o.gamma}", "sga": f", lambda {o.sga_lambda}",
+    sga = (f", lambda {o.sga_lambda} x the alignment's sign" if o.sga_scaled
+           else ", lambda the alignment's sign")
+    coef = {"consensus": f", gamma {o.gamma}", "sga": sga,
             "unrolled": f", k {o.steps_k}",
             LOOKAHEAD: f" around simultaneous, k {o.steps_k}, alpha {o.alpha}"}.get(o.method, "")
     radius = "-" if a.radius is None else f"{a.radius:.8f}"
@@ -484,7 +498,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gamma", type=float, default=defaults.gamma,
                         help=f"consensus weight ({defaults.gamma})")
     parser.add_argument("--sga-lambda", type=float, default=defaults.sga_lambda,
-                        help=f"SGA weight ({defaults.sga_lambda})")
+                        help=f"with --sga-scaled: SGA's |lambda| ({defaults.sga_lambda})")
+    parser.add_argument("--sga-scaled", action="store_true",
+                        help="SGA's lambda = --sga-lambda times the alignment's sign (this "
+                             "library's generalisation); default: the sign itself, Balduzzi "
+                             "et al.'s Algorithm 1")
     parser.add_argument("--steps-k", type=int, default=defaults.steps_k,
                         help=f"unrolled: discriminator steps unrolled; lookahead: fast steps "
                              f"per synchronisation ({defaults.steps_k})")

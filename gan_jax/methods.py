@@ -26,7 +26,9 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       advances at both steps (their Extra-Adam).
   extragradient_past  extrapolation from the past (Gidel et al. 2019): the look-ahead step
                       reuses the gradient of the previous look-ahead point; one gradient
-                      evaluation per step. The first step's look-ahead uses a zero gradient.
+                      evaluation per step. The first step makes no look-ahead (there is no
+                      previous gradient; their code skips it), so the optimiser's state
+                      advances 2t - 1 times in t steps, as theirs.
   optimistic          optimistic play (Daskalakis et al. 2018): each player applies
                       2 u_t - u_{t-1}, u the update of its optimiser, through
                       optax.scale_by_optimistic_gradient. With SGD this is OGDA (equal to
@@ -34,9 +36,11 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       The first step is a plain step (optax's convention).
   consensus           consensus optimisation (Mescheder et al. 2017): both players descend
                       xi + gamma grad(|xi|^2 / 2), simultaneously.
-  sga                 symplectic gradient adjustment (Balduzzi et al. 2018): both players
-                      descend xi + lambda A^T xi, A the antisymmetric part of the game's
-                      Hessian, with lambda's sign aligned as in their Algorithm 1 (epsilon 0.1).
+  sga                 symplectic gradient adjustment (Balduzzi et al. 2018, Algorithm 1):
+                      both players descend xi + lambda A^T xi, A the antisymmetric part of the
+                      game's Hessian, lambda set to their alignment's sign, +-1 (epsilon 0.1).
+                      With sga_scaled, lambda is sga_lambda times that sign instead: this
+                      library's generalisation, equal to theirs at sga_lambda = 1.
   unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
                       unrolled steps (its optimiser state included) give d_k(g); the generator
                       descends g_loss(g, d_k(g)), differentiated through the unrolling, and
@@ -81,7 +85,7 @@ class Coefs(NamedTuple):
     """A method's traced coefficients (scalars; unused ones are ignored)."""
 
     gamma: Any = 10.0          # consensus weight
-    sga_lambda: Any = 1.0      # SGA weight
+    sga_lambda: Any = 1.0      # SGA's |lambda| (make_method's sga_scaled only)
     lookahead_alpha: Any = 0.5  # lookahead-minimax step of the slow weights
 
 
@@ -155,13 +159,16 @@ def consensus_gradient(game: Game, g, d, batch, gamma):
     return jax.tree.map(lambda a, b: a + gamma * b, xi, grad_l)
 
 
-def sga_gradient(game: Game, g, d, batch, sga_lambda):
-    """xi + lambda' A^T xi, A = (H - H^T) / 2, H = dxi/dx (Balduzzi et al. 2018, Algorithm 1).
+def sga_gradient(game: Game, g, d, batch, sga_lambda=None):
+    """xi + lambda A^T xi, A = (H - H^T) / 2, H = dxi/dx (Balduzzi et al. 2018, Algorithm 1).
 
     A^T xi = (H^T xi - H xi) / 2, from one reverse (H^T xi = grad |xi|^2 / 2) and one forward
-    (H xi) product. lambda' = lambda sign(<xi, H^T xi> <A^T xi, H^T xi> / n + epsilon), n the
-    number of parameters, epsilon = 0.1: the adjustment turns away from a stable fixed point's
-    neighbourhood only where that helps (their "alignment")."""
+    (H xi) product. lambda = sign(<xi, H^T xi> <A^T xi, H^T xi> / n + epsilon), n the number
+    of parameters, epsilon = 0.1 (their "alignment"): the adjustment's sign is chosen so that
+    it pulls towards a stable fixed point and pushes away from an unstable one.
+
+    sga_lambda: None, their rule; a number c, this library's generalisation lambda = c times
+    that sign (the same at c = 1)."""
     def xi_fn(x):
         return simultaneous_gradient(game, x[0], x[1], batch)
 
@@ -171,8 +178,10 @@ def sga_gradient(game: Game, g, d, batch, sga_lambda):
     ht_xi, = vjp(xi)
     at_xi = jax.tree.map(lambda a, b: 0.5 * (a - b), ht_xi, h_xi)
     n = sum(leaf.size for leaf in jax.tree.leaves(x))
-    align = jnp.sign(_vdot(xi, ht_xi) * _vdot(at_xi, ht_xi) / n + SGA_EPSILON)
-    return jax.tree.map(lambda a, b: a + sga_lambda * align * b, xi, at_xi)
+    lam = jnp.sign(_vdot(xi, ht_xi) * _vdot(at_xi, ht_xi) / n + SGA_EPSILON)
+    if sga_lambda is not None:
+        lam = sga_lambda * lam
+    return jax.tree.map(lambda a, b: a + lam * b, xi, at_xi)
 
 
 def unrolled_discriminator(game: Game, tx_d, g, d, d_opt, batch, k: int):
@@ -229,6 +238,7 @@ class Context(NamedTuple):
     coefs: Coefs
     d_updates: int = 1
     unroll_k: int = 5
+    sga_scaled: bool = False
 
     def players(self) -> Players:
         return players(self.game, self.tx_g, self.tx_d)
@@ -243,9 +253,8 @@ class MethodSpec(NamedTuple):
     slots(d_updates) -> Slots: the batches one step takes (no JAX: validation and the
       training loop's draws size themselves by it).
     simultaneous: both players move from one point (d_updates must then be 1).
-    direction: None, or (game, g, d, batch, coefs) -> (g direction, d direction), the
-      descent direction whose negative is the method's vector field (the Dirac-GAN's
-      analysis); None: the simultaneous gradient, or, for `unrolls`, the step's own
+    direction: None, or (ctx, g, d, batch) -> (g direction, d direction), the descent
+      direction whose negative is the method's vector field (the Dirac-GAN's analysis); None: the simultaneous gradient, or, for `unrolls`, the step's own
       displacement.
     unrolls: the method differentiates through optimiser steps (Adam then gets a tiny
       eps_root inside its root, optim.UNROLL_EPS_ROOT, so that the derivative stays finite).
@@ -285,7 +294,8 @@ def slots(name: str, d_updates: int = 1) -> Slots:
 
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
-                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0) -> Method:
+                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0,
+                sga_scaled: bool = False) -> Method:
     """The method `name` on `game` with the players' optimisers (descent transformations).
 
     Args:
@@ -293,13 +303,15 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
         simultaneous methods).
       unroll_k: the unrolled method's k.
       lookahead_k: 0, or wrap the method in lookahead-minimax with this k (:func:`lookahead`).
+      sga_scaled: sga only: lambda = coefs.sga_lambda times the alignment's sign (this
+        library's generalisation) instead of the sign itself (:func:`sga_gradient`).
     """
     if name not in METHODS:
         raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
     spec = METHODS[name]
     if spec.simultaneous and d_updates != 1:
         raise ValueError(f"d_updates: got {d_updates}; must be 1 with update = {name!r}")
-    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k))
+    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k, sga_scaled))
     method = Method(name, spec.slots(d_updates), init, step)
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
 
@@ -322,18 +334,22 @@ def _alternating(ctx: Context):
     return p.init, step
 
 
+def _simultaneous_direction(ctx: Context, g, d, batch):
+    return simultaneous_gradient(ctx.game, g, d, batch)
+
+
 def _along(direction, optimistic: bool = False):
-    """A method whose one step moves both players along `direction(ctx)(game, g, d, b)`."""
+    """A method whose one step moves both players along `direction(ctx, g, d, batch)`."""
     def build(ctx: Context):
         tx_g, tx_d = ctx.tx_g, ctx.tx_d
         if optimistic:
             tx_g = optax.chain(tx_g, optax.scale_by_optimistic_gradient())
             tx_d = optax.chain(tx_d, optax.scale_by_optimistic_gradient())
-        p, along = players(ctx.game, tx_g, tx_d), direction(ctx)
+        p = players(ctx.game, tx_g, tx_d)
 
         def step(play, batches):
             b, = batches
-            return p.step_both(play, along(ctx.game, play.g, play.d, b))
+            return p.step_both(play, direction(ctx, play.g, play.d, b))
 
         return p.init, step
 
@@ -352,17 +368,31 @@ def _extragradient(ctx: Context):
     return p.init, step
 
 
+class Past(NamedTuple):
+    """Extrapolation from the past's own state: the previous look-ahead gradient (zeros, and
+    `seen` False, before the first step)."""
+
+    grads: Any             # (g, d) gradient pytrees
+    seen: jax.Array        # bool[]: whether a look-ahead gradient exists yet
+
+
 def _extragradient_past(ctx: Context):
     p, game = ctx.players(), ctx.game
 
     def init(g, d):      # the previous look-ahead gradient: none yet
-        return p.init(g, d, (jax.tree.map(jnp.zeros_like, g), jax.tree.map(jnp.zeros_like, d)))
+        return p.init(g, d, Past((jax.tree.map(jnp.zeros_like, g),
+                                  jax.tree.map(jnp.zeros_like, d)), jnp.zeros((), bool)))
 
     def step(play, batches):
         b, = batches
-        half = p.step_both(play, play.extra)
+        past = play.extra
+        # The look-ahead steps along the previous look-ahead gradient; the first step has
+        # none and makes no look-ahead (nor an optimiser step), as Gidel et al.'s code.
+        look = p.step_both(play, past.grads)
+        half = jax.tree.map(lambda a, c: jnp.where(past.seen, a, c), look, play)
         xi = simultaneous_gradient(game, half.g, half.d, b)
-        return p.step_both(half._replace(g=play.g, d=play.d), xi)._replace(extra=xi)
+        return p.step_both(half._replace(g=play.g, d=play.d), xi)._replace(
+            extra=Past(xi, jnp.ones((), bool)))
 
     return init, step
 
@@ -386,31 +416,31 @@ def _unrolled(ctx: Context):
     return p.init, step
 
 
-def _consensus_direction(game, g, d, batch, coefs):
-    return consensus_gradient(game, g, d, batch, coefs.gamma)
+def _consensus_direction(ctx: Context, g, d, batch):
+    return consensus_gradient(ctx.game, g, d, batch, ctx.coefs.gamma)
 
 
-def _sga_direction(game, g, d, batch, coefs):
-    return sga_gradient(game, g, d, batch, coefs.sga_lambda)
+def _sga_direction(ctx: Context, g, d, batch):
+    return sga_gradient(ctx.game, g, d, batch,
+                        ctx.coefs.sga_lambda if ctx.sga_scaled else None)
 
 
 for _name, _spec, _doc in (
         ("alternating", MethodSpec(_alternating, lambda k: Slots(k, 1), simultaneous=False),
          "d_updates D steps, each on its own batch, then one G step (the seed's)"),
-        ("simultaneous", MethodSpec(_along(lambda ctx: simultaneous_gradient), _one_batch),
+        ("simultaneous", MethodSpec(_along(_simultaneous_direction), _one_batch),
          "both players step from one point on one batch"),
         ("extragradient", MethodSpec(_extragradient, lambda k: Slots(2, 0)),
          "extragradient / Extra-Adam (Korpelevich 1976; Gidel et al. 2019)"),
         ("extragradient_past", MethodSpec(_extragradient_past, _one_batch),
          "extrapolation from the past (Gidel et al. 2019)"),
-        ("optimistic", MethodSpec(_along(lambda ctx: simultaneous_gradient, optimistic=True),
+        ("optimistic", MethodSpec(_along(_simultaneous_direction, optimistic=True),
                                   _one_batch),
          "optimistic GDA / Optimistic Adam (Daskalakis et al. 2018)"),
-        ("consensus", MethodSpec(_along(lambda ctx: lambda *a: _consensus_direction(
-            *a, ctx.coefs)), _one_batch, direction=_consensus_direction),
+        ("consensus", MethodSpec(_along(_consensus_direction), _one_batch,
+                                 direction=_consensus_direction),
          "consensus optimisation, consensus_gamma (Mescheder et al. 2017)"),
-        ("sga", MethodSpec(_along(lambda ctx: lambda *a: _sga_direction(*a, ctx.coefs)),
-                           _one_batch, direction=_sga_direction),
+        ("sga", MethodSpec(_along(_sga_direction), _one_batch, direction=_sga_direction),
          "symplectic gradient adjustment (Balduzzi et al. 2018)"),
         ("unrolled", MethodSpec(_unrolled, lambda k: Slots(k, 0), simultaneous=False,
                                 unrolls=True),

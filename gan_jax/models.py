@@ -219,35 +219,51 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str, *,
 
 
 # ----------------------------------------------------------------------------- spectral norm
-# Miyato et al. (2018): each weight matrix W is divided by sigma(W), its largest singular
-# value, estimated by power iteration with a persistent vector u per layer. sigma = v^T W u is
-# differentiated in W with u, v held fixed (their implementation's stop-gradient).
+# Miyato et al. (2018), Algorithm 1: each weight matrix W is divided by sigma(W), its largest
+# singular value, estimated by power iteration with a persistent vector u per layer. In the
+# paper's orientation W maps a layer's input to its output (here that is `w.T`, w being
+# [in, out]), u has the output's size and v the input's; one iteration is
+#   v <- W^T u / |W^T u|,  u <- W v / |W v|,  sigma = u^T W v,
+# with the u and v of that same iteration, as their chainer code has it. sigma is
+# differentiated in W with u and v held fixed (their implementation's stop-gradient).
 
 
-def sn_init(layers, key) -> tuple[jax.Array, ...]:
-    """One unit vector u (f32[out]) per Dense layer, drawn from `key`."""
+class SNVectors(NamedTuple):
+    """One layer's power-iteration vectors, in the paper's names: u (f32[out], the persistent
+    one) and v (f32[in]), both from the same iteration."""
+
+    u: jax.Array
+    v: jax.Array
+
+
+def sn_init(layers, key) -> tuple[SNVectors, ...]:
+    """Per Dense layer, a unit vector u (f32[out]) drawn from `key`, and v = W^T u / |W^T u|
+    (the first half of an iteration, so that the vectors have their shapes before any)."""
     keys = jax.random.split(key, len(layers))
     us = (jax.random.normal(k, (layer.w.shape[1],)) for k, layer in zip(keys, layers))
-    return tuple(u / jnp.linalg.norm(u) for u in us)
+    return tuple(SNVectors(u, _unit(layer.w @ u))
+                 for layer, u in zip(layers, (u / jnp.linalg.norm(u) for u in us)))
 
 
 def _unit(x):
     return x / (jnp.linalg.norm(x) + 1e-12)
 
 
-def sn_power_iteration(layers, us) -> tuple[jax.Array, ...]:
-    """One power-iteration step per layer: u <- W^T W u / |.| (v = W u / |W u|)."""
-    return tuple(_unit(layer.w.T @ _unit(layer.w @ u))
-                 for layer, u in zip(layers, jax.lax.stop_gradient(us)))
-
-
-def sn_normalize(layers, us):
-    """The layers with W / sigma(W), sigma = v^T W u, v = W u / |W u| (u, v held fixed)."""
+def sn_power_iteration(layers, vectors) -> tuple[SNVectors, ...]:
+    """One power-iteration step per layer, from each layer's u: v = W^T u / |.| (w @ u here),
+    then u = W v / |.| (w.T @ v); the new u and the v it came from."""
     out = []
-    for layer, u in zip(layers, jax.lax.stop_gradient(us)):
-        v = jax.lax.stop_gradient(_unit(layer.w @ u))
-        out.append(Dense(layer.w / (v @ layer.w @ u), layer.b))
+    for layer, vec in zip(layers, jax.lax.stop_gradient(vectors)):
+        v = _unit(layer.w @ vec.u)
+        out.append(SNVectors(_unit(layer.w.T @ v), v))
     return tuple(out)
+
+
+def sn_normalize(layers, vectors):
+    """The layers with W / sigma(W), sigma = u^T W v (here v^T w u) from one iteration's u and
+    v, both held fixed."""
+    return tuple(Dense(layer.w / (vec.v @ layer.w @ vec.u), layer.b)
+                 for layer, vec in zip(layers, jax.lax.stop_gradient(vectors)))
 
 
 def latent_dim(cfg) -> int:

@@ -60,7 +60,8 @@ class TrainState(NamedTuple):
     diverged_at: jax.Array  # i32[]: first iteration leaving a non-finite parameter, -1 if none
     method: Any = ()       # the training method's own state (gan_jax.methods)
     g_ema: Any = ()        # the averaged generator's parameters (ema_beta > 0)
-    d_sn: Any = ()         # spectral normalization's power-iteration vectors, one per layer
+    d_sn: Any = ()         # spectral normalization's power-iteration vectors, one
+                           # models.SNVectors (u, v) per layer, from the last step's iteration
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
     g_ema_bn: Any = ()     # ... and the averaged generator's (ema_beta > 0)
@@ -236,7 +237,7 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
     coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
     return methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
                                    d_updates=static.d_updates, unroll_k=static.unroll_k,
-                                   lookahead_k=static.lookahead_k)
+                                   lookahead_k=static.lookahead_k, sga_scaled=static.sga_scaled)
 
 
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,

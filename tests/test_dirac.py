@@ -28,7 +28,9 @@ field (the module docstring says which one each method has).
                   characteristic polynomial as optimistic (the two agree on linear games).
   consensus       field -(H + gamma H^T H) = J - gamma a^2 I: -gamma a^2 +- i a.
   sga             A = (H - H^T)/2 = H, A^T xi linearises to H^T H = a^2 I, and the alignment's
-                  sign is +1 at xi = 0: field J - lambda a^2 I, -lambda a^2 +- i a.
+                  sign is +1 at xi = 0 (<xi, H^T xi> = 0 there, so epsilon decides): Balduzzi
+                  et al.'s lambda is that sign, field J - a^2 I, -a^2 +- i a (-0.25 +- 0.5i);
+                  the scaled generalisation (lambda = c times the sign) gives -c a^2 +- i a.
   unrolled        psi_k(theta) = psi + k h a theta; G descends g_loss(theta, psi_k(theta)), whose
                   gradient is a psi_k + a theta * k h a = a psi + 2 k h a^2 theta (the second
                   term is the gradient through the unrolling). Field [[-2 k h a^2, -a], [a, 0]]:
@@ -185,13 +187,26 @@ def test_optimistic_and_extrapolation_from_the_past(method, h):
 
 @pytest.mark.parametrize("method", methods_param("consensus", "sga"))
 @pytest.mark.parametrize("weight", [0.5, 10.0])
-def test_consensus_and_sga(method, weight):
-    coef = {"consensus": "gamma", "sga": "sga_lambda"}[method]
-    r = analyze(method, lr=H, **{coef: weight})
+def test_consensus_and_scaled_sga(method, weight):
+    coef = {"consensus": dict(gamma=weight), "sga": dict(sga_lambda=weight, sga_scaled=True)}
+    r = analyze(method, lr=H, **coef[method])
     field = [-weight * a**2 + 1j * a, -weight * a**2 - 1j * a]
     assert_eigs(r.field_eigenvalues, field)
     assert_eigs(r.map_eigenvalues, [1 + H * z for z in field])
     assert r.flow == "converges" and r.verdict == "converges"
+
+
+@pytest.mark.slow   # a program of its own (see SLOW_METHODS)
+def test_sga_sets_lambda_to_the_alignment_sign():
+    # Balduzzi et al.'s Algorithm 1: lambda = +-1, so the field is J - a^2 I whatever
+    # sga_lambda would have scaled (the generalisation at 0.5 gives -0.125 +- 0.5i).
+    r = analyze("sga", lr=H)
+    field = [-a**2 + 1j * a, -a**2 - 1j * a]
+    assert_eigs(r.field_eigenvalues, field)                   # -0.25 +- 0.5i
+    assert_eigs(r.map_eigenvalues, [1 + H * z for z in field])
+    assert r.radius == pytest.approx(abs(1 + H * field[0]), abs=1e-12)
+    scaled = analyze("sga", lr=H, sga_lambda=0.5, sga_scaled=True)
+    assert_eigs(scaled.field_eigenvalues, [-0.125 + 0.5j, -0.125 - 0.5j])
 
 
 @pytest.mark.parametrize("h", [0.1, 0.4])
@@ -317,6 +332,8 @@ def test_cli_json_and_table(capsys):
     (["--method", "leapfrog"], "--method: got 'leapfrog'; must be one of alternating"),
     (["--method", "sga", "--loss", "lsgn"], "(did you mean 'lsgan'?)"),
     (["--method", "sga", "--lr", "0"], "--lr: got 0.0; must be a positive number"),
+    (["--method", "sga", "--sga-lambda", "0.5"],
+     "--sga-lambda: got 0.5; applies only with --sga-scaled"),
     (["--method", "lookahead", "--alpha", "1.5"], "--alpha: got 1.5"),
     (["--method", "unrolled", "--steps-k", "0"], "--steps-k: got 0"),
     (["--method", "simultaneous", "--noise-std", "nan"], "--noise-std: got nan"),
