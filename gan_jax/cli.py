@@ -67,8 +67,9 @@ def _call(command, args) -> int:
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ConfigError as e:         # several problems (a sweep file's): one line each
+        for line in str(e).splitlines() or [""]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
