@@ -31,6 +31,7 @@ COMMANDS = {
     "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
     "dirac": ("gan_jax.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "confirm": ("gan_jax.sweep.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
 }
 
