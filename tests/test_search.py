@@ -163,6 +163,8 @@ def test_dry_run_says_sampled_points_times_grid_points_times_seeds(tmp_path, cap
     text = capsys.readouterr().out
     assert ("512 runs = 64 sampled points (lr_g+lr_d; sobol, seed 7) x 2 grid points "
             "(2 loss) x 4 seeds") in text
+    assert ("search: lr_g+lr_d ~ log_uniform[0.0001, 0.1]; 64 points of 64 draws, 4 "
+            "significant digits") in text
     assert "total: 1 groups" in text
     file.write_text(search_text(dict(LR_SEARCH, samples=48)))
     assert cli(["sweep", str(file), "--dry-run", "--devices", "1"]) == 0

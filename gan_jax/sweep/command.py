@@ -208,14 +208,17 @@ def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
     n_dev = len(plan.devices)
     kinds = sorted({d.platform for d in plan.devices})
     grid = " x ".join(f"{len(v)} {k}" for k, v in sweep.grid) or "no grid"
-    sampled = ""
+    sampled, drawn = "", []
     if sweep.search is not None:
         search = sweep.search
         sampled = (f"{sweep.num_points} sampled points ({', '.join(search.keys)}; "
                    f"{search.sampler}, seed {search.seed}) x ")
+        drawn = [f"search: {'; '.join(d.describe() for d in search.dims)}; {search.samples} "
+                 f"points of {search.draws} draws, {search.digits} significant digits"]
     lines = [
         f"sweep {sweep.name!r} ({sweep.path}): {sweep.num_runs} runs = {sampled}"
         f"{sweep.num_grid_points} grid points ({grid}) x {len(sweep.seeds)} seeds",
+        *drawn,
         f"devices: {n_dev} x {'/'.join(kinds)}, run axis sharded over all; memory budget "
         f"{fmt_bytes(plan.memory_budget)} per device; shard {plan.shard[0]}/{plan.shard[1]}",
         "",
