@@ -4,8 +4,6 @@ like grids; every problem of a file reported at once."""
 
 from __future__ import annotations
 
-import math
-import os
 import signal
 import subprocess
 import time
@@ -20,7 +18,8 @@ from gan_jax.config import ConfigError, make_config
 from gan_jax.sweep import spec
 
 from sweep_testing import (ONE_DEVICE, ROOT, TINY_BASE, assert_same_runs, cli_command,
-                           cli_env, count_lines, records_by_id, run_cli, sweep_text)
+                           cli_env, count_lines, records_by_id, run_cli, sweep_text,
+                           toml_value)
 
 LR_SEARCH = {"samples": 64, "sampler": "sobol", "seed": 7,
              "lr_g+lr_d": {"log_uniform": [1e-4, 1e-1]}}
@@ -38,7 +37,7 @@ def search_text(search=LR_SEARCH, grid=None, seeds=4, base=TINY_BASE, name="sear
     def value(v):
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        return sweep_text("x", 1, {"v": v}).splitlines()[-1][4:]     # TOML of one value
+        return toml_value(v)
     text = sweep_text(name, seeds, base, grid)
     return text + "\n[search]\n" + "".join(f'"{k}" = {value(v)}\n' for k, v in search.items())
 
