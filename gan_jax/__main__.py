@@ -1,2 +1,2 @@
-from gan_jax.cli import exit_process, main
-exit_process(main())
+from gan_jax.cli import run_process
+run_process()

@@ -3,7 +3,9 @@
 Each command lives in its own module, which provides `add_arguments(parser)` and
 `main(args) -> int`. A ConfigError prints one line on stderr and exits with status 2, no
 traceback (an OutputError, a file that could not be written: status 1; Ctrl-C: 130, at
-once, without waiting for compilations in flight).
+once, without waiting for compilations in flight). Several problems (a sweep file's) print a
+line each. Ctrl-C is handled for the whole life of the process, its exit included
+(:class:`ProcessSignals`).
 Experiment scripts run through :func:`run_script` to get the same behaviour and the same
 device setting as the commands.
 """
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from gan_jax import cache
@@ -27,6 +31,7 @@ COMMANDS = {
     "exact": ("gan_jax.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
     "dirac": ("gan_jax.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "confirm": ("gan_jax.sweep.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
     "list": ("gan_jax.registry", "every registered loss, target, family, optimiser and metric, with what it is"),
 }
@@ -61,27 +66,76 @@ def use_every_core() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={cores}".strip()
 
 
-def _call(command, args) -> int:
-    """Run a command: bad input exits 2, a failed write 1, Ctrl-C 130, each as one line."""
+class ProcessSignals:
+    """Ctrl-C (SIGINT) over the whole life of a `python -m gan_jax` process, its exit included.
+
+    While the command runs, a Ctrl-C raises KeyboardInterrupt, as Python's own handler does
+    (the command's handlers, such as the sweep's, take over while they are installed and put
+    this one back). From the moment the command has a status (`finish`), a Ctrl-C or SIGTERM
+    ends the process at once with that status and one line: the command's work is done, and
+    what remains is the interpreter's exit (JAX's exit handlers, threads still compiling),
+    where a KeyboardInterrupt would end in a traceback. A process that started with SIGINT
+    ignored (a background job of a non-interactive shell) keeps it ignored until then.
+    """
+
+    def __init__(self):
+        self.status: int | None = None
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.status is None:
+            raise KeyboardInterrupt
+        try:
+            sys.stdout.flush()
+            sys.stderr.write(f"{signal.Signals(signum).name} while exiting: the command had "
+                             f"finished (status {self.status}); exiting now\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(self.status)
+
+    def finish(self, status: int) -> int:
+        """The command has its status: from now on a signal ends the process with it."""
+        self.status = status
+        if self.installed:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self.handle)
+        return status
+
+
+def _call(command, args, process: ProcessSignals | None = None) -> int:
+    """Run a command: bad input exits 2, a failed write 1, Ctrl-C 130, each as one line.
+
+    With `process` (the command is the whole process), its signal handlers take over for the
+    process's exit as soon as the status is known.
+    """
+    finish = process.finish if process is not None else int
     try:
-        return int(command(args) or 0)
+        return finish(int(command(args) or 0))
     except OutputError as e:
+        finish(1)
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ConfigError as e:         # several problems (a sweep file's): one line each
+        finish(2)
+        for line in str(e).splitlines() or [""]:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        finish(130)
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except OSError as e:             # a file the command itself chose; name it, no traceback
+        finish(1)
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns its exit status."""
+def main(argv: list[str] | None = None, process: ProcessSignals | None = None) -> int:
+    """Run one command; returns its exit status. `process`: the command is the process
+    (`run_process`), whose signals are handled up to its exit."""
     argv = sys.argv[1:] if argv is None else list(argv)
     use_every_core()
     parser = Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
@@ -112,7 +166,25 @@ def main(argv: list[str] | None = None) -> int:
             registry.load_plugins(args.plugin, os.getcwd(), where="--plugin")
         return module.main(args)
 
-    return _call(command, args)
+    return _call(command, args, process)
+
+
+def run_process(argv: list[str] | None = None) -> NoReturn:
+    """`python -m gan_jax`: one command as the whole process, Ctrl-C handled to its very end
+    (ProcessSignals)."""
+    process = ProcessSignals()
+    try:
+        status = main(argv, process)
+    except KeyboardInterrupt:        # before the command started (parsing the arguments)
+        status = process.finish(130)
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+    except SystemExit as e:          # --help, or a usage error (Parser.error)
+        if e.code is None or isinstance(e.code, int):
+            status = process.finish(e.code or 0)
+        else:
+            status = process.finish(1)
+            print(e.code, file=sys.stderr)
+    exit_process(status)
 
 
 def exit_process(status: int) -> NoReturn:
@@ -129,9 +201,10 @@ def run_script(doc: str, add_arguments, command) -> NoReturn:
     """Run an experiment script as a command: its arguments, ConfigError -> exit 2."""
     use_every_core()
     cache.configure()
+    process = ProcessSignals()
     parser = Parser(description=doc.splitlines()[0])
     add_arguments(parser)
-    exit_process(_call(command, parser.parse_args()))
+    exit_process(_call(command, parser.parse_args(), process))
 
 
 def sweep_then_tables(doc: str, sweep_file: str, default_out: str, write_tables,

@@ -486,7 +486,10 @@ class Training(NamedTuple):
 
     init: Callable      # (hparams, key) -> carry: (initial TrainState, the first
                         #   step's draws, the first history row's draws)
-    loop: Callable      # (hparams, key, carry) -> (final_state, history, snapshots)
+    loop: Callable      # (hparams, key, carry, start=0) -> (final_state, history,
+                        #   snapshots) of rows start..num_logs - 1
+    resume: Callable | None = None   # (hparams, key, state, start) -> carry: to continue
+                        #   from `state`, the state at history row start - 1
 
     def __call__(self, hp: HParams, key: jax.Array):
         return self.loop(hp, key, self.init(hp, key))
@@ -568,7 +571,13 @@ def make_training(static: StaticConfig) -> Training:
                            rand.fold_in(key, 5))
         return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, 0)
 
-    def loop(hp: HParams, key: jax.Array, carry):
+    def resume(hp: HParams, key: jax.Array, state: TrainState, start: int):
+        # Iteration i's draws and row i's depend only on (key, i): recomputed, they are the
+        # draws the uninterrupted run carried.
+        *_, k_loop, k_hist, draw, _ = setup(hp, key)
+        return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, start)
+
+    def loop(hp: HParams, key: jax.Array, carry, start: int = 0):
         tx_g, tx_d, _, _, k_loop, k_hist, draw, step = setup(hp, key)
 
         def iteration(_, carry):
@@ -591,10 +600,10 @@ def make_training(static: StaticConfig) -> Training:
             return (state, draws, row_batch(k_hist, log_index + 1)), row
 
         (state, *_), (history, snapshots) = jax.lax.scan(block, carry,
-                                                         jnp.arange(static.num_logs))
+                                                         jnp.arange(start, static.num_logs))
         return state, history, snapshots
 
-    return Training(init, loop)
+    return Training(init, loop, resume)
 
 
 def _evaluators(ecfg: EvalConfig, keep_samples: int):
@@ -615,7 +624,8 @@ def _evaluators(ecfg: EvalConfig, keep_samples: int):
                 generate(parts, snap.g_ema, draws.z_NL, snap.g_ema_bn)).items()})
         return out, fake
 
-    def rows(snapshots: Snapshot, k_train: jax.Array) -> dict[str, jax.Array]:
+    def rows(snapshots: Snapshot, k_train: jax.Array, start: int = 0) -> dict[str, jax.Array]:
+        """The metrics of rows start, start + 1, ... (one per snapshot)."""
         k_hist = train_keys(k_train)[3]
 
         def draws_of(log_index) -> EvalDraws:
@@ -628,7 +638,8 @@ def _evaluators(ecfg: EvalConfig, keep_samples: int):
             return draws_of(log_index + 1), metrics_of(snap, draws)[0]
 
         count = jax.tree.leaves(snapshots)[0].shape[0]
-        return jax.lax.scan(row, draws_of(0), (jnp.arange(count), snapshots))[1]
+        return jax.lax.scan(row, draws_of(start),
+                            (jnp.arange(start, start + count), snapshots))[1]
 
     def final(snap: Snapshot, k_eval: jax.Array):
         metrics, fake = metrics_of(snap, eval_draws(parts, k_eval, ecfg.eval_samples))

@@ -24,6 +24,7 @@ LAYERS = [
     ["sweep.run"],
     ["sweep", "plots", "seed_repro", "bench", "dirac"],
     ["sweep.command"],
+    ["sweep.confirm"],
     ["cli"],
     ["__main__", "__init__"],
 ]

@@ -319,6 +319,44 @@ def test_a_second_ctrl_c_stops_at_once_even_while_compiling(tmp_path):
     assert "runs recorded" in err and "--resume" in err
 
 
+# `python -m gan_jax` in the foreground (sweep_testing.FOREGROUND) with one more exit handler,
+# registered first so that it runs last, after JAX's: it marks that the process is exiting and
+# takes a minute, so a Ctrl-C lands in the exit handlers every time.
+SLOW_EXIT = ("import atexit, runpy, signal, sys, time; "
+             "signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "marker = sys.argv.pop(1); "
+             "atexit.register(lambda: (open(marker, 'w').close(), time.sleep(60))); "
+             "runpy.run_module('gan_jax', run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_process_exits_ends_it_at_once_without_a_traceback(tmp_path):
+    # A finished sweep's process runs JAX's exit handlers; a Ctrl-C there used to end in a
+    # KeyboardInterrupt traceback from them. The handlers cover the exit now: the process
+    # ends at once, with the command's status and one line.
+    file = write_sweep(tmp_path / "s.toml", "exiting", 2, TINY_BASE)
+    marker, out = tmp_path / "exiting", tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_EXIT, str(marker), "sweep", str(file),
+                             "--out", str(out), "--quiet"],
+                            env=cli_env(devices=1), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_path(marker, proc, timeout=240)
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t < 5, "the exit handlers ran on"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == ("SIGINT while exiting: the command had finished "
+                                            "(status 0); exiting now")
+    assert "2 runs recorded" in stdout and len(records_by_id(out)) == 2
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_another_command_without_waiting_for_its_compilations(tmp_path):
     # reproduce-seed compiles its two programs in threads; Ctrl-C ends the process with the

@@ -208,9 +208,17 @@ def print_plan(plan: Plan, stream: TextIO | None = None) -> None:
     n_dev = len(plan.devices)
     kinds = sorted({d.platform for d in plan.devices})
     grid = " x ".join(f"{len(v)} {k}" for k, v in sweep.grid) or "no grid"
+    sampled, drawn = "", []
+    if sweep.search is not None:
+        search = sweep.search
+        sampled = (f"{sweep.num_points} sampled points ({', '.join(search.keys)}; "
+                   f"{search.sampler}, seed {search.seed}) x ")
+        drawn = [f"search: {'; '.join(d.describe() for d in search.dims)}; {search.samples} "
+                 f"points of {search.draws} draws, {search.digits} significant digits"]
     lines = [
-        f"sweep {sweep.name!r} ({sweep.path}): {sweep.num_runs} runs = {len(sweep.configs)} "
-        f"grid points ({grid}) x {len(sweep.seeds)} seeds",
+        f"sweep {sweep.name!r} ({sweep.path}): {sweep.num_runs} runs = {sampled}"
+        f"{sweep.num_grid_points} grid points ({grid}) x {len(sweep.seeds)} seeds",
+        *drawn,
         f"devices: {n_dev} x {'/'.join(kinds)}, run axis sharded over all; memory budget "
         f"{fmt_bytes(plan.memory_budget)} per device; shard {plan.shard[0]}/{plan.shard[1]}",
         "",
@@ -270,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
                                                       resume=args.resume,
                                                       wait_for_lock=args.wait_for_lock)
             stopper.holding = True
-        for note in notes:
+        for note in (sweep.search.notes() if sweep.search is not None else []) + notes:
             print(f"note: {note}", file=sys.stderr)
         plan = plan_sweep(sweep, devices=devices, memory_budget=budget,
                           max_chunk=args.max_chunk, shard=(index, count),
