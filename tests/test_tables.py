@@ -74,7 +74,7 @@ def numpy_summary(records, loss, lr, metric, interval="bootstrap"):
 def test_csv_matches_numpy(results_dir, capsys, interval):
     directory, records = results_dir
     flags = [] if interval == "bootstrap" else ["--interval", "t"]     # bootstrap: the default
-    assert cli(["table", str(directory), "--format", "csv", *flags]) == 0
+    assert cli(["table", str(directory), "--format", "csv", "--out", str(directory), *flags]) == 0
     printed = capsys.readouterr().out
     assert printed == (directory / "summary.csv").read_text()
     rows = list(csv.DictReader(io.StringIO(printed)))
@@ -113,25 +113,32 @@ def test_default_rows_are_the_varying_keys_and_by_overrides(results_dir):
 def test_markdown_and_latex_layout(results_dir, capsys):
     directory, records = results_dir
     assert cli(["table", str(directory), "--metrics", "w1,mode_balance"]) == 0
-    md = capsys.readouterr().out
+    assert os.listdir(directory) == [results.RESULTS_FILE]          # nothing written unasked
+    unwritten = capsys.readouterr()
+    assert unwritten.err == ""
+    assert cli(["table", str(directory), "--metrics", "w1,mode_balance", "--out",
+                str(directory)]) == 0
+    captured = capsys.readouterr()
+    md = captured.out
+    assert md == unwritten.out and f"wrote {directory / 'summary.md'}" in captured.err
     assert md == (directory / "summary.md").read_text()
     table_lines = [l for l in md.splitlines() if l.startswith("|")]
     assert len(table_lines) == 2 + 4
-    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 8 + 1
+    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 10 + 1
     assert "percentile bootstrap, 10,000 resamples, seed 0" in md
     n, mean, std, *_ = numpy_summary(records, "hinge", 0.01, "w1")
-    assert f"| hinge | 0.01 | 5 | 0 | {mean:.4g} ± {std:.4g} |" in md
+    assert f"| hinge | 0.01 | 5 | 0 | 5 | {mean:.4g} ± {std:.4g} |" in md
 
-    assert cli(["table", str(directory), "--format", "latex"]) == 0
+    assert cli(["table", str(directory), "--format", "latex", "--out", str(directory)]) == 0
     tex = capsys.readouterr().out
     assert tex == (directory / "summary.tex").read_text()
-    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrcrrrc}",
-                  r"\multicolumn{4}{c}{$W_1$}", r"\cmidrule(lr){5-8}", r"lr\_d", "IQM",
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrrcrrrrc}",
+                  r"\multicolumn{5}{c}{$W_1$}", r"\cmidrule(lr){5-9}", r"lr\_d", "IQM", "$n$",
                   "percentile bootstrap",
                   r"\label{tab:synthetic}", "booktabs"):
         assert piece in tex, piece
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
-    assert len(body) == 4 and all(l.count("&") == 11 and l.endswith(r"\\") for l in body)
+    assert len(body) == 4 and all(l.count("&") == 13 and l.endswith(r"\\") for l in body)
     assert "_" not in "".join(body).replace(r"\_", "")
     assert {f for f in os.listdir(directory) if not f.startswith("results")} == {
         "summary.md", "summary.csv", "summary.tex"}                 # no temporary files left
