@@ -237,7 +237,8 @@ def _diverged(runs: list[dict]) -> int:
     return sum(r.get("status") == "diverged" for r in runs)
 
 
-def _line_label(runs: list[dict], keys, total: int) -> str:
+def _line_label(runs: list[dict], keys) -> str:
+    """A line's label with its runs counted and, if any, its diverged runs."""
     div = _diverged(runs)
     n = f"n={len(runs)}" + (f", {div} diverged" if div else "")
     return f"{label(runs[0], keys)} ({n})" if keys else f"all runs ({n})"
@@ -271,7 +272,7 @@ def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: st
         drawn = []
         for p, runs_p in enumerate(panels.values()):
             ax = axes[i * prow + p // ncols, p % ncols]
-            notes = []
+            notes, sizes = [], set()
             for gid, runs in results.group_records(runs_p, lay.lines).items():
                 steps = np.asarray(runs[0]["history"]["step"], float)
                 rows = [r["history"].get(metric) for r in runs]
@@ -291,13 +292,13 @@ def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: st
                 div = _diverged(runs)
                 notes.append(f"{label(runs[0], lay.lines) or 'all'}: {div}/{len(runs)}"
                              if div else None)
-                ax.n = getattr(ax, "n", set()) | {len(runs)}
+                sizes.add(len(runs))
             ax.grid(alpha=0.3)
             ax.set_ylabel(metric, fontsize=9)
             ax.set_xlabel("step", fontsize=9)
             ax.tick_params(labelsize=8)
             head = label(runs_p[0], lay.facets) if lay.facets else ""
-            sizes = sorted(getattr(ax, "n", set()))
+            sizes = sorted(sizes)
             n = (f"n={sizes[0]} per line" if len(sizes) == 1 else
                  f"n={sizes[0]}-{sizes[-1]} per line") if sizes else "no runs"
             ax.set_title(textwrap.fill(f"{head}{' · ' if head else ''}{n}",
@@ -495,7 +496,7 @@ def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_bette
         for gid, prof in profiles.items():
             runs = groups[gid]
             (line,) = ax.step(taus, prof.fraction, where="post", color=colors[gid], lw=1.5,
-                              label=_line_label(runs, lay.lines, len(runs)))
+                              label=_line_label(runs, lay.lines))
             ax.fill_between(taus, prof.ci_low, prof.ci_high, step="post", color=colors[gid],
                             alpha=0.15, lw=0)
             handles.setdefault(gid, (line, label(runs[0], lay.lines) if lay.lines
