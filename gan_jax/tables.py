@@ -99,18 +99,17 @@ def identical_metrics(records: list[dict], metrics) -> dict[str, str]:
     """Metric -> an earlier metric of `metrics` it equals in every record (1-D: sliced_w1 is
     w1), for metrics to be shown and counted once. Equal means the same recorded number (or
     both missing) in every record, with at least one finite."""
+    columns = {m: np.array([results.number(r.get("final", {}).get(m)) for r in records], float)
+               for m in dict.fromkeys(metrics)}
     kept: list[str] = []
     same: dict[str, str] = {}
-    for m in metrics:
-        column = [results.number(r.get("final", {}).get(m)) for r in records]
-        for k in kept:
-            other = [results.number(r.get("final", {}).get(k)) for r in records]
-            if any(math.isfinite(v) for v in column) and all(
-                    v == w or (math.isnan(v) and math.isnan(w)) for v, w in zip(column, other)):
-                same[m] = k
-                break
-        else:
+    for m, column in columns.items():
+        twin = next((k for k in kept if np.any(np.isfinite(column))
+                     and np.array_equal(column, columns[k], equal_nan=True)), None)
+        if twin is None:
             kept.append(m)
+        else:
+            same[m] = twin
     return same
 
 
