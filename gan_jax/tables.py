@@ -641,6 +641,10 @@ def comparison_counts(comp: Comparison) -> dict[str, int]:
             "bh": sum(r.bh <= ALPHA for r in tested)}
 
 
+def _count(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
 def comparison_note(comp: Comparison) -> str:
     a, b = _cell(comp.a), _cell(comp.b)
     c = comparison_counts(comp)
@@ -652,7 +656,8 @@ def comparison_note(comp: Comparison) -> str:
               "its n is the number of seeds, not of pairs." if comp.pooled else "")
     small = ""
     if c["untestable"]:
-        small = (f" {c['untestable']} of them have fewer than 6 seeds with both runs finished: "
+        small = (f" {c['untestable']} of them {'has' if c['untestable'] == 1 else 'have'} "
+                 f"fewer than 6 seeds with both runs finished: "
                  f"with n seeds no test of the signs can give p below 2/2^n (0.0625 at 5, "
                  f"0.125 at 4), so no test can show a difference there at {ALPHA:g}; their "
                  "intervals are not counted as excluding 0, whatever they show.")
@@ -668,8 +673,9 @@ def comparison_note(comp: Comparison) -> str:
             f"diverged = worst: every pair, a diverged run counting as the worst value (the "
             f"diverged-as-failure estimand); both finished: the finite pairs only. p: two-sided "
             f"sign-flip test of the paired differences, by seed. Holm and Benjamini-Hochberg: "
-            f"adjusted over one family, the {c['comparisons']} comparisons of this table "
-            f"({cells} cells × {len(comp.metrics)} metrics: {', '.join(comp.metrics)})."
+            f"adjusted over one family, the {_count(c['comparisons'], 'comparison')} of this "
+            f"table ({_count(cells, 'cell')} × {_count(len(comp.metrics), 'metric')}: "
+            f"{', '.join(comp.metrics)})."
             f"{_same_note(comp.same)}{pooled} {better}.\n\n"
             f"Of {c['comparisons']} comparisons, {c['paired_exclude_zero']} paired intervals "
             f"exclude 0 (unpaired: {c['unpaired_exclude_zero']}); p ≤ {ALPHA:g} in "

@@ -209,7 +209,7 @@ def test_identical_metrics_are_shown_and_counted_once(tmp_path, capsys):
                                   metrics=("w1", "sliced_w1", "mode_balance"))
     assert comp.metrics == ("w1", "mode_balance") and comp.same == {"sliced_w1": "w1"}
     assert tables.comparison_counts(comp)["comparisons"] == 2
-    assert "2 comparisons of this table (1 cells × 2 metrics: w1, mode_balance)" in \
+    assert "2 comparisons of this table (1 cell × 2 metrics: w1, mode_balance)" in \
         tables.comparison_note(comp)
     table = tables.make_table(records, ("loss",), ("w1", "sliced_w1"))
     assert table.metrics == ("w1",) and "sliced_w1 equals w1 in every run" in \
