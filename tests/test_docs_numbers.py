@@ -1,7 +1,8 @@
 """The numbers the docs print are the numbers the current code gives, to their printed digits.
 
 Slow: each test reproduces a documented result from scratch (compilation included). Covered so
-far: docs/seed.md's table over 64 seeds (`python -m gan_jax reproduce-seed`). Longer results
+far: docs/seed.md's table over 64 seeds (`python -m gan_jax reproduce-seed`) and docs/exact.md's
+Dirac-GAN table (`experiments/dirac_gan.py`). Longer results
 (the loss ablation, docs/loss_ablation.md) say on their page the command and date they come from.
 """
 
@@ -22,15 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def doc_table(page: str, after: str) -> dict[str, list[str]]:
     """The first markdown table after the line `after` in docs/PAGE: first cell -> the rest."""
     text = open(os.path.join(ROOT, "docs", page), encoding="utf-8").read()
-    lines = text[text.index(after):].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    rows = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[cells[0]] = cells[1:]
-    return rows
+    return doc_table_text(text[text.index(after):])
 
 
 def same_digits(printed: str, value: float) -> bool:
@@ -76,3 +69,46 @@ def test_seed_page_table_over_64_seeds(tmp_path, capsys):
                                                                    objectives[name])
             checked += 1
     assert checked == 12 + 2 + 4
+
+
+def same_significant(printed: str, value: float) -> bool:
+    """Whether `value`, rounded to as many significant digits as `printed` shows, is it."""
+    printed = printed.replace("−", "-")
+    mantissa = printed.lower().split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    digits = max(len(mantissa), 1)
+    return float(f"{value:.{digits}g}") == float(printed)
+
+
+@pytest.mark.slow
+def test_exact_page_dirac_gan_table(tmp_path):
+    """docs/exact.md, section 8: every arm's radii, verdicts and distances after 500 steps, as
+    experiments/dirac_gan.py prints them today (the page writes the eigenvalues as 0 ± 0.5i)."""
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "dirac_gan.py"),
+                           "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    ours = list(doc_table_text((tmp_path / "dirac_gan.md").read_text()).values())
+    page = list(doc_table("exact.md", "## 8. The Dirac-GAN").values())
+    assert len(ours) == len(page) == 5
+    for got, want in zip(ours, page):
+        assert got[1] == want[1]                                  # gradient flow's verdict
+        for g, w in zip(got[2:4], want[2:4]):                     # the two spectral radii
+            assert g.replace("-", "–") == w or g == w, (g, w)
+        for g, w in zip(got[4:6], want[4:6]):                     # distances after 500 steps
+            assert same_significant(w, float(g)), (g, w)
+
+
+def doc_table_text(text: str) -> dict[str, list[str]]:
+    """The first markdown table of a text: first cell -> the rest."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
