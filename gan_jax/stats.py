@@ -46,6 +46,8 @@ Defaults and why
     level = 0.95, the conventional level.
     success_rate method = "wilson": see `success_rate` (the bootstrap collapses to a zero-width
         interval when every seed succeeds or every seed fails).
+    probability_of_improvement, paired, method = "wilson" over seeds, for the same reason (a
+        win on every seed gave [1, 1]); unpaired stays the percentile bootstrap (rliable).
     sign_flip_pvalue resamples = 100_000 (Monte Carlo, n > 16 pairs only; n <= 16 is exact). The
         smallest Monte Carlo p-value is 1 / (resamples + 1); after a Holm or Benjamini-Hochberg
         adjustment over tens of comparisons, p-values near 1e-3 must be resolved (standard error
