@@ -182,14 +182,21 @@ def layout(records: list[dict], facet: str | None = None, exclude=()) -> Layout:
     becomes a facet while a panel would hold more than MAX_LINES lines and the figure stays
     within MAX_PANELS panels; the rest are lines. If they still make more than MAX_LINES
     lines, the last of them are pooled: their runs go into one median and band, and the figure
-    says so. The loss ablation (generator x discriminator x loss x rate) becomes 6 panels of 6
-    losses, pooled over the 3 rates; its MLP generator alone, discriminator x rate panels of
-    the 6 losses.
+    says so. Counts are of the combinations the records have (keys that move together, like
+    the seed's two configurations' generator, steps and rates, make 2, not 2^5). The loss
+    ablation (generator x discriminator x loss x rate) becomes 6 panels of 6 losses, pooled
+    over the 3 rates; its MLP generator alone, discriminator x rate panels of the 6 losses.
     """
     skip = set(exclude) | {"seed"}
-    keys = [k for k in tied_keys(records, [k for k in results.varying_keys(records)
-                                           if k not in skip])]
-    counts = {k: len(_values(records, k)) for k in keys}
+    keys = list(tied_keys(records, [k for k in results.varying_keys(records)
+                                    if k not in skip]))
+
+    def panels(facets) -> list[list[dict]]:
+        return list(results.group_records(records, facets).values()) if facets else [records]
+
+    def most_lines(facets, lines) -> int:
+        return max(len(results.group_records(p, lines)) for p in panels(facets))
+
     facets: list[str] = []
     first = _find(keys, facet) if facet is not None else _find(keys, "data")
     if facet is not None and first is None:
@@ -197,35 +204,43 @@ def layout(records: list[dict], facet: str | None = None, exclude=()) -> Layout:
     if first is not None:
         facets.append(first)
         keys = [k for k in keys if k != first]
-        counts.setdefault(first, len(_values(records, first)))
     lines = list(keys)
     for k in keys:
-        panels = math.prod(counts[f] for f in facets)
-        if (math.prod(counts[k2] for k2 in lines) > MAX_LINES
-                and panels * counts[k] <= MAX_PANELS and len(lines) > 1):
+        if (most_lines(facets, lines) > MAX_LINES and len(lines) > 1
+                and len(panels(facets + [k])) <= MAX_PANELS):
             facets.append(k)
             lines.remove(k)
     pooled: list[str] = []
-    while lines and math.prod(counts[k] for k in lines) > MAX_LINES:
+    while lines and most_lines(facets, lines) > MAX_LINES:
         pooled.insert(0, lines.pop())
     return Layout(tuple(facets), tuple(lines), tuple(pooled))
 
 
 def _grid(records: list[dict], facets: tuple[str, ...]) -> tuple[int, int]:
     """(rows, columns) of a figure's panels: the last facet key's values across (at most
-    MAX_COLUMNS), the rest down."""
-    panels = math.prod(len(_values(records, k)) for k in facets) if facets else 1
-    ncols = min(len(_values(records, facets[-1])) if facets else 1, MAX_COLUMNS, panels)
-    if len(facets) == 1:
-        ncols = min(panels, MAX_COLUMNS)
+    MAX_COLUMNS), the rest down; one facet key: its values across, MAX_COLUMNS a row."""
+    panels = len(results.group_records(records, facets)) if facets else 1
+    across = len(_values(records, facets[-1])) if len(facets) > 1 else panels
+    ncols = max(1, min(across, MAX_COLUMNS, panels))
     return math.ceil(panels / ncols), ncols
 
 
 def _title(fig, text: str, fontsize: float = 10, legend: bool = True) -> None:
     """A figure title wrapped to the figure's width (less a legend's on the right), never
     clipped."""
-    width = (fig.get_figwidth() - (LEGEND_WIDTH if legend else 0)) * 72 / (0.55 * fontsize)
-    fig.suptitle(textwrap.fill(text, max(int(width), 20)), fontsize=fontsize)
+    total = fig.get_figwidth()
+    room = total - (LEGEND_WIDTH if legend else 0)
+    width = room * 72 / (0.55 * fontsize)
+    fig.suptitle(textwrap.fill(text, max(int(width), 20)), fontsize=fontsize,
+                 x=0.5 * room / total)                  # centred over the panels
+
+
+def _legend(fig, handles: dict) -> None:
+    """The figure's legend on the right, each label wrapped to LEGEND_WIDTH."""
+    chars = max(int(LEGEND_WIDTH * 72 / (0.55 * 8)) - 4, 12)
+    fig.legend([h for h, _ in handles.values()],
+               [textwrap.fill(t, chars, subsequent_indent="  ") for _, t in handles.values()],
+               loc="outside right upper", fontsize=8, frameon=False)
 
 
 def _pooled_note(pooled: tuple[str, ...]) -> str:
@@ -321,8 +336,7 @@ def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: st
             ax.set_axis_off()
     _title(fig, f"median over seeds, band: 25-75% of runs{_pooled_note(lay.pooled)}",
            fontsize=10)
-    fig.legend([h for h, _ in handles.values()], [t for _, t in handles.values()],
-               loc="outside right upper", fontsize=8, frameon=False)
+    _legend(fig, handles)
     return _save(fig, path)
 
 
@@ -525,8 +539,7 @@ def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_bette
         ax.set_axis_off()
     _title(fig, f"performance profile of {metric} ({'higher' if higher_is_better else 'lower'} "
            f"is better); band: 95% bootstrap over runs{_pooled_note(lay.pooled)}", fontsize=10)
-    fig.legend([h for h, _ in handles.values()], [t for _, t in handles.values()],
-               loc="outside right upper", fontsize=8, frameon=False)
+    _legend(fig, handles)
     return _save(fig, path)
 
 

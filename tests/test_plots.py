@@ -297,3 +297,18 @@ def test_heatmap_over_a_tied_key_is_one_panel_per_other_combination(tmp_path, mo
     assert {ax.get_ylabel() for ax in panels} == {"lr_g+lr_d"}
     assert panels[0].get_title().replace("\n", " ") == (
         "generator=linear, discriminator=logistic · 1 of 18 runs diverged")    # wrapped to fit
+
+
+def test_keys_that_move_together_count_as_their_combinations():
+    # reproduce-seed's two configurations differ in generator, steps, rates and g_init at once:
+    # 2 lines, not 2^5 combinations to split into panels.
+    records = []
+    for g, steps, lr, init in (("linear", 320, 0.04, [0.15, 0.0]),
+                               ("piecewise", 400, 0.02, [0.35, -1.8, 0.35, 1.8])):
+        cfg = config.make_config(dict(generator=g, steps=steps, lr_g=lr, g_init=init,
+                                      log_every=40))
+        records += [dict(seed=s, config=cfg.to_dict(), status="ok", final=dict(w1=1.0),
+                         history=dict(step=[0, 40], w1=[1.0, 1.0])) for s in range(2)]
+    lay = plots.layout(records)
+    assert lay.facets == () and lay.pooled == () and set(lay.lines) >= {"generator", "steps"}
+    assert plots._grid(records, lay.facets) == (1, 1)
