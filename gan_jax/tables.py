@@ -862,6 +862,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out:
+        _check_out(args.out)                # before reading anything: a file there is an error
     records, problems = results.load_results(args.dir)
     for p in problems:
         print(f"note: {p}", file=sys.stderr)
@@ -877,7 +879,6 @@ def main(args: argparse.Namespace) -> int:
     sys.stdout.write(texts[args.format])        # the table first: a write below may fail
     sys.stdout.flush()
     if args.out:
-        _check_out(args.out)
         for fmt, text in texts.items():
             if not _write(args.out, FILES[fmt], text, "table"):
                 break

@@ -183,3 +183,17 @@ def test_latex_escapes_and_numbers():
     assert tables._tex_num(1.5e-5) == r"1.50\times 10^{-5}"
     with pytest.raises(ConfigError):
         tables.make_table(make_records(), by=("nope",))
+
+
+def test_out_must_be_a_directory(results_dir, tmp_path, capsys):
+    directory, _ = results_dir
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    assert cli(["table", str(directory), "--out", str(file)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "--out:" in err and "is a file" in err and "Traceback" not in err
+    assert captured.out == ""                               # refused before any table
+    out = tmp_path / "new" / "tables"                       # made when missing
+    assert cli(["table", str(directory), "--metrics", "w1", "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["summary.csv", "summary.md", "summary.tex"]
