@@ -59,8 +59,8 @@ def _median_w1(row: tables.Row) -> float:
 
 def write_tables(out: str) -> str:
     """OUT/summary.{md,csv,tex} (via `table`) and OUT/ablation.md; returns the latter's path."""
-    status = gan_jax(["table", out, "--by", ",".join(BY), "--metrics", ",".join(METRICS),
-                      "--compare", COMPARE])
+    status = gan_jax(["table", out, "--out", out, "--by", ",".join(BY),
+                      "--metrics", ",".join(METRICS), "--compare", COMPARE])
     if status:
         raise SystemExit(status)
     records, _ = results.load_results(out)

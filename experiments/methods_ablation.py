@@ -111,7 +111,8 @@ def curves_figure(records: list[dict], path: str) -> str | None:
 
 
 def write_tables(out: str) -> str:
-    status = gan_jax(["table", out, "--by", ",".join(BY), "--metrics", ",".join(METRICS)])
+    status = gan_jax(["table", out, "--out", out, "--by", ",".join(BY),
+                      "--metrics", ",".join(METRICS)])
     if status:
         raise SystemExit(status)
     records, _ = results.load_results(out)

@@ -3,16 +3,24 @@
 Three kinds, each a PNG under `--out` (default DIR/plots):
 
   curves   a history metric over training steps: the median over seeds as a line, the 25-75%
-           band around it, one line per configuration; one panel per metric (rows) and per
-           value of a facet key (columns, default `data` where it varies).
+           band around it, one line per configuration, at most MAX_LINES a panel: the keys
+           that vary become facets (small multiples, `--facet` or `data` first) and, past
+           MAX_PANELS panels, the last ones are pooled into each line and the title says so
+           (`layout`). A metric spanning more than LOG_DECADES decades gets a log axis; each
+           panel counts its runs per line and its diverged runs.
   heatmap  a final metric (mean or median over seeds) for every pair of values of two config
-           keys, one panel per combination of the other keys that vary.
+           keys, one panel per combination of the other keys that vary; keys tied to X or Y
+           (lr_d swept with lr_g) are that axis, not panels.
   samples  generated samples of chosen runs: a scatter over the target's mode centres (2-D;
            the first two coordinates in more dimensions) or histograms of real and generated
            samples over the exact density (1-D).
   profile  performance profiles of a final metric (rliable's score distributions): the
            fraction of a configuration's runs better than tau, against tau, with a pointwise
-           95% bootstrap band; one line per configuration; diverged runs never count as better.
+           95% bootstrap band; lines and panels as for curves; diverged runs never count as
+           better, and are counted.
+
+Keys with equal values in every record (a sweep's tied "lr_g+lr_d") are one key everywhere
+(`tied_keys`), and titles wrap to the figure's width.
 
 Heatmaps of a positive metric whose values span more than two decades (max/min > 100) use a
 logarithmic colour scale, and the colour bar says so.
@@ -37,8 +45,9 @@ import math
 import os
 import re
 import sys
+import textwrap
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -57,6 +66,9 @@ PROFILE_TAUS = 201              # thresholds of a profile
 LOG_DECADES = 2                 # a heatmap's colours go logarithmic beyond this many decades
 SAMPLE_PANEL = (3.6, 3.6)       # inches per samples panel
 SAMPLE_COLUMNS = 4
+MAX_LINES = 8                   # lines per panel; more are pooled (and the figure says so)
+MAX_PANELS = 6                  # panels a figure's facets may make
+MAX_COLUMNS = 4                 # panels side by side
 DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
 DEFAULT_CURVES_1D = ("w1", "mode_balance")
 PLOT_STREAM = 0x9107            # fold_in constant: the real samples' key from the run's seed
@@ -128,9 +140,133 @@ def _colors(n: int):
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def tied_keys(records: list[dict], keys) -> tuple[str, ...]:
+    """The keys, those with equal values in every record merged into one key "a+b" (a sweep's
+    tied `"lr_g+lr_d"`, or two keys that happen to move together): one axis, not two."""
+    groups: list[list[str]] = []
+    for k in keys:
+        for g in groups:
+            if all(results.same(results.key_value(r, k), results.key_value(r, g[0]))
+                   for r in records):
+                g.append(k)
+                break
+        else:
+            groups.append([k])
+    return tuple("+".join(g) for g in groups)
+
+
+def _values(records: list[dict], key: str) -> list:
+    return _ordered(results.key_value(r, key) for r in records)
+
+
+def _find(keys, key: str) -> str | None:
+    """The merged key holding every field of `key`, or None."""
+    fields = set(tied_fields(key))
+    return next((k for k in keys if fields <= set(tied_fields(k))), None)
+
+
+class Layout(NamedTuple):
+    """How a figure splits the records: one panel per value of the facet keys, one line per
+    value of the line keys, and runs pooled over the rest (seeds always)."""
+
+    facets: tuple[str, ...]
+    lines: tuple[str, ...]
+    pooled: tuple[str, ...]
+
+
+def layout(records: list[dict], facet: str | None = None, exclude=()) -> Layout:
+    """Facets and lines for records whose varying keys are too many for one panel.
+
+    Keys (varying, tied ones merged, `exclude`d fields and the seed left out) are taken in
+    configuration order. `facet` (or `data`, if it varies) is the first facet. Then each key
+    becomes a facet while a panel would hold more than MAX_LINES lines and the figure stays
+    within MAX_PANELS panels; the rest are lines. If they still make more than MAX_LINES
+    lines, the last of them are pooled: their runs go into one median and band, and the figure
+    says so. Counts are of the combinations the records have (keys that move together, like
+    the seed's two configurations' generator, steps and rates, make 2, not 2^5). The loss
+    ablation (generator x discriminator x loss x rate) becomes 6 panels of 6 losses, pooled
+    over the 3 rates; its MLP generator alone, discriminator x rate panels of the 6 losses.
+    """
+    skip = set(exclude) | {"seed"}
+    keys = list(tied_keys(records, [k for k in results.varying_keys(records)
+                                    if k not in skip]))
+
+    def panels(facets) -> list[list[dict]]:
+        return list(results.group_records(records, facets).values()) if facets else [records]
+
+    def most_lines(facets, lines) -> int:
+        return max(len(results.group_records(p, lines)) for p in panels(facets))
+
+    facets: list[str] = []
+    first = _find(keys, facet) if facet is not None else _find(keys, "data")
+    if facet is not None and first is None:
+        first = facet                      # a facet that does not vary: one panel
+    if first is not None:
+        facets.append(first)
+        keys = [k for k in keys if k != first]
+    lines = list(keys)
+    for k in keys:
+        if (most_lines(facets, lines) > MAX_LINES and len(lines) > 1
+                and len(panels(facets + [k])) <= MAX_PANELS):
+            facets.append(k)
+            lines.remove(k)
+    pooled: list[str] = []
+    while lines and most_lines(facets, lines) > MAX_LINES:
+        pooled.insert(0, lines.pop())
+    return Layout(tuple(facets), tuple(lines), tuple(pooled))
+
+
+def _grid(records: list[dict], facets: tuple[str, ...]) -> tuple[int, int]:
+    """(rows, columns) of a figure's panels: the last facet key's values across (at most
+    MAX_COLUMNS), the rest down; one facet key: its values across, MAX_COLUMNS a row."""
+    panels = len(results.group_records(records, facets)) if facets else 1
+    across = len(_values(records, facets[-1])) if len(facets) > 1 else panels
+    ncols = max(1, min(across, MAX_COLUMNS, panels))
+    return math.ceil(panels / ncols), ncols
+
+
+def _title(fig, text: str, fontsize: float = 10, legend: bool = True) -> None:
+    """A figure title wrapped to the figure's width (less a legend's on the right), never
+    clipped."""
+    total = fig.get_figwidth()
+    room = total - (LEGEND_WIDTH if legend else 0)
+    width = room * 72 / (0.55 * fontsize)
+    fig.suptitle(textwrap.fill(text, max(int(width), 20)), fontsize=fontsize,
+                 x=0.5 * room / total)                  # centred over the panels
+
+
+def _legend(fig, handles: dict) -> None:
+    """The figure's legend on the right, each label wrapped to LEGEND_WIDTH."""
+    chars = max(int(LEGEND_WIDTH * 72 / (0.55 * 8)) - 4, 12)
+    fig.legend([h for h, _ in handles.values()],
+               [textwrap.fill(t, chars, subsequent_indent="  ") for _, t in handles.values()],
+               loc="outside right upper", fontsize=8, frameon=False)
+
+
+def _pooled_note(pooled: tuple[str, ...]) -> str:
+    return (f"; each line pools the runs of every {', '.join(pooled)} (more than {MAX_LINES} "
+            "lines otherwise)") if pooled else ""
+
+
+def _diverged(runs: list[dict]) -> int:
+    return sum(r.get("status") == "diverged" for r in runs)
+
+
+def _line_label(runs: list[dict], keys) -> str:
+    """A line's label with its runs counted and, if any, its diverged runs."""
+    div = _diverged(runs)
+    n = f"n={len(runs)}" + (f", {div} diverged" if div else "")
+    return f"{label(runs[0], keys)} ({n})" if keys else f"all runs ({n})"
+
+
 def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: str | None = None,
                 dpi: int = DPI) -> str:
-    """History metrics over steps: median over seeds and its 25-75% band, per configuration."""
+    """History metrics over steps: median over seeds and its 25-75% band, per configuration.
+
+    Panels by `layout` (at most MAX_LINES lines each, runs pooled beyond that and said so),
+    one row of panels per metric; a metric whose values span more than LOG_DECADES decades gets
+    a log axis. Each line's label counts its runs and how many diverged (their values after
+    divergence are gaps)."""
     available = set().union(*(r["history"] for r in records)) - {"step"}
     for m in metrics:
         if m not in available:
@@ -138,44 +274,69 @@ def plot_curves(records: list[dict], metrics: list[str], path: str, *, facet: st
                               f"metrics: {', '.join(sorted(available))}")
     if facet is not None:
         results.check_keys(records, [facet], "--facet")
-    columns = results.group_records(records, [facet]) if facet else {(): records}
-    line_keys = results.varying_keys(records, exclude=set(tied_fields(facet)) if facet else ())
-    line_ids = list(results.group_records(records, line_keys))
+    lay = layout(records, facet)
+    panels = results.group_records(records, lay.facets) if lay.facets else {(): records}
+    line_ids = list(results.group_records(records, lay.lines))
     colors = dict(zip(line_ids, _colors(len(line_ids))))
-    nrows, ncols = len(metrics), len(columns)
+    prow, ncols = _grid(records, lay.facets)
+    nrows = prow * len(metrics)
     fig = _figure(CURVE_PANEL[0] * ncols + LEGEND_WIDTH, CURVE_PANEL[1] * nrows, dpi)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex="col")
-    handles = {}
-    for j, col in enumerate(columns.values()):
-        for gid, runs in results.group_records(col, line_keys).items():
-            steps = np.asarray(runs[0]["history"]["step"], float)
-            for i, metric in enumerate(metrics):
-                ax = axes[i, j]
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    handles: dict = {}
+    for i, metric in enumerate(metrics):
+        drawn = []
+        for p, runs_p in enumerate(panels.values()):
+            ax = axes[i * prow + p // ncols, p % ncols]
+            notes, sizes = [], set()
+            for gid, runs in results.group_records(runs_p, lay.lines).items():
+                steps = np.asarray(runs[0]["history"]["step"], float)
                 rows = [r["history"].get(metric) for r in runs]
                 rows = [[results.number(v) for v in row] for row in rows
                         if row is not None and len(row) == len(steps)]
                 if not rows:
                     continue
-                y = np.asarray(rows)
                 with warnings.catch_warnings():
                     # All-NaN columns (every seed diverged by then) are expected: gaps.
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    lo, med, hi = np.nanpercentile(y, [25, 50, 75], axis=0)
+                    lo, med, hi = np.nanpercentile(np.asarray(rows), [25, 50, 75], axis=0)
                 (line,) = ax.plot(steps, med, color=colors[gid], lw=1.6)
                 ax.fill_between(steps, lo, hi, color=colors[gid], alpha=0.18, lw=0)
-                handles.setdefault(gid, (line, f"{label(runs[0], line_keys)} (n={len(rows)})"))
-        for i, metric in enumerate(metrics):
-            ax = axes[i, j]
+                drawn += [lo, med, hi]
+                handles.setdefault(gid, (line, label(runs[0], lay.lines) if lay.lines
+                                         else "all runs"))
+                div = _diverged(runs)
+                notes.append(f"{label(runs[0], lay.lines) or 'all'}: {div}/{len(runs)}"
+                             if div else None)
+                sizes.add(len(runs))
             ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel(metric)
-            if i == nrows - 1:
-                ax.set_xlabel("step")
-            if i == 0 and facet:
-                ax.set_title(label(col[0], [facet]), fontsize=10)
-    fig.suptitle("median over seeds, band: 25-75%", fontsize=10)
-    fig.legend([h for h, _ in handles.values()], [t for _, t in handles.values()],
-               loc="outside right upper", fontsize=8, frameon=False)
+            ax.set_ylabel(metric, fontsize=9)
+            ax.set_xlabel("step", fontsize=9)
+            ax.tick_params(labelsize=8)
+            head = label(runs_p[0], lay.facets) if lay.facets else ""
+            sizes = sorted(sizes)
+            n = (f"n={sizes[0]} per line" if len(sizes) == 1 else
+                 f"n={sizes[0]}-{sizes[-1]} per line") if sizes else "no runs"
+            ax.set_title(textwrap.fill(f"{head}{' · ' if head else ''}{n}",
+                                       int(CURVE_PANEL[0] * 13)), fontsize=8)
+            notes = [t for t in notes if t]
+            if notes:
+                ax.text(0.01, 0.99, textwrap.fill("diverged: " + "; ".join(notes), 60),
+                        transform=ax.transAxes, va="top", ha="left", fontsize=6.5,
+                        color="firebrick")
+        finite = np.concatenate([np.ravel(d) for d in drawn]) if drawn else np.array([])
+        if color_scale(finite) == "log":
+            for ax in axes[i * prow:(i + 1) * prow].ravel():
+                ax.set_yscale("log")
+                _plain_ticks(ax.yaxis)
+                ax.set_ylabel(f"{metric} (log scale)", fontsize=9)
+    for ax in axes.ravel()[len(panels) * len(metrics):]:
+        ax.set_axis_off()
+    for i in range(len(metrics)):
+        for ax in axes[i * prow:(i + 1) * prow].ravel()[len(panels):]:
+            ax.set_axis_off()
+    _title(fig, f"median over seeds, band: 25-75% of runs{_pooled_note(lay.pooled)}",
+           fontsize=10)
+    _legend(fig, handles)
     return _save(fig, path)
 
 
@@ -210,10 +371,17 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
     if metric not in available:
         raise ConfigError(f"--heatmap: {metric!r} is not a final metric"
                           f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
-    panel_keys = results.varying_keys(records, exclude=set(tied_fields(x)) | set(tied_fields(y)))
+    # Keys that move with x or y (lr_d with lr_g in a sweep's "lr_g+lr_d") are the same axis,
+    # not panels of one row each.
+    axis_fields = set(tied_fields(x)) | set(tied_fields(y))
+    keys = tied_keys(records, results.varying_keys(records, exclude=("seed",)))
+    panel_keys = tuple(k for k in keys if not set(tied_fields(k)) & axis_fields)
     panels = results.group_records(records, panel_keys)
-    fig = _figure(HEATMAP_PANEL[0] * len(panels), HEATMAP_PANEL[1], dpi)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    nrows, ncols = _grid(records, panel_keys)
+    fig = _figure(HEATMAP_PANEL[0] * ncols, HEATMAP_PANEL[1] * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
     for ax, runs in zip(axes, panels.values()):
         xs, ys, value, spread, count, total = heatmap_cells(runs, x, y, metric, stat)
         masked = np.ma.masked_invalid(value)
@@ -231,8 +399,8 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
         bar.set_label(f"{metric} ({stat}{', log scale' if scale == 'log' else ''})")
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs], rotation=30, ha="right")
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xlabel(_find(keys, x) or x)        # "lr_g+lr_d" where lr_d moves with lr_g
+        ax.set_ylabel(_find(keys, y) or y)
         lo, hi = image.norm.vmin, image.norm.vmax
         middle = 0.5 * (lo + hi) if lo is not None and hi is not None else 0.0
         if scale == "log":
@@ -248,9 +416,14 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
                     text = f"{value[i, j]:.3g}{sd}{part}"
                     color = "black" if value[i, j] > middle else "white"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
-        if panel_keys:
-            ax.set_title(label(runs[0], panel_keys), fontsize=10)
-    fig.suptitle(f"{metric}: {stat} over seeds (± std)", fontsize=11)
+        div = _diverged(runs)
+        head = label(runs[0], panel_keys) if panel_keys else ""
+        tail = f"{div} of {len(runs)} runs diverged" if div else ""
+        if head or tail:
+            ax.set_title(textwrap.fill(" · ".join(t for t in (head, tail) if t),
+                                       int(HEATMAP_PANEL[0] * 12)), fontsize=9)
+    _title(fig, f"{metric}: {stat} over seeds (± std; a cell's finite runs if not all)",
+           fontsize=11, legend=False)
     return _save(fig, path)
 
 
@@ -309,32 +482,77 @@ def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_bette
                  dpi: int = DPI) -> str:
     """Performance profiles of a final metric: per configuration, the fraction of runs better
     than tau against tau, with its pointwise 95% percentile-bootstrap band (10,000 resamples,
-    seed 0; `stats.performance_profile`)."""
+    seed 0; `stats.performance_profile`). Panels and lines by `layout` (at most MAX_LINES lines
+    a panel, runs pooled beyond that and said so); diverged runs count as never better, and
+    each line's label counts them."""
     from gan_jax import stats
     available = set().union(*(r["final"] for r in records))
     if metric not in available:
         raise ConfigError(f"--profile: {metric!r} is not a final metric"
                           f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
-    values = profile_values(records, metric, higher_is_better)
-    taus, scale = profile_taus(values)
-    profiles = stats.performance_profile(values, taus, higher_is_better=higher_is_better)
-    fig = _figure(PROFILE_PANEL[0] + LEGEND_WIDTH, PROFILE_PANEL[1], dpi)
-    ax = fig.subplots()
-    for color, (name, prof) in zip(_colors(len(profiles)), profiles.items()):
-        ax.step(taus, prof.fraction, where="post", color=color, lw=1.5,
-                label=f"{name} (n={prof.n})")
-        ax.fill_between(taus, prof.ci_low, prof.ci_high, step="post", color=color, alpha=0.15,
-                        lw=0)
-    if scale == "log":
-        ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.set_xlabel(f"τ ({metric}{', log scale' if scale == 'log' else ''})")
-    ax.set_ylabel(f"fraction of runs with {metric} {'>' if higher_is_better else '<'} τ")
-    ax.set_title(f"performance profile of {metric} ({'higher' if higher_is_better else 'lower'}"
-                 " is better); band: 95% bootstrap over runs", fontsize=9)
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    lay = layout(records)
+    panels = results.group_records(records, lay.facets) if lay.facets else {(): records}
+    taus, scale = profile_taus(profile_values(records, metric, higher_is_better))
+    line_ids = list(results.group_records(records, lay.lines))
+    colors = dict(zip(line_ids, _colors(len(line_ids))))
+    nrows, ncols = _grid(records, lay.facets)
+    fig = _figure(PROFILE_PANEL[0] * ncols + LEGEND_WIDTH, PROFILE_PANEL[1] * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    handles: dict = {}
+    worst = -math.inf if higher_is_better else math.inf
+    for ax, runs_p in zip(axes.ravel(), panels.values()):
+        groups = results.group_records(runs_p, lay.lines)
+        values = {gid: [results.number(r["final"].get(metric))
+                        if r.get("status") != "diverged" else worst for r in runs]
+                  for gid, runs in groups.items()}
+        values = {g: [v if math.isfinite(v) else worst for v in vs] for g, vs in values.items()}
+        profiles = stats.performance_profile(values, taus, higher_is_better=higher_is_better)
+        for gid, prof in profiles.items():
+            runs = groups[gid]
+            (line,) = ax.step(taus, prof.fraction, where="post", color=colors[gid], lw=1.5,
+                              label=_line_label(runs, lay.lines))
+            ax.fill_between(taus, prof.ci_low, prof.ci_high, step="post", color=colors[gid],
+                            alpha=0.15, lw=0)
+            handles.setdefault(gid, (line, label(runs[0], lay.lines) if lay.lines
+                                     else "all runs"))
+        if scale == "log":
+            ax.set_xscale("log")
+            _plain_ticks(ax.xaxis)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(f"τ ({metric}{', log scale' if scale == 'log' else ''})", fontsize=9)
+        ax.set_ylabel(f"fraction with {metric} {'>' if higher_is_better else '<'} τ",
+                      fontsize=9)
+        sizes = sorted({len(g) for g in groups.values()})
+        div = [f"{label(groups[g][0], lay.lines) or 'all'}: {_diverged(groups[g])}"
+               f"/{len(groups[g])}" for g in groups if _diverged(groups[g])]
+        head = label(runs_p[0], lay.facets) if lay.facets else ""
+        n = f"n={sizes[0]} per line" if len(sizes) == 1 else f"n={sizes[0]}-{sizes[-1]} per line"
+        ax.set_title(textwrap.fill(f"{head}{' · ' if head else ''}{n}",
+                                   int(PROFILE_PANEL[0] * 13)), fontsize=8)
+        if div:
+            ax.text(0.99, 0.02, textwrap.fill("diverged (never better): " + "; ".join(div), 60),
+                    transform=ax.transAxes, va="bottom", ha="right", fontsize=6.5,
+                    color="firebrick")
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_axis_off()
+    _title(fig, f"performance profile of {metric} ({'higher' if higher_is_better else 'lower'} "
+           f"is better); band: 95% bootstrap over runs{_pooled_note(lay.pooled)}", fontsize=10)
+    _legend(fig, handles)
     return _save(fig, path)
+
+
+def _plain_ticks(axis) -> None:
+    """Log-axis tick labels as plain numbers (0.1, 1, 10, 200), not 2 x 10^0; 1-2-5 steps over
+    at most two decades, powers of ten beyond."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    lo, hi = sorted(axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 99
+    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if decades <= 2.5
+                                      else (1.0,), numticks=12))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 
 def recorded_samples(records: list[dict], num_samples: int) -> list[dict]:

@@ -652,11 +652,12 @@ def to_dataframe(source, history: bool = False):
     Args:
       source: a sweep's output directory (read with `load_results`, shards merged) or a list
         of records.
-      history: also return the training history in long format.
+      history: also return the training history in long format (`history_frame`).
 
     Returns:
       runs, or (runs, history) with history=True: a DataFrame with columns run_id, step,
-      metric, value, one row per run x log row x history metric.
+      metric, value, one row per run x log row x number of a history metric (list-valued
+      entries such as g_params one row per element, g_params[0], g_params[1], ...).
 
     Raises:
       ConfigError: pandas is not installed, or the directory holds no records.
@@ -680,10 +681,27 @@ def to_dataframe(source, history: bool = False):
     return runs, history_frame(records)
 
 
+def _entries(name: str, value: Any):
+    """(column name, number) of one history entry: a list-valued entry (g_params, d_params,
+    update_eigs, ...) as one number per element, indexed like Python, g_params[0] or
+    update_eigs[1][0]; a number as itself."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _entries(f"{name}[{i}]", v)
+    else:
+        yield name, number(value)
+
+
 def history_frame(source):
     """The training histories in long format: columns run_id, step, metric, value (needs pandas).
 
-    One row per run x log row x history metric; null values (non-finite) as NaN.
+    One row per run x log row x number: a scalar history metric (w1, loss_d, ...) is one row
+    under its own name; a list-valued one is one row per element, named like a Python index:
+    g_params[0] and g_params[1] for the linear generator's (a, b), d_params[0], and
+    update_eigs[i][0], update_eigs[i][1] for the real and imaginary part of the i-th eigenvalue.
+    `df[df.metric.str.startswith("g_params[")]` selects one list; `df.pivot_table(index=
+    ["run_id", "step"], columns="metric", values="value")` gives one column per number. Null
+    values (non-finite) as NaN.
     """
     pd = _pandas()
     records = source if isinstance(source, list) else load_results(source)[0]
@@ -695,9 +713,10 @@ def history_frame(source):
             if m == "step" or series is None:
                 continue
             for s, v in zip(step, series):
-                ids.append(r.get("run_id"))
-                steps.append(s)
-                names.append(m)
-                values.append(number(v))
+                for name, x in _entries(m, v):
+                    ids.append(r.get("run_id"))
+                    steps.append(s)
+                    names.append(name)
+                    values.append(x)
     return pd.DataFrame({"run_id": ids, "step": pd.array(steps, dtype="Int64"),
                          "metric": names, "value": np.asarray(values, float)})

@@ -29,7 +29,7 @@ from gan_jax import config as config_lib
 from gan_jax import engine, losses, presets, results, stability, stats
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError
-from gan_jax.tables import markdown_table
+from gan_jax.tables import BOUNDS, markdown_table
 from gan_jax.train import make_parts
 
 SWEEP = "reproduce-seed"
@@ -84,9 +84,11 @@ def history_table(out, cfg: RunConfig) -> str:
 
 
 def final_table(out, name: str) -> str:
+    """Final statistics over seeds; the t interval of a bounded metric (mode balance, left,
+    right in [0, 1]) is kept inside its range (`tables.BOUNDS`), as the `table` command does."""
     rows = []
     for key in FINAL_KEYS:
-        s = stats.summarize(out.final[key], interval="t")
+        s = stats.summarize(out.final[key], interval="t", bounds=BOUNDS.get(key))
         rows.append([key, pm(s), _ci(s), stats.fmt(s.median), str(SEED_PRINTED[name][key])])
     return markdown_table(["statistic", "mean ± std", "95% CI of mean", "median",
                       "seed notebook (1 run)"], rows)

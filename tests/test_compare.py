@@ -97,13 +97,18 @@ def test_probability_of_improvement_exact_on_small_data_with_a_diverged_run():
     records = [record(s, {"w1": v}, status="ok" if v is not None else "diverged",
                       loss="hinge") for s, v in enumerate(a)]
     records += [record(s, {"w1": v}, loss="lsgan") for s, v in enumerate(b)]
-    records.append(record(7, {"w1": 0.5}, loss="lsgan"))            # no partner: not paired
+    records.append(record(7, {"w1": 0.5}, loss="lsgan"))            # no partner: unpaired only
     (r,) = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",)).rows
     assert (r.runs_a, r.runs_b, r.pairs, r.finite_pairs) == (5, 6, 5, 4)
     # Seeds: win, loss, win, tie, loss (diverged counts as the worst W1).
     assert r.improve_paired.value == (1 + 0 + 1 + 0.5 + 0) / 5
-    # Unpaired: over the 5 x 5 pairs of the same runs, ties 1/2: (4.5 + 3.5 + 2.5 + 1.5) / 25.
-    assert r.improve_unpaired.value == pytest.approx(12 / 25, abs=1e-15)
+    # Unpaired: over the 5 x 6 pairs of every run (the partnerless 0.5 of B included), ties 1/2:
+    # (4.5 + 3.5 + 2.5 + 1.5 + 0) / 30; the difference is the summary table's: every finished run.
+    assert r.improve_unpaired.value == pytest.approx(12 / 30, abs=1e-15)
+    assert r.unpaired.value == pytest.approx(2.5 - 15.5 / 6) and r.unpaired.n == (4, 6)
+    assert (r.diverged_a, r.diverged_b, r.seeds, r.finite_seeds) == (1, 0, 5, 4)
+    # Survival-conditioned beside it: the 4 finished pairs, win, loss, win, tie.
+    assert r.improve_finite.value == (1 + 0 + 1 + 0.5) / 4 and r.improve_finite.n == 4
     assert r.paired.value == pytest.approx(np.mean([-1, 1, -2, 0]))
     assert r.pvalue == stats.sign_flip_pvalue([-1.0, 1.0, -2.0, 0.0])
     higher = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",),
@@ -123,7 +128,7 @@ def test_holm_count_over_many_cells(tmp_path, capsys):
                                   loss="lsgan", lr_d=lr))
     results.append_records(tmp_path / results.RESULTS_FILE, records)
     assert cli(["table", str(tmp_path), "--metrics", "w1", "--compare",
-                "loss=hinge,lsgan"]) == 0
+                "loss=hinge,lsgan", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Holm (family-wise error 0.05) keeps 3" in out
     comp = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",))
@@ -159,3 +164,69 @@ def test_a_metric_without_direction_needs_one():
     comp = tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("fake_mean",),
                                   lower=("fake_mean",))
     assert comp.rows[0].improve_paired.value == 0.5 and comp.rows[0].pvalue == 1.0
+
+
+def test_compare_by_seed_when_by_omits_a_varying_key(tmp_path, capsys):
+    # 4 seeds x 2 learning rates, hinge always better by 0.5: pairs sharing a seed drew the same
+    # real data, so 4 seeds can give no p below 2/2^4 = 0.125 (8 independent pairs would say
+    # 2/2^8 = 0.0078).
+    records = []
+    for lr in (0.001, 0.01):
+        for s in range(4):
+            base = 2.0 + s
+            records.append(record(s, {"w1": base}, loss="lsgan", lr_d=lr))
+            records.append(record(s, {"w1": base - 0.5 - 0.01 * s}, loss="hinge", lr_d=lr))
+    (r,) = tables.make_comparison(records, "loss", "hinge", "lsgan", by=(),
+                                  metrics=("w1",)).rows
+    assert (r.pairs, r.finite_pairs, r.seeds, r.finite_seeds) == (8, 8, 4, 4)
+    assert r.pvalue >= 0.125 and r.pvalue == 0.125
+    assert r.paired.n == 4 and r.improve_paired.n == 4 and r.improve_finite.n == 4
+    assert not r.testable
+    results.append_records(tmp_path / results.RESULTS_FILE, records)
+    assert cli(["table", str(tmp_path), "--by", "", "--metrics", "w1", "--compare",
+                "loss=hinge,lsgan"]) == 0
+    out = capsys.readouterr().out
+    assert "The cells pool lr_d (not in --by)" in out
+    # The interval excludes 0 but no test of 4 seeds can reject: it is not counted, and said.
+    assert r.paired.ci_high < 0
+    assert "0 paired intervals exclude 0" in out and "no test can show a difference" in out
+    # With --by lr_d each cell has one pair per seed: the plain statistics, bit for bit.
+    for row in tables.make_comparison(records, "loss", "hinge", "lsgan", metrics=("w1",)).rows:
+        assert row.seeds == row.pairs == 4
+        assert row.pvalue == stats.sign_flip_pvalue([-0.5 - 0.01 * s for s in range(4)])
+
+
+def test_identical_metrics_are_shown_and_counted_once(tmp_path, capsys):
+    # In 1-D sliced W1 is W1: one metric, one test in the Holm family.
+    rng = np.random.default_rng(5)
+    records = []
+    for s in range(8):
+        for loss, shift in (("hinge", 0.0), ("lsgan", 0.2)):
+            w = float(1 + rng.normal(0, 0.1) + shift)
+            records.append(record(s, {"w1": w, "sliced_w1": w, "mode_balance": 0.5 + 0.01 * s},
+                                  loss=loss))
+    comp = tables.make_comparison(records, "loss", "hinge", "lsgan",
+                                  metrics=("w1", "sliced_w1", "mode_balance"))
+    assert comp.metrics == ("w1", "mode_balance") and comp.same == {"sliced_w1": "w1"}
+    assert tables.comparison_counts(comp)["comparisons"] == 2
+    assert "2 comparisons of this table (1 cell × 2 metrics: w1, mode_balance)" in \
+        tables.comparison_note(comp)
+    table = tables.make_table(records, ("loss",), ("w1", "sliced_w1"))
+    assert table.metrics == ("w1",) and "sliced_w1 equals w1 in every run" in \
+        tables.to_markdown(table)
+    # Without --metrics: the 1-D defaults.
+    assert tables.make_table(records).metrics == ("w1", "mode_balance")
+    assert tables.make_comparison(records, "loss", "hinge", "lsgan").metrics == (
+        "w1", "mode_balance")
+
+
+def test_a_cell_with_too_few_finite_runs_says_so():
+    records = [record(0, {"w1": 0.3}, loss="hinge"),
+               record(1, {"w1": None}, status="diverged", loss="hinge"),
+               record(0, {"w1": None}, status="diverged", loss="lsgan")]
+    table = tables.make_table(records, ("loss",), ("w1",))
+    md, tex, text = tables.to_markdown(table), tables.to_latex(table), tables.to_csv(table)
+    assert "| hinge | 2 | 1 | 1 | 0.3 (1 run) | 0.3 | 0.3 | too few runs |" in md
+    assert "| lsgan | 1 | 1 | 0 | no finite run | – | – | – |" in md
+    assert "nan" not in md and "nan" not in tex and "too few runs" in tex
+    assert "w1_n" in text.splitlines()[0]                     # n in every format

@@ -227,3 +227,88 @@ def test_heatmap_goes_logarithmic_beyond_two_decades(tmp_path, monkeypatch):
     assert labels == [["w1 (mean)"], ["w1 (mean, log scale)"]]
     taus, scale = plots.profile_taus({"a": [0.05, 50.0], "b": [np.inf]})
     assert scale == "log" and taus[0] == pytest.approx(0.05) and taus[-1] == pytest.approx(50)
+
+
+def ablation_records(seeds=2):
+    """generator x discriminator x loss x tied rate, like the loss ablation, written by hand (no
+    training): w1 curves spanning four decades, one diverged run."""
+    out = []
+    for g in ("linear", "mlp", "piecewise"):
+        for d in ("logistic", "mlp"):
+            for j, loss in enumerate(("hinge", "lsgan", "minimax", "nonsaturating", "wgan",
+                                      "wgan_gp")):
+                for lr in (0.001, 0.003, 0.01):
+                    cfg = config.make_config(dict(generator=g, discriminator=d, loss=loss,
+                                                  lr_g=lr, lr_d=lr, steps=20, log_every=10))
+                    for s in range(seeds):
+                        top = 0.1 * 10 ** (j * 0.8)
+                        out.append(dict(
+                            run_id=f"{g}{d}{loss}{lr}{s}", sweep="abl", seed=s,
+                            config=cfg.to_dict(), status="ok", diverged_at=None,
+                            final=dict(w1=top * (1 + s)),
+                            history=dict(step=[0, 10, 20], w1=[1.0, top, top * (1 + s)])))
+    out[0].update(status="diverged", diverged_at=5)
+    out[0]["final"]["w1"] = None
+    out[0]["history"]["w1"] = [1.0, None, None]
+    return out
+
+
+def test_many_configurations_get_facets_at_most_8_lines_and_a_pooled_rate(tmp_path,
+                                                                          monkeypatch):
+    records = ablation_records()
+    assert plots.tied_keys(records, ["loss", "lr_g", "lr_d"]) == ("loss", "lr_g+lr_d")
+    lay = plots.layout(records)
+    assert lay == plots.Layout(("generator", "discriminator"), ("loss",), ("lr_g+lr_d",))
+    # Without pooling 108 lines; the MLP generator alone: discriminator x rate, 6 losses each.
+    mlp = [r for r in records if r["config"]["generator"] == "mlp"]
+    assert plots.layout(mlp) == plots.Layout(("discriminator", "lr_g+lr_d"), ("loss",), ())
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_curves(records, ["w1"], str(tmp_path / "c.png"), dpi=DPI)
+    fig = figures.pop()
+    assert tuple(fig.get_size_inches()) == pytest.approx(
+        (2 * plots.CURVE_PANEL[0] + plots.LEGEND_WIDTH, 3 * plots.CURVE_PANEL[1]))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 6 and all(len(ax.get_lines()) <= plots.MAX_LINES for ax in panels)
+    assert "each line pools the runs of every lr_g+lr_d" in fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        f"loss={loss}" for loss in ("hinge", "lsgan", "minimax", "nonsaturating", "wgan",
+                                    "wgan_gp")]
+    assert all(ax.get_yscale() == "log" for ax in panels)         # 0.1 to 400: four decades
+    first = panels[0]
+    assert first.get_title() == "generator=linear, discriminator=logistic · n=6 per line"
+    assert "diverged: loss=hinge: 1/6" in " ".join(t.get_text() for t in first.texts)
+    plots.plot_profile(records, "w1", str(tmp_path / "p.png"), higher_is_better=False, dpi=DPI)
+    fig = figures.pop()
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 6
+    assert "pools the runs of every lr_g+lr_d" in fig._suptitle.get_text()
+
+
+def test_heatmap_over_a_tied_key_is_one_panel_per_other_combination(tmp_path, monkeypatch):
+    records = ablation_records(seeds=1)
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.plot_heatmap(records, "loss", "lr_d", "w1", str(tmp_path / "h.png"), dpi=DPI)
+    fig = figures.pop()
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.axison]
+    assert len(panels) == 6                                   # not 18 one-row strips
+    assert tuple(fig.get_size_inches()) == pytest.approx(
+        (2 * plots.HEATMAP_PANEL[0], 3 * plots.HEATMAP_PANEL[1]))
+    assert {ax.get_ylabel() for ax in panels} == {"lr_g+lr_d"}
+    assert panels[0].get_title().replace("\n", " ") == (
+        "generator=linear, discriminator=logistic · 1 of 18 runs diverged")    # wrapped to fit
+
+
+def test_keys_that_move_together_count_as_their_combinations():
+    # reproduce-seed's two configurations differ in generator, steps, rates and g_init at once:
+    # 2 lines, not 2^5 combinations to split into panels.
+    records = []
+    for g, steps, lr, init in (("linear", 320, 0.04, [0.15, 0.0]),
+                               ("piecewise", 400, 0.02, [0.35, -1.8, 0.35, 1.8])):
+        cfg = config.make_config(dict(generator=g, steps=steps, lr_g=lr, g_init=init,
+                                      log_every=40))
+        records += [dict(seed=s, config=cfg.to_dict(), status="ok", final=dict(w1=1.0),
+                         history=dict(step=[0, 40], w1=[1.0, 1.0])) for s in range(2)]
+    lay = plots.layout(records)
+    assert lay.facets == () and lay.pooled == () and set(lay.lines) >= {"generator", "steps"}
+    assert plots._grid(records, lay.facets) == (1, 1)

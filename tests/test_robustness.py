@@ -205,7 +205,8 @@ def test_readers_skip_damage_and_count_it_in_one_note(tmp_path):
 
 def test_table_on_a_damaged_directory(tmp_path, capsys):
     damaged_directory(tmp_path)
-    assert cli(["table", str(tmp_path), "--metrics", "w1", "--format", "csv"]) == 0
+    assert cli(["table", str(tmp_path), "--metrics", "w1", "--format", "csv", "--out",
+                str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and captured.err.count("note:") == 1
     assert "hinge,3," in captured.out and "lsgan,3," in captured.out
@@ -448,7 +449,8 @@ def test_table_into_a_full_or_read_only_directory_prints_the_table(tmp_path, mon
                                                                     capsys):
     damaged_directory(tmp_path, with_a_directory=False)
     monkeypatch.setattr(results, "write_atomic", _no_space)
-    assert cli(["table", str(tmp_path), "--metrics", "w1", "--format", "csv"]) == 0
+    assert cli(["table", str(tmp_path), "--metrics", "w1", "--format", "csv", "--out",
+                str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "hinge,3," in captured.out
     assert "warning:" in captured.err and "cannot write summary.md" in captured.err

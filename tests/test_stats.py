@@ -145,6 +145,14 @@ def test_iqm_known_values():
     assert math.isnan(stats.iqm([]))
 
 
+def test_iqm_refuses_nan_and_trims_infinities_like_any_value():
+    # NumPy sorts nan last, where trimming would drop it silently: [1, 2, nan, 4] gave 3.0.
+    with pytest.raises(ConfigError, match="1 nan value"):
+        stats.iqm([1.0, 2.0, math.nan, 4.0])
+    # A failed run as the worst value (+inf) is trimmed when it is in the top quarter.
+    assert stats.iqm([1.0, 2.0, 3.0, math.inf]) == 2.5
+
+
 # ---------------------------------------------------------------- summaries
 
 
@@ -356,3 +364,118 @@ def test_performance_profile_band_matches_explicit_resamples():
     reps = (x[idx][:, :, None] > taus).mean(axis=1)
     np.testing.assert_allclose(prof["c"].ci_low, np.quantile(reps, 0.025, axis=0))
     np.testing.assert_allclose(prof["c"].ci_high, np.quantile(reps, 0.975, axis=0))
+
+
+# ---------------------------------------------------------------- seeds as clusters
+
+
+def _clustered(seeds=4, per_seed=2, shift=0.3, seed=11):
+    """Differences of per_seed pairs on each of `seeds` seeds, sharing a per-seed component."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0.0, 1.0, seeds)
+    d = np.array([shared[s] + shift + rng.normal(0, 0.1) for s in range(seeds)
+                  for _ in range(per_seed)])
+    return d, np.repeat(np.arange(seeds), per_seed)
+
+
+def test_clustered_sign_flip_has_the_floor_of_its_seeds_not_of_its_pairs():
+    d = np.full(8, 0.5)                                   # 4 seeds x 2 pairs, all positive
+    clusters = np.repeat(np.arange(4), 2)
+    assert stats.sign_flip_pvalue(d) == 2 / 2 ** 8        # pairs as independent: 0.0078
+    assert stats.sign_flip_pvalue(d, clusters=clusters) == 0.125 == stats.sign_flip_floor(4)
+    # Reference: flipping seeds together is the one-sample sign-flip test of the seeds' sums
+    # (the mean of all pairs is their total over 8), here against scipy's exact enumeration.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    d, clusters = _clustered(seeds=6, per_seed=3, shift=0.1)
+    sums = np.bincount(clusters, weights=d)
+    ours = stats.sign_flip_pvalue(d, clusters=clusters)
+    assert ours == stats.sign_flip_pvalue(sums)
+    ref = scipy_stats.permutation_test((sums,), lambda x, axis: np.mean(x, axis=axis),
+                                       permutation_type="samples", n_resamples=np.inf,
+                                       alternative="two-sided")
+    assert ours == pytest.approx(ref.pvalue, abs=1e-12)
+    # Labels that are all distinct are the plain test, bit for bit.
+    assert stats.sign_flip_pvalue(d, clusters=np.arange(d.size)) == stats.sign_flip_pvalue(d)
+    assert [stats.sign_flip_floor(n) for n in (3, 4, 5, 6)] == [0.25, 0.125, 0.0625, 0.03125]
+    with pytest.raises(ConfigError, match="one label"):
+        stats.sign_flip_pvalue(d, clusters=[0, 1])
+
+
+def test_cluster_bootstrap_resamples_whole_seeds():
+    d, clusters = _clustered(seeds=5, per_seed=3)
+    reps = stats.cluster_bootstrap_replicates(d, clusters, resamples=2000, seed=4)
+    # Equal clusters: the mean of resampled clusters is the bootstrap of the cluster means,
+    # drawing the same indices.
+    means = d.reshape(5, 3).mean(axis=1)
+    np.testing.assert_allclose(reps, stats.bootstrap_replicates(means, resamples=2000, seed=4),
+                               rtol=1e-12)
+    # Unequal clusters (a diverged pair dropped): by hand, a replicate is the mean of every
+    # value of the drawn clusters.
+    keep = np.ones(d.size, bool)
+    keep[4] = False
+    x, c = d[keep], clusters[keep]
+    reps = stats.cluster_bootstrap_replicates(x, c, resamples=50, seed=2)
+    idx = np.random.default_rng(2).integers(0, 5, size=(50, 5))
+    by_hand = [np.concatenate([x[c == k] for k in row]).mean() for row in idx]
+    np.testing.assert_allclose(reps, by_hand, rtol=1e-12)
+    with pytest.raises(ConfigError, match="equal size"):
+        stats.cluster_bootstrap_replicates(x, c, "median", resamples=10)
+    # A median over equal clusters, by hand.
+    med = stats.cluster_bootstrap_replicates(d, clusters, "median", resamples=20, seed=3)
+    idx = np.random.default_rng(3).integers(0, 5, size=(20, 5))
+    grid = d.reshape(5, 3)
+    np.testing.assert_allclose(med, [np.median(grid[row]) for row in idx])
+
+
+def test_clustered_paired_interval_is_wider_and_counts_seeds():
+    d, clusters = _clustered(seeds=4, per_seed=4)
+    a, b = d, np.zeros_like(d)
+    plain = stats.paired_difference(a, b)
+    clustered = stats.paired_difference(a, b, clusters=clusters)
+    assert plain.n == 16 and clustered.n == 4 and clustered.method == "cluster percentile"
+    assert clustered.value == plain.value
+    # Pairs of one seed are nearly copies (within-seed std 0.1, between 1): 16 pairs hold about
+    # 4 units' information, so the honest width is about sqrt(16/4) * sqrt((3/4) / (15/16)) =
+    # 1.8 times the pseudo-replicated one (the bootstrap's (n-1)/n factor at n = 4 and 16).
+    assert clustered.ci_high - clustered.ci_low > 1.5 * (plain.ci_high - plain.ci_low)
+    same = stats.paired_difference(a, b, clusters=np.arange(16))
+    assert same == plain                                       # one pair per seed: unchanged
+
+
+def test_paired_probability_of_improvement_does_not_collapse_when_one_side_always_wins():
+    a, b = [0.1, 0.2, 0.1, 0.3], [1.0, 1.1, 1.2, 1.3]
+    boot = stats.probability_of_improvement(a, b, higher_is_better=False, paired=True,
+                                            method="percentile")
+    assert (boot.ci_low, boot.ci_high) == (1.0, 1.0)          # certainty from 4 seeds
+    wil = stats.probability_of_improvement(a, b, higher_is_better=False, paired=True)
+    assert wil.method == "wilson" and wil.value == 1.0 and wil.ci_high == 1.0
+    assert wil.ci_low == pytest.approx(0.5101, abs=1e-4)       # [0.51, 1], as success_rate
+    assert (wil.ci_low, wil.ci_high) == stats.success_rate([1, 1, 1, 1])[1:3]
+    # Reference: scipy's Wilson interval of 3 of 5 (no continuity correction).
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x, y = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 2.0, 3.0, 6.0]
+    est = stats.probability_of_improvement(x, y, higher_is_better=True, paired=True)
+    ci = scipy_stats.binomtest(3, 5).proportion_ci(0.95, method="wilson")
+    np.testing.assert_allclose([est.ci_low, est.ci_high], [ci.low, ci.high], rtol=1e-9)
+    # Clustered: n is the number of seeds.
+    clustered = stats.probability_of_improvement(a * 2, b * 2, higher_is_better=False,
+                                                 paired=True, clusters=[0, 1, 2, 3] * 2)
+    assert clustered.n == 4 and clustered.ci_low == wil.ci_low
+
+
+def test_wilson_against_statsmodels_if_installed():
+    proportion = pytest.importorskip("statsmodels.stats.proportion")
+    for k, n in ((0, 4), (3, 4), (7, 16), (16, 16)):
+        lo, hi = proportion.proportion_confint(k, n, alpha=0.05, method="wilson")
+        got = stats.success_rate([1] * k + [0] * (n - k))
+        np.testing.assert_allclose([got.ci_low, got.ci_high], [lo, hi], atol=1e-9)
+
+
+def test_quoted_percentile_coverage_is_reproduced():
+    # The captions quote bootstrap_coverage at 4,000 samples; 600 fresh ones (another seed,
+    # 2,000 resamples) agree within 4 standard errors.
+    for n, key in ((4, "c4"), (10, "c10")):
+        quoted = stats.PERCENTILE_COVERAGE[key]
+        got = stats.bootstrap_coverage(n, samples=600, resamples=2000, seed=1)
+        assert abs(got - quoted) < 4 * math.sqrt(quoted * (1 - quoted) / 600)
+        assert got < 0.93                                      # below the nominal 95%

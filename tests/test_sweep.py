@@ -319,7 +319,7 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_only_on_a_terminal():
+def test_progress_on_a_terminal_rewrites_one_line():
     plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE, merge_choices=False)
     shown = sweep.Progress(plan, stream=_Terminal())
     shown.start_group(1)
@@ -343,6 +343,40 @@ def test_progress_only_on_a_terminal():
     quiet = sweep.Progress(plan, stream=_Terminal(), enabled=False)
     quiet.update(runs_done=4, run_steps_done=84, compile_wait_s=0.0)
     assert quiet.stream.getvalue() == ""
+
+
+def test_progress_in_a_log_is_whole_lines_at_most_every_30_s():
+    plan = sweep.plan_sweep(make_sweep(), max_chunk=4, devices=ONE_DEVICE, merge_choices=False)
+    now = [0.0]
+    log = sweep.Progress(plan, stream=io.StringIO(), clock=lambda: now[0])
+    assert log.enabled and log.lines                     # not a terminal: lines, not rewrites
+    log.start_group(1)
+    for runs, t in ((4, 10.0), (8, 31.0), (12, 45.0)):   # a chunk ends at 10 s, 31 s, 45 s
+        now[0] = t
+        log.update(runs_done=runs, run_steps_done=runs * 21, compile_wait_s=1.0)
+    log.close()
+    lines = log.stream.getvalue().splitlines(keepends=True)
+    assert len(lines) == 1 and lines[0].endswith("\n") and "\r" not in lines[0]
+    assert lines[0].startswith("progress after 31s: group 1/2 (loss=nonsaturating) | runs 8/12 "
+                               "(67%) | 6 run-steps/s | ~15s left")   # 168 steps in 30 s, 84 to go
+    now[0] = 62.0
+    log.update(runs_done=12, run_steps_done=252, compile_wait_s=1.0)
+    assert len(log.stream.getvalue().splitlines()) == 2                 # 31 s after the last
+
+
+def test_a_sweep_logs_progress_lines_to_a_stderr_that_is_not_a_terminal(baseline, tmp_path,
+                                                                        capsys, monkeypatch):
+    from gan_jax.sweep import run
+    monkeypatch.setattr(run, "LINE_EVERY_S", 0.0)        # every chunk, to see them in a test
+    file = write_sweep(tmp_path / "s.toml", "tiny", 3, TINY_BASE, GRID)
+    assert cli(["sweep", file, "--out", str(tmp_path / "out"), "--max-chunk", "4",
+                "--devices", "1"]) == 0
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith("progress after")]
+    assert len(lines) == 3 and "runs 12/12 (100%)" in lines[-1] and "\r" not in err
+    assert cli(["sweep", file, "--out", str(tmp_path / "again"), "--max-chunk", "4",
+                "--devices", "1", "--quiet"]) == 0
+    assert "progress" not in capsys.readouterr().err                # --quiet: nothing
 
 
 def test_compile_workers_never_exceed_what_memory_holds(monkeypatch):

@@ -173,7 +173,7 @@ def test_job_array_shards_merge_in_the_table(killable, tmp_path):
     assert sorted(os.listdir(out)) == ["results.shard-0-of-2.jsonl",
                                        "results.shard-1-of-2.jsonl"]
     assert_same_runs(records_by_id(out), killable["whole"])
-    assert cli(["table", str(out), "--metrics", "w1"]) == 0
+    assert cli(["table", str(out), "--metrics", "w1", "--out", str(out)]) == 0
     assert "| 16 | 0 |" in (out / "summary.md").read_text()
 
 

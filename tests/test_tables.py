@@ -74,7 +74,7 @@ def numpy_summary(records, loss, lr, metric, interval="bootstrap"):
 def test_csv_matches_numpy(results_dir, capsys, interval):
     directory, records = results_dir
     flags = [] if interval == "bootstrap" else ["--interval", "t"]     # bootstrap: the default
-    assert cli(["table", str(directory), "--format", "csv", *flags]) == 0
+    assert cli(["table", str(directory), "--format", "csv", "--out", str(directory), *flags]) == 0
     printed = capsys.readouterr().out
     assert printed == (directory / "summary.csv").read_text()
     rows = list(csv.DictReader(io.StringIO(printed)))
@@ -113,25 +113,32 @@ def test_default_rows_are_the_varying_keys_and_by_overrides(results_dir):
 def test_markdown_and_latex_layout(results_dir, capsys):
     directory, records = results_dir
     assert cli(["table", str(directory), "--metrics", "w1,mode_balance"]) == 0
-    md = capsys.readouterr().out
+    assert os.listdir(directory) == [results.RESULTS_FILE]          # nothing written unasked
+    unwritten = capsys.readouterr()
+    assert unwritten.err == ""
+    assert cli(["table", str(directory), "--metrics", "w1,mode_balance", "--out",
+                str(directory)]) == 0
+    captured = capsys.readouterr()
+    md = captured.out
+    assert md == unwritten.out and f"wrote {directory / 'summary.md'}" in captured.err
     assert md == (directory / "summary.md").read_text()
     table_lines = [l for l in md.splitlines() if l.startswith("|")]
     assert len(table_lines) == 2 + 4
-    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 8 + 1
+    assert table_lines[0].count("|") == table_lines[-1].count("|") == 2 + 2 + 10 + 1
     assert "percentile bootstrap, 10,000 resamples, seed 0" in md
     n, mean, std, *_ = numpy_summary(records, "hinge", 0.01, "w1")
-    assert f"| hinge | 0.01 | 5 | 0 | {mean:.4g} ± {std:.4g} |" in md
+    assert f"| hinge | 0.01 | 5 | 0 | 5 | {mean:.4g} ± {std:.4g} |" in md
 
-    assert cli(["table", str(directory), "--format", "latex"]) == 0
+    assert cli(["table", str(directory), "--format", "latex", "--out", str(directory)]) == 0
     tex = capsys.readouterr().out
     assert tex == (directory / "summary.tex").read_text()
-    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrcrrrc}",
-                  r"\multicolumn{4}{c}{$W_1$}", r"\cmidrule(lr){5-8}", r"lr\_d", "IQM",
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{llrrrrrrcrrrrc}",
+                  r"\multicolumn{5}{c}{$W_1$}", r"\cmidrule(lr){5-9}", r"lr\_d", "IQM", "$n$",
                   "percentile bootstrap",
                   r"\label{tab:synthetic}", "booktabs"):
         assert piece in tex, piece
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
-    assert len(body) == 4 and all(l.count("&") == 11 and l.endswith(r"\\") for l in body)
+    assert len(body) == 4 and all(l.count("&") == 13 and l.endswith(r"\\") for l in body)
     assert "_" not in "".join(body).replace(r"\_", "")
     assert {f for f in os.listdir(directory) if not f.startswith("results")} == {
         "summary.md", "summary.csv", "summary.tex"}                 # no temporary files left
@@ -176,3 +183,17 @@ def test_latex_escapes_and_numbers():
     assert tables._tex_num(1.5e-5) == r"1.50\times 10^{-5}"
     with pytest.raises(ConfigError):
         tables.make_table(make_records(), by=("nope",))
+
+
+def test_out_must_be_a_directory(results_dir, tmp_path, capsys):
+    directory, _ = results_dir
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    assert cli(["table", str(directory), "--out", str(file)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "--out:" in err and "is a file" in err and "Traceback" not in err
+    assert captured.out == ""                               # refused before any table
+    out = tmp_path / "new" / "tables"                       # made when missing
+    assert cli(["table", str(directory), "--metrics", "w1", "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["summary.csv", "summary.md", "summary.tex"]

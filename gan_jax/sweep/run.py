@@ -220,30 +220,49 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-class Progress:
-    """One status line on stderr, rewritten by the host between chunks.
+LINE_EVERY_S = 30.0     # a log (stderr not a terminal) gets a progress line at most this often
 
-    Quiet unless the stream is a terminal (or `enabled` is given).
+
+class Progress:
+    """Progress on stderr: on a terminal one status line, rewritten by the host between chunks;
+    elsewhere (a batch job's log) whole lines, one after a chunk at most every LINE_EVERY_S
+    seconds, each with the runs done, the rate and the time left.
+
+    `enabled` False is quiet (--quiet); None: on, as a terminal line or log lines by the stream.
+    `lines` forces log lines (None: when the stream is not a terminal); `clock` is for tests.
     """
 
-    def __init__(self, plan: Plan, stream: TextIO | None = None, enabled: bool | None = None):
+    def __init__(self, plan: Plan, stream: TextIO | None = None, enabled: bool | None = None,
+                 lines: bool | None = None, clock: Callable[[], float] = time.perf_counter):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        tty = self.stream.isatty()
+        self.enabled = True if enabled is None else enabled
+        self.lines = (not tty) if lines is None else lines
+        self.clock = clock
+        self.last_line = clock()
         self.total = plan.todo
         self.total_steps = plan.run_steps
         self.groups = sum(bool(g.runs) for g in plan.groups)
         self.labels = [label for g, label in zip(plan.groups, plan.labels()) if g.runs]
         self.group = 0
         self.compiling_ahead: list[int] = []   # groups (1-based) compiling in the background
-        self.t0 = time.perf_counter()
+        self.t0 = clock()
         self.shown = False
         self.runs_done = 0          # runs recorded so far (read by a signal handler)
 
     def _show(self, text: str) -> None:
-        if self.enabled:
+        if self.enabled and not self.lines:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()
             self.shown = True
+
+    def _line(self, text: str) -> None:
+        """A whole line for a log, at most one per LINE_EVERY_S."""
+        now = self.clock()
+        if self.enabled and self.lines and now - self.last_line >= LINE_EVERY_S:
+            self.stream.write(f"progress after {_duration(now - self.t0)}: {text}\n")
+            self.stream.flush()
+            self.last_line = now
 
     def start_group(self, number: int, compiling: bool = True) -> None:
         """Group `number` (1-based, among groups with runs) starts; it may wait to compile."""
@@ -261,12 +280,14 @@ class Progress:
 
     def update(self, *, runs_done: int, run_steps_done: int, compile_wait_s: float) -> None:
         self.runs_done = runs_done
-        running = max(time.perf_counter() - self.t0 - compile_wait_s, 1e-9)
+        running = max(self.clock() - self.t0 - compile_wait_s, 1e-9)
         rate = run_steps_done / running
         left = (self.total_steps - run_steps_done) / rate if rate > 0 else float("nan")
-        self._show(f"{self._running()} | runs {runs_done}/{self.total} "
-                   f"({100 * runs_done / max(self.total, 1):.0f}%) | {rate:,.0f} run-steps/s | "
-                   f"~{_duration(left)} left (compiles aside){self._ahead()}")
+        text = (f"{self._running()} | runs {runs_done}/{self.total} "
+                f"({100 * runs_done / max(self.total, 1):.0f}%) | {rate:,.0f} run-steps/s | "
+                f"~{_duration(left)} left (compiles aside){self._ahead()}")
+        self._show(text)
+        self._line(text)
 
     def close(self) -> None:
         if self.shown:
