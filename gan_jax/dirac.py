@@ -14,6 +14,7 @@ nonsaturating and minimax losses have f(t) = -softplus(t), f'(0) = -1/2, f''(0) 
 Options that change the game (all off by default):
 
   r1          d_loss += r1 * losses.r1_penalty = r1/2 psi^2 (Mescheder et al.'s gamma/2 E|grad D|^2)
+  r2          d_loss += r2 * losses.r2_penalty, the same on the generated point = r2/2 psi^2
   gp          d_loss += gp * losses.gradient_penalty = gp (|psi| - 1)^2: not differentiable at
               psi = 0, so the equilibrium has no linearisation (the analysis says so)
   clip        the discriminator's parameter is clipped to [-clip, clip] after each of its
@@ -260,10 +261,12 @@ class Options(NamedTuple):
     clip: float | None = None
     nk_eta: float | None = None
     noise_std: float | None = None
+    r2: float | None = None
 
 
-_NUMBERS = ("lr", "gamma", "sga_lambda", "alpha", "r1", "gp", "clip", "nk_eta", "noise_std")
-_SWITCHES = ("r1", "gp", "clip", "nk_eta", "noise_std")
+_NUMBERS = ("lr", "gamma", "sga_lambda", "alpha", "r1", "gp", "clip", "nk_eta", "noise_std",
+            "r2")
+_SWITCHES = ("r1", "gp", "clip", "nk_eta", "noise_std", "r2")
 
 
 class Static(NamedTuple):
@@ -382,6 +385,7 @@ def check(options: Options) -> None:
         "--sga-lambda": (options.sga_lambda, lambda x: x >= 0, "must be a number >= 0"),
         "--alpha": (options.alpha, lambda x: 0 < x <= 1, "must be a number in (0, 1]"),
         "--r1": (options.r1, lambda x: x > 0, "must be a positive number (or leave it out)"),
+        "--r2": (options.r2, lambda x: x > 0, "must be a positive number (or leave it out)"),
         "--gp": (options.gp, lambda x: x > 0, "must be a positive number (or leave it out)"),
         "--clip": (options.clip, lambda x: x > 0, "must be a positive number"),
         "--nk-eta": (options.nk_eta, lambda x: x > 0,
@@ -416,7 +420,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
     return Options(args.method, args.lr, args.loss, args.gamma, args.sga_lambda,
                    args.sga_scaled, args.steps_k, args.alpha, off_if_zero(args.r1), off_if_zero(gp), clip,
-                   off_if_zero(args.nk_eta), off_if_zero(args.noise_std))
+                   off_if_zero(args.nk_eta), off_if_zero(args.noise_std), off_if_zero(args.r2))
 
 
 # ----------------------------------------------------------------------------- output
@@ -508,6 +512,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"per synchronisation ({defaults.steps_k})")
     parser.add_argument("--alpha", type=float, default=defaults.alpha,
                         help=f"lookahead: the slow weights' step ({defaults.alpha})")
+    parser.add_argument("--r2", type=float, default=None,
+                        help="R2 weight gamma: d_loss += gamma/2 E|grad D(generated)|^2 (with "
+                             "--r1 and --loss rpgan: R3GAN's objective)")
     parser.add_argument("--r1", type=float, default=None,
                         help="R1 weight gamma: d_loss += gamma/2 E|grad D(real)|^2")
     parser.add_argument("--gp", type=float, default=None,

@@ -350,3 +350,15 @@ def test_cli_bad_method_in_a_process():     # same message in-process
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: --method: got 'leapfrog'; must be one of " + ", ".join(dirac.names())]
+
+
+def test_r3gan_objective_through_the_command_options():
+    # --loss rpgan --r1 g --r2 g: J's psi-psi entry is -2g, eigenvalues -g +- sqrt(g^2 - a^2)
+    from gan_jax import dirac as d
+    g = 1.0
+    a = d.analyze(d.Options("simultaneous", lr=0.1, loss="rpgan", r1=g, r2=g))
+    root = np.sqrt(g**2 - 0.25)
+    np.testing.assert_allclose(np.sort(a.field_eigenvalues.real), [-g - root, -g + root],
+                               atol=1e-9)
+    np.testing.assert_allclose(a.radius, 1 + 0.1 * (-g + root), atol=1e-9)
+    assert a.verdict == "converges"
