@@ -230,6 +230,9 @@ class _Digest:
             return None
         if hasattr(obj, "__array__") and hasattr(obj, "dtype") and hasattr(obj, "shape"):
             import numpy as np
+            if jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key):   # a typed key
+                self.put("key", str(jax.random.key_impl(obj)))
+                obj = jax.random.key_data(obj)
             a = np.asarray(obj)
             return self.put("array", str(a.dtype), a.shape, hashlib.sha256(a.tobytes()).hexdigest())
         if isinstance(obj, types.ModuleType):
@@ -255,6 +258,8 @@ class _Digest:
         self.feed(type(obj))
         if hasattr(obj, "__dict__"):
             return self.feed(dict(vars(obj)))
+        if _is_library(type(obj).__module__):      # e.g. a dtype: its repr says what it is
+            return self.put("library object", repr(obj))
         raise _Unfollowable(f"an object of type {type(obj).__module__}."
                             f"{type(obj).__qualname__}")
 
@@ -341,6 +346,8 @@ def code_digest(obj) -> str | None:
         d.feed(obj)
     except (_Unfollowable, RecursionError) as e:
         return _refuse(obj, str(e))
+    except Exception as e:        # an object that breaks while being read: not followed
+        return _refuse(obj, f"{type(e).__name__}: {e}")
     return d.h.hexdigest()
 
 
