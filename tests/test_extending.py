@@ -235,3 +235,27 @@ def test_the_population_game_refuses_what_it_leaves_out():
     cfg = gj.make_config(dict(nk_eta=0.1))
     with pytest.raises(gj.ConfigError, match="nk_eta: got 0.1; the population game has no"):
         gj.population_game(cfg)
+
+
+def test_a_digest_follows_helpers_globals_and_closures(tmp_path):
+    import importlib.util
+    import sys
+
+    def load(source, name):
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    base = "SCALE = {s}\ndef helper(x):\n    return {h} * x\ndef loss(x):\n    return SCALE * helper(x)\n"
+    a = cache.code_digest(load(base.format(s=1.0, h=2.0), "dg_a").loss)
+    assert a == cache.code_digest(load(base.format(s=1.0, h=2.0), "dg_b").loss)
+    assert a != cache.code_digest(load(base.format(s=3.0, h=2.0), "dg_c").loss)   # a constant
+    assert a != cache.code_digest(load(base.format(s=1.0, h=5.0), "dg_d").loss)   # a helper
+    key0, key1 = jax.random.key(0), jax.random.key(1)
+    with_key = lambda k: (lambda x: jax.random.normal(k, x.shape))             # noqa: E731
+    assert cache.code_digest(with_key(key0)) != cache.code_digest(with_key(key1))
+    assert cache.code_digest(with_key(key0)) == cache.code_digest(with_key(key0))
