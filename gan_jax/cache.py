@@ -278,7 +278,7 @@ class _Digest:
             return self.put("class", c.__module__, c.__qualname__)
         if _own(c.__module__) and _unpatched(c.__module__, c.__qualname__, c):
             return self.put("class", c.__module__, c.__qualname__)
-        self.put("class", c.__module__, c.__qualname__, [b.__qualname__ for b in c.__mro__])
+        self.put("class", c.__qualname__, [b.__qualname__ for b in c.__mro__])
         for k, v in sorted(vars(c).items()):
             if k not in ("__dict__", "__weakref__", "__module__", "__doc__") and \
                     not isinstance(v, (types.GetSetDescriptorType, types.MemberDescriptorType)):
@@ -291,7 +291,7 @@ class _Digest:
             return self.put("named", module, fn.__qualname__)
         if _own(module) and _unpatched(module, fn.__qualname__, fn):
             return self.put("own", module, fn.__qualname__)
-        self.put("function", module, fn.__qualname__)
+        self.put("function", fn.__qualname__)     # where it is defined does not matter
         self.code(fn.__code__, fn.__globals__)
         self.feed(fn.__defaults__)
         self.feed(fn.__kwdefaults__)
