@@ -259,3 +259,27 @@ def test_a_digest_follows_helpers_globals_and_closures(tmp_path):
     with_key = lambda k: (lambda x: jax.random.normal(k, x.shape))             # noqa: E731
     assert cache.code_digest(with_key(key0)) != cache.code_digest(with_key(key1))
     assert cache.code_digest(with_key(key0)) == cache.code_digest(with_key(key0))
+
+
+def test_register_as_a_decorator(clean_registry):
+    import jax.numpy as jnp
+
+    @gj.register("loss", "deco_hinge")
+    def deco_hinge():
+        """a hinge loss made by a factory"""
+        return gj.Loss(gj.losses.hinge_d_loss, gj.losses.hinge_g_loss)
+
+    @gj.register("target", "deco_point")
+    class Point:                       # a class of no arguments: its instance is registered
+        dim = 1
+
+        def sample(self, key, n):
+            return jnp.zeros((n, 1)) + 0.5
+
+    assert isinstance(gj.LOSSES["deco_hinge"], gj.Loss) and callable(deco_hinge)
+    assert registry.entry("loss", "deco_hinge").doc == "a hinge loss made by a factory"
+    assert isinstance(gj.data.TARGETS["deco_point"], Point)
+    gj.unregister("loss", "deco_hinge")
+    assert "deco_hinge" not in gj.LOSSES
+    with pytest.raises(gj.ConfigError, match="cannot be removed"):
+        gj.unregister("loss", "hinge")
