@@ -48,9 +48,12 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       d_updates > 1, the first d_updates - 1 discriminator steps are plain,
                       each on its own batch.
 
-and a wrapper, :func:`lookahead` (Chavdarova et al. 2021, lookahead-minimax): every k steps of
-any method, both players' slow weights move by alpha towards the fast ones, and the fast
-weights restart from them; the optimisers' states are left as they are.
+and wrappers around any method, each keeping its own state beside the wrapped method's
+(`inner`) in `Play.extra`: :func:`lookahead` (Chavdarova et al. 2021, lookahead-minimax): every
+k steps, both players' slow weights move by alpha towards the fast ones, and the fast weights
+restart from them; the optimisers' states are left as they are. :func:`ema` (Yazici et al.
+2019): an exponential moving average of the generator, which only observes the players; read
+it with :func:`averaged`.
 
 Coefficients (gamma, lambda, alpha) are traced numbers; the method, its k, and d_updates are
 static (they fix the number of batches a step draws and the shape of the method's state).
@@ -482,3 +485,68 @@ def lookahead(method: Method, k: int, alpha) -> Method:
             fast.extra, slow_g, slow_d, jnp.where(sync, 0, count)))
 
     return Method(f"lookahead({method.name}, k={k})", method.slots, init, step)
+
+
+# ----------------------------------------------------------------------------- stabilisers
+#
+# A stabiliser that keeps state of its own is a wrapper like `lookahead`: a function
+# (method, coefficients...) -> Method whose state, in `Play.extra`, holds the wrapped
+# method's state as its `inner` field beside its own (optax's wrappers own their state the
+# same way). Wrappers compose in any order and with any method; code outside reads a
+# wrapper's state through an accessor (`averaged`), which finds it however deep it is nested.
+
+
+class Tracker(NamedTuple):
+    """Statistics a wrapper keeps of a generator it holds apart from the players (the averaged
+    generator's batch-normalization population statistics): `init(g) -> stats` for parameters
+    g, and `update(stats, g, batches) -> stats` after a step on `batches`, g the parameters the
+    wrapper held before that step."""
+
+    init: Callable[[Any], Any]
+    update: Callable[[Any, Any, tuple], Any]
+
+
+class EMAState(NamedTuple):
+    inner: Any             # the wrapped method's own state
+    g: Any                 # the averaged generator's parameters
+    stats: Any = ()        # their statistics (the Tracker's), () without one
+
+
+def ema(method: Method, beta, track: Tracker | None = None) -> Method:
+    """An exponential moving average of the generator (Yazici et al. 2019) around any method.
+
+    After every step of `method`: g_avg <- beta g_avg + (1 - beta) g, g the generator the step
+    left (after lookahead's synchronisation, when the average wraps lookahead), from g_avg = g
+    at init. The average only observes: the players' parameters and optimiser states are the
+    wrapped method's. `track`: statistics of the averaged generator that move with each step
+    (train.population_stats: batch normalization's, updated at the average the step started
+    from). Read the average with :func:`averaged`.
+    """
+    def init(g, d) -> Play:
+        play = method.init(g, d)
+        return play._replace(extra=EMAState(play.extra, g, track.init(g) if track else ()))
+
+    def step(play: Play, batches) -> Play:
+        state = play.extra
+        new = method.step(play._replace(extra=state.inner), batches)
+        g = jax.tree.map(lambda e, p: beta * e + (1 - beta) * p, state.g, new.g)
+        stats = track.update(state.stats, state.g, batches) if track else ()
+        return new._replace(extra=EMAState(new.extra, g, stats))
+
+    return Method(f"ema({method.name})", method.slots, init, step)
+
+
+def wrapper_state(extra, kind: type):
+    """The state of type `kind` in a method's state `extra`, the outermost one found by
+    following wrappers' `inner` fields, or None if no wrapper of that kind is there."""
+    while extra is not None:
+        if isinstance(extra, kind):
+            return extra
+        extra = getattr(extra, "inner", None)
+    return None
+
+
+def averaged(extra) -> EMAState | None:
+    """The averaged generator in a method's state (`Play.extra`, `TrainState.method`): its
+    :func:`ema` wrapper's state (parameters `.g`, statistics `.stats`), or None without one."""
+    return wrapper_state(extra, EMAState)

@@ -58,13 +58,13 @@ class TrainState(NamedTuple):
     d_opt: Any             # discriminator optimiser state
     step: jax.Array        # i32[]: iterations done
     diverged_at: jax.Array  # i32[]: first iteration leaving a non-finite parameter, -1 if none
-    method: Any = ()       # the training method's own state (gan_jax.methods)
-    g_ema: Any = ()        # the averaged generator's parameters (ema_beta > 0)
+    method: Any = ()       # the training method's own state, its wrappers' included
+                           # (gan_jax.methods: lookahead's slow weights, the averaged
+                           # generator of ema_beta > 0, read with `averaged_generator`)
     d_sn: Any = ()         # spectral normalization's power-iteration vectors, one
                            # models.SNVectors (u, v) per layer, from the last step's iteration
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
-    g_ema_bn: Any = ()     # ... and the averaged generator's (ema_beta > 0)
 
 
 class RunOutput(NamedTuple):
@@ -177,6 +177,22 @@ def _moving_average(running, batch):
     return jax.tree.map(lambda r, b: (1 - rate) * r + rate * b, running, batch)
 
 
+def population_stats(static: StaticConfig, parts: Parts) -> methods_lib.Tracker | None:
+    """Batch normalization's population statistics as a :class:`gan_jax.methods.Tracker`
+    (None without g_norm = 'batch'): they start at mean 0 and std 1, and after a step on
+    `batches` move towards the batch statistics of one training-mode pass of the generator,
+    at the parameters the step started from, on the latent draws of the step's last batch
+    (see `make_step`). The generator's own (`TrainState.g_bn`) and the averaged generator's
+    (inside its `methods.ema` wrapper) follow this one rule."""
+    norm = parts.generator.norm
+    if norm is None:
+        return None
+    return methods_lib.Tracker(
+        lambda g: norm.init(),
+        lambda stats, g, batches: _moving_average(
+            stats, norm.forward(g, batches[-1].z_NL, None, static.pack)[1]))
+
+
 def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
               step=None) -> methods_lib.Game:
     """The two players' objectives on a :class:`Batch`, as the training method sees them.
@@ -233,11 +249,18 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
 def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_lib.Game,
                 tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation) -> methods_lib.Method:
-    """The configuration's training method (gan_jax.methods) on `game`."""
+    """The configuration's training method (gan_jax.methods) on `game`, inside the
+    stabilisers that wrap it: lookahead (`lookahead_k`, in methods.make_method), then the
+    generator's average (ema_beta > 0, `methods.ema`, with batch normalization's population
+    statistics of the averaged generator, `population_stats`)."""
     coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
-    return methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
-                                   d_updates=static.d_updates, unroll_k=static.unroll_k,
-                                   lookahead_k=static.lookahead_k, sga_scaled=static.sga_scaled)
+    method = methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
+                                     d_updates=static.d_updates, unroll_k=static.unroll_k,
+                                     lookahead_k=static.lookahead_k,
+                                     sga_scaled=static.sga_scaled)
+    if static.use_ema:
+        method = methods_lib.ema(method, hp.ema_beta, population_stats(static, parts))
+    return method
 
 
 def make_step(static: StaticConfig, parts: Parts, hp: HParams,
@@ -290,7 +313,7 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     # Batches with real samples, and the real samples a step reads from a training set.
     n_real_batches = slots.d + (slots.g if g_full else 0)
     batch_real = static.batch_size * pack
-    norm = parts.generator.norm
+    bn = population_stats(static, parts)
 
     def unpack(bits_NW, n):          # [N, pack * n] words -> [N * pack, n]
         return bits_NW.reshape(bits_NW.shape[0] * pack, n)
@@ -339,39 +362,27 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         play = make_method(static, parts, hp, game, tx_g, tx_d).step(
             methods_lib.Play(state.g_params, state.d_params, state.g_opt, state.d_opt,
                              state.method), batches)
-        g_bn, g_ema_bn = state.g_bn, state.g_ema_bn
-        if norm is not None:
-            z_NL = batches[-1].z_NL
-            g_bn = _moving_average(g_bn, norm.forward(state.g_params, z_NL, None, pack)[1])
-            if static.use_ema:
-                g_ema_bn = _moving_average(
-                    g_ema_bn, norm.forward(state.g_ema, z_NL, None, pack)[1])
-        g_ema = state.g_ema
-        if static.use_ema:
-            g_ema = jax.tree.map(lambda e, p: hp.ema_beta * e + (1 - hp.ema_beta) * p,
-                                 g_ema, play.g)
+        g_bn = state.g_bn if bn is None else bn.update(state.g_bn, state.g_params, batches)
         finite = _all_finite((play.g, play.d))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return TrainState(play.g, play.d, play.g_opt, play.d_opt, state.step + 1, diverged_at,
-                          play.extra, g_ema, d_sn, g_bn, g_ema_bn)
+                          play.extra, d_sn, g_bn)
 
     return draw, step
 
 
 def init_state(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d, g_params, d_params,
                key) -> TrainState:
-    """The state before the first step, the method's, the average's and normalization's
-    included (`key` draws the power-iteration vectors; batch normalization's population
+    """The state before the first step, the method's (its wrappers' included) and
+    normalization's (`key` draws the power-iteration vectors; batch normalization's population
     statistics start at mean 0 and std 1)."""
     play = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).init(
         g_params, d_params)
     d_sn = models.sn_init(d_params, key) if static.spectral_norm else ()
-    norm = parts.generator.norm
-    g_bn = norm.init() if norm is not None else ()
+    bn = population_stats(static, parts)
+    g_bn = bn.init(g_params) if bn is not None else ()
     return TrainState(g_params, d_params, play.g_opt, play.d_opt, jnp.zeros((), jnp.int32),
-                      jnp.full((), -1, jnp.int32), play.extra,
-                      g_params if static.use_ema else (), d_sn, g_bn,
-                      g_bn if static.use_ema else ())
+                      jnp.full((), -1, jnp.int32), play.extra, d_sn, g_bn)
 
 
 def num_joint_params(static: StaticConfig) -> int:
@@ -448,8 +459,16 @@ class Snapshot(NamedTuple):
     g_ema_bn: Any = ()
 
 
+def averaged_generator(state: TrainState) -> tuple[Any, Any]:
+    """The averaged generator of ema_beta > 0 as (parameters, batch normalization's population
+    statistics), read from its wrapper's state in `state.method` (methods.averaged); ((), ())
+    without one (statistics () also without g_norm = 'batch')."""
+    avg = methods_lib.averaged(state.method)
+    return ((), ()) if avg is None else (avg.g, avg.stats)
+
+
 def snapshot(state: TrainState) -> Snapshot:
-    return Snapshot(state.g_params, state.g_bn, state.g_ema, state.g_ema_bn)
+    return Snapshot(state.g_params, state.g_bn, *averaged_generator(state))
 
 
 def run_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -256,6 +256,38 @@ def test_lookahead_pulls_both_players_every_k_steps_and_keeps_optimizer_state():
     np.testing.assert_allclose(la.extra.slow_g, la.g)
 
 
+def test_ema_averages_the_generator_around_any_method_and_leaves_the_players_alone():
+    # ema around lookahead around extrapolation from the past: three layers of state.
+    beta, k = 0.8, 2
+    batches = [(B1,), (B2,), (B1,), (B2,)]
+    seen = []                                  # (stats, g) the tracker was given, per step
+
+    def update(stats, g, step_batches):
+        seen.append((stats, g))
+        return stats + step_batches[-1]
+
+    inner = methods.make_method("extragradient_past", GAME, optax.sgd(H_G), optax.sgd(H_D),
+                                methods.Coefs(lookahead_alpha=0.5), lookahead_k=k)
+    m = methods.ema(inner, beta, methods.Tracker(lambda g: jnp.float32(0.0), update))
+    play, plain = m.init(G0, D0), inner.init(G0, D0)
+    avg = G0
+    for b in batches:
+        before = methods.averaged(play.extra).g
+        play, plain = m.step(play, b), inner.step(plain, b)
+        avg = beta * avg + (1 - beta) * plain.g
+        np.testing.assert_array_equal(seen[-1][1], before)   # the average the step began at
+        for x, y in zip(jax.tree.leaves(play._replace(extra=play.extra.inner)),
+                        jax.tree.leaves(plain)):
+            np.testing.assert_array_equal(x, y)                 # players and inner state
+    np.testing.assert_allclose(methods.averaged(play.extra).g, avg, rtol=1e-6)
+    assert not np.allclose(avg, play.g)
+    np.testing.assert_allclose(methods.averaged(play.extra).stats, 2 * B1 + 2 * B2)
+    assert methods.averaged(plain.extra) is None
+    assert isinstance(methods.wrapper_state(play.extra, methods.LookaheadState),
+                      methods.LookaheadState)
+    assert isinstance(methods.wrapper_state(play.extra, methods.Past), methods.Past)
+
+
 def test_simultaneous_methods_refuse_several_d_updates():
     with pytest.raises(ValueError, match="d_updates"):
         methods.make_method("consensus", GAME, optax.sgd(0.1), optax.sgd(0.1), d_updates=2)
@@ -426,7 +458,7 @@ def test_ema_follows_its_recursion_in_training():
     for i in range(3):
         state = step(state, draw(jax.random.key(10 + i)))
         ema = jax.tree.map(lambda e, p: 0.8 * e + 0.2 * p, ema, state.g_params)
-    for x, y in zip(jax.tree.leaves(state.g_ema), jax.tree.leaves(ema)):
+    for x, y in zip(jax.tree.leaves(train.averaged_generator(state)[0]), jax.tree.leaves(ema)):
         np.testing.assert_allclose(x, y, rtol=1e-6)
 
 

@@ -314,14 +314,16 @@ def test_population_statistics_move_by_a_twentieth_after_each_step():
     g = jax.tree.map(lambda x: x + 0.1, g)         # scale 1.1, shift 0.1: not the identity
     d = parts.discriminator.init(jax.random.key(2))
     state = train.init_state(static, parts, hp, tx_g, tx_d, g, d, jax.random.key(0))
-    state = state._replace(g_ema=jax.tree.map(lambda x: 0.9 * x, g))
+    ema = state.method                              # the averaged generator's wrapper
+    state = state._replace(method=ema._replace(g=jax.tree.map(lambda x: 0.9 * x, g)))
     for s in state.g_bn:
         np.testing.assert_array_equal(s.mean, 0.0)
         np.testing.assert_array_equal(s.std, 1.0)
     batches = draw(jax.random.key(3))
     new = jax.jit(step)(state, batches)
     z = batches[-1].z_NL                            # the generator's batch
-    for params, running in ((state.g_params, new.g_bn), (state.g_ema, new.g_ema_bn)):
+    for params, running in ((state.g_params, new.g_bn), (train.averaged_generator(state)[0],
+                                                       train.averaged_generator(new)[1])):
         _, seen = _np_bn_mlp(params, z, groups=2)   # at the parameters the step started from
         for got, (mean, std) in zip(running, seen):
             np.testing.assert_allclose(got.mean, 0.05 * mean, rtol=1e-4, atol=1e-6)
@@ -363,7 +365,7 @@ def test_a_pacgan_shaped_run_trains_and_evaluates_with_population_statistics():
     # 21 steps from std 1 at rate 0.05: the divisor has moved most of the way to the batches'.
     for s in out.state.g_bn:
         assert np.all(s.std < 0.95 ** 21 + 0.3) and np.all(np.isfinite(s.mean))
-    assert len(out.state.g_ema_bn) == 2
+    assert len(train.averaged_generator(out.state)[1]) == 2
     # The kept samples are the generator under its population statistics, on the final
     # evaluation's z (train.make_run: the eval key's second half).
     parts = train.make_parts(config.static_part(cfg))
