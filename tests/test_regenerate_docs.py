@@ -19,8 +19,13 @@ from experiments import regenerate_docs as rd
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pages_text() -> str:
+    pages = ["README.md"] + [os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT, "docs"))
+                             if f.endswith(".md")]
+    return "".join(open(os.path.join(ROOT, p), encoding="utf-8").read() for p in pages)
+
+
 def test_every_command_and_figure_exists():
-    from gan_jax import cli
     commands = {"reproduce-seed", "plot", "sweep", "confirm", "dirac", "table", "bench"}
     for name, job in rd.JOBS.items():
         for command in job.commands:
@@ -33,12 +38,7 @@ def test_every_command_and_figure_exists():
                     assert os.path.isfile(os.path.join(ROOT, arg)), arg
         for _, dst in job.figures:
             assert os.path.isfile(os.path.join(ROOT, dst)), dst
-            page_text = "".join(open(os.path.join(ROOT, p), encoding="utf-8").read()
-                                for p in ("README.md", *(os.path.join("docs", f) for f in
-                                                         os.listdir(os.path.join(ROOT, "docs"))
-                                                         if f.endswith(".md"))))
-            assert os.path.relpath(dst, "docs") in page_text, dst        # shown by a page
-    assert cli is not None
+            assert os.path.relpath(dst, "docs") in pages_text(), dst     # shown by a page
     for item in rd.LONG:
         assert item.commands and item.last_run
         for c in item.commands:
