@@ -615,8 +615,7 @@ def search_points(records: list[dict], metric: str, keys: tuple[str, ...],
     knows (its ConfigError otherwise), and only when some run failed."""
     from gan_jax import tables
     config_keys = tied_keys(records, results.varying_keys(records, exclude=("seed",)))
-    sampled = {f for k in keys for f in tied_fields(k)}
-    group_keys = tuple(k for k in config_keys if not set(tied_fields(k)) & sampled)
+    group_keys = _group_keys(records, keys)
     points = []
     for runs in results.group_records(records, config_keys).values():
         x = np.asarray([results.number(r["final"].get(metric)) if r.get("status") != "diverged"
