@@ -1,6 +1,6 @@
 """Figures from a sweep's results: `python -m gan_jax plot DIR [...]` (needs matplotlib).
 
-Three kinds, each a PNG under `--out` (default DIR/plots):
+Five kinds, each a PNG under `--out` (default DIR/plots):
 
   curves   a history metric over training steps: the median over seeds as a line, the 25-75%
            band around it, one line per configuration, at most MAX_LINES a panel: the keys
@@ -18,9 +18,18 @@ Three kinds, each a PNG under `--out` (default DIR/plots):
            fraction of a configuration's runs better than tau, against tau, with a pointwise
            95% bootstrap band; lines and panels as for curves; diverged runs never count as
            better, and are counted.
+  search   a final metric against each sampled key of a [search], one panel per key: a dot per
+           run, the median of each point's seeds highlighted, a binned median across the key,
+           log axes where the key's values are log-spaced; per key Spearman's rank correlation
+           with the points' medians (in the panel's title, and printed as a table).
 
 Keys with equal values in every record (a sweep's tied "lr_g+lr_d") are one key everywhere
 (`tied_keys`), and titles wrap to the figure's width.
+
+Records do not say which keys a sweep file's [search] sampled (nor whether log-uniformly), so
+`search` reads it from the values: a numeric key that takes SEARCH_MIN_VALUES or more values
+is sampled (`sampled_keys`; `--sampled KEY ...` names others), and its axis is logarithmic when
+its values are likelier log-uniform than uniform over their range (`log_spaced`).
 
 Heatmaps of a positive metric whose values span more than two decades (max/min > 100) use a
 logarithmic colour scale, and the colour bar says so.
@@ -69,6 +78,8 @@ SAMPLE_COLUMNS = 4
 MAX_LINES = 8                   # lines per panel; more are pooled (and the figure says so)
 MAX_PANELS = 6                  # panels a figure's facets may make
 MAX_COLUMNS = 4                 # panels side by side
+SEARCH_PANEL = (4.6, 3.6)       # inches per panel of a search figure (one per sampled key)
+SEARCH_MIN_VALUES = 8           # a numeric key taking this many values counts as sampled
 DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
 DEFAULT_CURVES_1D = ("w1", "mode_balance")
 PLOT_STREAM = 0x9107            # fold_in constant: the real samples' key from the run's seed
@@ -543,6 +554,289 @@ def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_bette
     return _save(fig, path)
 
 
+# ----------------------------------------------------------------------------- searches
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sampled_keys(records: list[dict], exclude=()) -> tuple[str, ...]:
+    """The keys a figure treats as sampled, i.e. continuous: the varying keys (tied ones
+    merged, the seed and `exclude`d fields left out) whose values are all numbers and take at
+    least SEARCH_MIN_VALUES distinct values. Records do not say which keys a sweep file's
+    [search] sampled; a sampled real-valued key takes a new value at nearly every point (32
+    points, 32 values), a grid key the few values listed."""
+    skip = set(exclude) | {"seed"}
+    keys = tied_keys(records, [k for k in results.varying_keys(records) if k not in skip])
+    out = []
+    for k in keys:
+        values = _values(records, k)
+        if len(values) >= SEARCH_MIN_VALUES and all(_is_number(v) for v in values):
+            out.append(k)
+    return tuple(out)
+
+
+def log_spaced(values) -> bool:
+    """True when the distinct values are positive and likelier log-uniform than uniform on
+    their range [lo, hi]: sum(log 1/x) - n log(log(hi / lo)) > -n log(hi - lo), the
+    log-likelihood ratio of the two densities (log-uniform draws and geometric grids pass;
+    uniform draws and even grids do not, whatever decades they span). Such a key gets a log
+    axis. Over three decades 32 random draws are never mistaken (1,000 trials); over one
+    decade, where the two scales differ least (0.2 nats a draw), about 1 in 25 sets of 32 is,
+    fewer for a Sobol sequence's even points."""
+    x = np.unique(np.asarray([v for v in values if _is_number(v)], float))
+    x = x[np.isfinite(x)]
+    if x.size < 3 or x[0] <= 0:
+        return False
+    lo, hi = float(x[0]), float(x[-1])
+    return float(-np.log(x).sum() - x.size * math.log(math.log(hi / lo))) > \
+        -x.size * math.log(hi - lo)
+
+
+class SearchPoint(NamedTuple):
+    """One configuration of a search (a sampled point crossed with a grid point), its runs'
+    values of a metric pooled over seeds."""
+
+    config: dict            # the record's configuration (its first run's)
+    group: tuple            # values of the varying keys that are not sampled (grid keys)
+    values: np.ndarray      # one per run: the metric, NaN where the run failed
+    failed: int             # runs that diverged or whose metric is not finite
+    score: float            # median over runs, failed runs as the worst value (+-inf)
+
+
+def search_points(records: list[dict], metric: str, keys: tuple[str, ...],
+                  higher_is_better: bool | None = None) -> list[SearchPoint]:
+    """The records' configurations (every varying key but the seed) with their runs' values.
+
+    A failed run (diverged, or its metric null or not finite) counts as the worst value in a
+    point's score (its median over runs), so a point that fails on most seeds ranks last;
+    that needs the metric's direction, which `higher_is_better` gives or `tables.direction`
+    knows (its ConfigError otherwise), and only when some run failed."""
+    from gan_jax import tables
+    config_keys = tied_keys(records, results.varying_keys(records, exclude=("seed",)))
+    group_keys = _group_keys(records, keys)
+    points = []
+    for runs in results.group_records(records, config_keys).values():
+        x = np.asarray([results.number(r["final"].get(metric)) if r.get("status") != "diverged"
+                        else math.nan for r in runs], float)
+        x[~np.isfinite(x)] = math.nan
+        failed = int(np.isnan(x).sum())
+        if failed and higher_is_better is None:
+            higher_is_better = tables.direction(metric)
+        worst = (-math.inf if higher_is_better else math.inf) if failed else math.nan
+        score = float(np.median(np.where(np.isnan(x), worst, x)))
+        points.append(SearchPoint(runs[0]["config"], tuple(results.key_value(runs[0], k)
+                                                           for k in group_keys),
+                                  x, failed, score))
+    return points
+
+
+def search_sensitivity(records: list[dict], metric: str, keys: tuple[str, ...],
+                       higher_is_better: bool | None = None) -> list[dict]:
+    """Per sampled key and group of grid values, Spearman's rank correlation of the key's value
+    with the points' scores (`search_points`: median over seeds, failed runs the worst):
+    dicts of key, group (label), points, failed runs, rho, p. Groups pool when there are
+    more than MAX_LINES (the figure says so)."""
+    from gan_jax import stats
+    points = search_points(records, metric, keys, higher_is_better)
+    group_keys = _group_keys(records, keys)
+    groups = _search_groups(points)
+    pooled = len(groups) > MAX_LINES
+    if pooled:
+        groups = {(): points}
+    out = []
+    for key in keys:
+        for gid, pts in groups.items():
+            xs = [results.key_value(dict(config=p.config), key) for p in pts]
+            c = stats.spearman(xs, [p.score for p in pts])
+            out.append(dict(key=key, group=_group_label(group_keys, gid, pooled), points=len(pts),
+                            failed=sum(p.failed for p in pts), rho=c.rho, p=c.p))
+    return out
+
+
+def _group_keys(records: list[dict], keys) -> tuple[str, ...]:
+    sampled = {f for k in keys for f in tied_fields(k)}
+    return tuple(k for k in tied_keys(records, results.varying_keys(records, exclude=("seed",)))
+                 if not set(tied_fields(k)) & sampled)
+
+
+def _search_groups(points: list[SearchPoint]) -> dict[tuple, list[SearchPoint]]:
+    groups: dict[tuple, list[SearchPoint]] = {}
+    for p in points:
+        match = next((g for g in groups if all(map(results.same, g, p.group))), p.group)
+        groups.setdefault(match, []).append(p)
+    return {k: groups[k] for k in sorted(groups, key=lambda v: tuple(map(results.sort_key, v)))}
+
+
+def _group_label(group_keys, gid, pooled: bool) -> str:
+    if pooled:
+        return f"all {', '.join(group_keys)} pooled"
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in zip(group_keys, gid)) or "all points"
+
+
+def _rho(row: dict) -> str:
+    if not math.isfinite(row["rho"]):
+        return f"ρ undefined ({row['points']} points)"
+    return f"ρ = {row['rho']:+.2f} (p = {row['p']:.2g}, {row['points']} points)"
+
+
+def sensitivity_table(rows: list[dict]) -> str:
+    """The sensitivity summary as a markdown table (printed by `plot --search`)."""
+    from gan_jax import tables
+    grouped = any(r["group"] != "all points" for r in rows)
+    header = ["key"] + (["grid point"] if grouped else []) + [
+        "points", "failed runs", "Spearman ρ", "p"]
+    body = [[r["key"]] + ([r["group"]] if grouped else []) + [
+        str(r["points"]), str(r["failed"]),
+        f"{r['rho']:+.3f}" if math.isfinite(r["rho"]) else "undefined",
+        f"{r['p']:.2g}" if math.isfinite(r["p"]) else "-"] for r in rows]
+    return tables.markdown_table(header, body)
+
+
+def _binned(xs: np.ndarray, ys: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The median of ys in equal-count bins of xs (3 to 8 bins, about 4 points each): a rough
+    marginal curve, so a U-shape that a rank correlation misses shows."""
+    order = np.argsort(xs, kind="stable")
+    bins = np.array_split(order, int(np.clip(xs.size // 4, 3, 8)))
+    bx = np.asarray([np.exp(np.median(np.log(xs[b]))) if log else np.median(xs[b])
+                     for b in bins])
+    by = np.asarray([np.median(ys[b]) for b in bins])
+    by[~np.isfinite(by)] = np.nan                  # a bin whose median point failed: a gap
+    return bx, by
+
+
+def plot_search(records: list[dict], metric: str, path: str, *,
+                keys: tuple[str, ...] | None = None, higher_is_better: bool | None = None,
+                dpi: int = DPI) -> tuple[str, list[dict]]:
+    """A final metric against each sampled key of a search, one panel per key.
+
+    Every run is a small dot; each point's score (the median over its seeds, failed runs as
+    the worst value) a large marker; a thin line joins binned medians of the scores. A key
+    whose values are log-spaced (`log_spaced`) gets a log axis, the metric one when its
+    values span more than LOG_DECADES decades. Grid points crossed with the search (the
+    varying keys that are not sampled) are colours, at most MAX_LINES (pooled beyond, and
+    the title says so). Failed runs (diverged, or the metric not finite) are crosses on the
+    panel's worse edge, counted in the legend. Each panel's title gives Spearman's rho of the
+    key with the scores (`search_sensitivity`).
+
+    Returns:
+      (path, the sensitivity rows).
+    """
+    available = set().union(*(r["final"] for r in records))
+    if metric not in available:
+        raise ConfigError(f"--search: {metric!r} is not a final metric"
+                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    if keys is None:
+        keys = sampled_keys(records)
+        if not keys:
+            raise ConfigError(
+                f"--search: no key takes {SEARCH_MIN_VALUES} or more numeric values across "
+                "the runs, as a [search]'s sampled keys do; name the keys with --sampled KEY")
+    else:
+        results.check_keys(records, keys, "--sampled")
+        all_keys = tied_keys(records, results.varying_keys(records, exclude=("seed",)))
+        keys = tuple(_find(all_keys, k) or k for k in keys)
+        for k in keys:
+            values = _values(records, k)
+            if len(values) < 2 or not all(_is_number(v) for v in values):
+                raise ConfigError(f"--sampled: {k} takes the values "
+                                  f"{', '.join(map(_fmt, values[:6]))}; must be a numeric key "
+                                  "that varies")
+    points = search_points(records, metric, keys, higher_is_better)
+    if any(p.failed for p in points) and higher_is_better is None:
+        from gan_jax import tables
+        higher_is_better = tables.direction(metric)
+    rows = search_sensitivity(records, metric, keys, higher_is_better)
+    group_keys = _group_keys(records, keys)
+    groups = _search_groups(points)
+    pooled = len(groups) > MAX_LINES
+    if pooled:
+        groups = {(): points}
+    colors = dict(zip(groups, _colors(len(groups)) if len(groups) > 1 else ["tab:blue"]))
+    ncols = min(len(keys), MAX_COLUMNS)
+    nrows = math.ceil(len(keys) / ncols)
+    fig = _figure(SEARCH_PANEL[0] * ncols + LEGEND_WIDTH, SEARCH_PANEL[1] * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    finite = np.concatenate([p.values[np.isfinite(p.values)] for p in points])
+    y_log = color_scale(finite) == "log"
+    seeds = sorted({len(p.values) for p in points})
+    handles: dict = {}
+    extras: dict = {}                         # entries after the groups': runs, bins, failures
+    failed_total = sum(p.failed for p in points)
+    for ax, key in zip(axes, keys):
+        xs_all = [results.key_value(dict(config=p.config), key) for p in points]
+        x_log = log_spaced(xs_all)
+        for gid, pts in groups.items():
+            color = colors[gid]
+            xs = np.asarray([float(results.key_value(dict(config=p.config), key)) for p in pts])
+            run_x = np.concatenate([np.full(p.values.size, x) for p, x in zip(pts, xs)])
+            run_y = np.concatenate([p.values for p in pts])
+            ok = np.isfinite(run_y)
+            dots = ax.scatter(run_x[ok], run_y[ok], s=7, color=color, alpha=0.35, lw=0)
+            scores = np.asarray([p.score for p in pts])
+            shown = np.isfinite(scores)
+            big = ax.scatter(xs[shown], scores[shown], s=30, color=color, edgecolor="black",
+                             lw=0.6, zorder=3)
+            line = None
+            if xs.size >= 9:
+                bx, by = _binned(xs, scores, x_log)
+                (line,) = ax.plot(bx, by, color=color, lw=1.2, alpha=0.8, zorder=2)
+            if gid not in handles:
+                name = _group_label(group_keys, gid, pooled)
+                handles[gid] = (big, f"{name}: median of a point's seeds"
+                                if len(groups) > 1 else "median of a point's seeds")
+            extras.setdefault("run", (_proxy(dots, "o", 4, "grey" if len(groups) > 1 else color),
+                                      "one run"))
+            if line is not None:
+                extras.setdefault("bin", (_proxy(line, None, 0, "grey" if len(groups) > 1
+                                                 else color), "binned median of the points"))
+            fail_x = run_x[~ok]
+            if fail_x.size:
+                from matplotlib.transforms import blended_transform_factory
+                edge = 0.0 if higher_is_better else 1.0
+                cross = ax.scatter(fail_x, np.full(fail_x.size, edge), marker="x", s=22,
+                                   color="firebrick", lw=1.0, clip_on=False, zorder=4,
+                                   transform=blended_transform_factory(ax.transData,
+                                                                       ax.transAxes))
+                extras.setdefault("failed", (cross, f"failed run (diverged or not finite), "
+                                              f"on the worse edge: {failed_total}"))
+        if x_log:
+            ax.set_xscale("log")
+            _plain_ticks(ax.xaxis)
+        if y_log:
+            ax.set_yscale("log")
+            _plain_ticks(ax.yaxis)
+        ax.set_xlabel(f"{key}{' (log scale)' if x_log else ''}", fontsize=9)
+        ax.set_ylabel(f"{metric}{' (log scale)' if y_log else ''}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        lines = [_rho(r) if len(groups) == 1 else f"{r['group']}: {_rho(r)}"
+                 for r in rows if r["key"] == key]
+        ax.set_title("\n".join(textwrap.fill(t, int(SEARCH_PANEL[0] * 12.5)) for t in lines),
+                     fontsize=8)
+    for ax in axes[len(keys):]:
+        ax.set_axis_off()
+    n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    what = f"{len(points)} points" if len(groups) == 1 and not pooled else \
+        f"{len(points)} configurations (sampled point × grid point)"
+    note = (f"; {len(_search_groups(points))} grid points of {', '.join(group_keys)} pooled "
+            f"(more than {MAX_LINES}; --where picks one)") if pooled else ""
+    _title(fig, f"{metric} against each sampled key, {what} × {n} seeds; ρ: "
+           f"Spearman rank correlation of a point's median with the key (failed runs as the "
+           f"worst value){note}", fontsize=10)
+    _legend(fig, {**handles, **extras})
+    return _save(fig, path), rows
+
+
+def _proxy(artist, marker, size, color):
+    """A legend handle like `artist` in a neutral colour (entries that every group shares)."""
+    from matplotlib.lines import Line2D
+    if marker is None:
+        return Line2D([], [], color=color, lw=1.2, alpha=0.8)
+    return Line2D([], [], ls="", marker=marker, markersize=size, color=color, alpha=0.5, mew=0)
+
+
 def _plain_ticks(axis) -> None:
     """Log-axis tick labels as plain numbers (0.1, 1, 10, 200), not 2 x 10^0; 1-2-5 steps over
     at most two decades, powers of ten beyond."""
@@ -710,6 +1004,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "direction, see gan_jax.tables)")
     parser.add_argument("--lower-is-better", action="store_true",
                         help="profile: lower values are better")
+    parser.add_argument("--search", nargs="?", const="", metavar="METRIC",
+                        help="a search's final metric (default w1 or modes_captured) against "
+                             "each sampled key: one dot per run, the median of a point's seeds, "
+                             "log axes for log-spaced keys, and Spearman's rho per key (printed)")
+    parser.add_argument("--sampled", nargs="+", metavar="KEY",
+                        help="search: these keys (default: every numeric key taking "
+                             f"{SEARCH_MIN_VALUES} or more values)")
     parser.add_argument("--dpi", type=int, default=DPI, help=f"resolution ({DPI})")
 
 
@@ -723,6 +1024,9 @@ def main(args: argparse.Namespace) -> int:
         if not 1 <= value <= high:
             raise ConfigError(f"--{name.replace('_', '-')}: got {value}; must be an integer "
                               f"in [1, {high:,}]")
+    if getattr(args, "sampled", None) is not None and getattr(args, "search", None) is None:
+        raise ConfigError("--sampled: only with --search (the keys a search figure plots "
+                          "against)")
     if args.heatmap is not None and len(args.heatmap) not in (2, 3):
         raise ConfigError(f"--heatmap: got {len(args.heatmap)} values; give X Y [METRIC]")
     records, problems = results.load_results(args.dir)
@@ -737,7 +1041,8 @@ def main(args: argparse.Namespace) -> int:
     written = []
 
     nothing_chosen = (args.curves is None and args.heatmap is None and not args.samples
-                      and getattr(args, "profile", None) is None)
+                      and getattr(args, "profile", None) is None
+                      and getattr(args, "search", None) is None)
     if args.curves is not None or nothing_chosen:
         names = args.curves or _defaults(records, DEFAULT_CURVES_1D if one_d else DEFAULT_CURVES_2D)
         facet = args.facet
@@ -759,6 +1064,7 @@ def main(args: argparse.Namespace) -> int:
         written.append(_drawn(lambda p, **kw: plot_samples(chosen, drawn, p, **kw),
                               os.path.join(out_dir, f"samples{suffix}.png"), dpi=args.dpi))
     written += write_profile(args, records, out_dir, suffix)
+    written += write_search(args, records, out_dir, suffix, one_d)
     for path in written:
         print(path)
     return 0
@@ -778,6 +1084,34 @@ def write_profile(args: argparse.Namespace, records: list[dict], out_dir: str,
     name = f"profile_{_slug(metric)}{suffix}.png"
     return [_drawn(lambda p, **kw: plot_profile(records, metric, p, higher_is_better=hib, **kw),
                    os.path.join(out_dir, name), dpi=args.dpi)]
+
+
+def write_search(args: argparse.Namespace, records: list[dict], out_dir: str, suffix: str,
+                 one_d: bool) -> list[str]:
+    """`plot --search [METRIC]`: OUT/search_METRIC.png, and the sensitivity table printed
+    (none without --search)."""
+    metric = getattr(args, "search", None)
+    if metric is None:
+        return []
+    metric = metric or ("w1" if one_d else "modes_captured")
+    hib = None
+    if args.higher_is_better or args.lower_is_better:
+        if args.higher_is_better and args.lower_is_better:
+            raise ConfigError("--higher-is-better, --lower-is-better: give at most one")
+        hib = bool(args.higher_is_better)
+    keys = tuple(args.sampled) if args.sampled else None
+    rows: list[dict] = []
+
+    def draw(path, **kw):
+        drawn, found = plot_search(records, metric, path, keys=keys, higher_is_better=hib, **kw)
+        rows.extend(found)
+        return drawn
+    path = _drawn(draw, os.path.join(out_dir, f"search_{_slug(metric)}{suffix}.png"),
+                  dpi=args.dpi)
+    print(f"{metric}: Spearman rank correlation of each point's median over seeds (failed runs "
+          "the worst value) with each sampled key")
+    print(sensitivity_table(rows))
+    return [path]
 
 
 MAX_DPI = 1200

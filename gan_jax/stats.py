@@ -17,7 +17,7 @@ Public functions
     summarize, bootstrap_interval, bootstrap_replicates, iqm, success_rate,
     paired_difference, unpaired_difference, probability_of_improvement,
     sign_flip_pvalue, sign_flip_floor, cluster_bootstrap_replicates, cluster_count, holm,
-    benjamini_hochberg, performance_profile, t_cdf, t_quantile, fmt.
+    benjamini_hochberg, performance_profile, rank, spearman, t_cdf, t_quantile, fmt.
 
 Clusters (seeds). When runs that share a seed are compared in several pairs (A and B at each of
 two learning rates: four runs, two pairs, one seed), the pairs are not independent -- they drew
@@ -1002,6 +1002,61 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
     out = np.empty(m)
     out[order] = adjusted
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Rank correlation
+# --------------------------------------------------------------------------------------------
+
+class Correlation(NamedTuple):
+    """A rank correlation: rho, its two-sided p-value and the number of pairs."""
+
+    rho: float
+    p: float
+    n: int
+
+
+def rank(values) -> np.ndarray:
+    """Ranks 1..n of a 1-D array, ties given their average rank (scipy.stats.rankdata's
+    "average"); +-inf rank like any other value."""
+    x = np.ravel(np.asarray(values, dtype=float))
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(x.size)
+    sorted_x = x[order]
+    start = 0
+    for end in range(1, x.size + 1):
+        if end == x.size or sorted_x[end] != sorted_x[start]:
+            ranks[order[start:end]] = 0.5 * (start + 1 + end)    # mean of ranks start+1..end
+            start = end
+    return ranks
+
+
+def spearman(x, y) -> Correlation:
+    """Spearman's rank correlation of paired values: Pearson's r of their average ranks, and
+    the two-sided p-value of Student's t approximation, t = rho sqrt((n - 2) / (1 - rho^2))
+    with n - 2 degrees of freedom (scipy.stats.spearmanr's). The p-value treats the pairs as
+    independent draws. Pairs with a NaN are left out; +-inf counts as the extreme rank (a
+    diverged run scored as the worst). rho is NaN below 3 pairs or when either side is
+    constant.
+    """
+    a = np.ravel(np.asarray(x, dtype=float))
+    b = np.ravel(np.asarray(y, dtype=float))
+    if a.shape != b.shape:
+        raise ConfigError(f"spearman: got {a.size} and {b.size} values; must be pairs")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    n = int(a.size)
+    if n < 3:
+        return Correlation(math.nan, math.nan, n)
+    ra, rb = rank(a) - (n + 1) / 2, rank(b) - (n + 1) / 2
+    denom = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    if denom == 0:
+        return Correlation(math.nan, math.nan, n)
+    rho = max(-1.0, min(1.0, float(ra @ rb) / denom))
+    if abs(rho) == 1.0:
+        return Correlation(rho, 0.0, n)
+    t = rho * math.sqrt((n - 2) / (1.0 - rho * rho))
+    return Correlation(rho, min(1.0, 2.0 * t_cdf(-abs(t), n - 2)), n)
 
 
 # --------------------------------------------------------------------------------------------

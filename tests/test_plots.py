@@ -161,6 +161,11 @@ def test_diverged_runs_leave_gaps_not_errors(tmp_path):
     (["--samples", "--seeds", "7"], "has no run with seed 7"),
     (["--facet", "nope", "--curves"], "'nope' is not a config key"),
     (["--max-runs", "0"], "--max-runs: got 0"),
+    (["--search"], "no key takes 8 or more numeric values"),          # a 2 x 2 grid
+    (["--search", "w9"], "'w9' is not a final metric"),
+    (["--sampled", "lr_g"], "--sampled: only with --search"),
+    (["--search", "--sampled", "lr_x"], "'lr_x' is not a config key"),
+    (["--search", "--sampled", "loss"], "must be a numeric key that varies"),
 ])
 def test_bad_arguments_exit_2_with_a_message(sweep_2d, tmp_path, capsys, argv, message):
     directory, _ = sweep_2d
@@ -312,3 +317,97 @@ def test_keys_that_move_together_count_as_their_combinations():
     lay = plots.layout(records)
     assert lay.facets == () and lay.pooled == () and set(lay.lines) >= {"generator", "steps"}
     assert plots._grid(records, lay.facets) == (1, 1)
+
+
+# ----------------------------------------------------------------------------- searches
+
+def search_records(points=16, seeds=3, losses=("hinge", "nonsaturating")):
+    """A [search] over the tied rate (log-uniform) and beta1 (uniform), crossed with a loss
+    grid, written by hand (no training): w1 is V-shaped in log10(rate) around 10^-2.5, twice
+    as steep for the second loss, and seed 0 diverges above rate 0.05."""
+    rng = np.random.default_rng(0)
+    rates = np.round(10 ** rng.uniform(-4, -1, points), 6)
+    betas = np.round(rng.uniform(0, 0.9, points), 4)
+    out = []
+    for lr, beta in zip(rates, betas):
+        for j, loss in enumerate(losses):
+            cfg = config.make_config(dict(loss=loss, lr_g=float(lr), lr_d=float(lr),
+                                          beta1=float(beta), optimizer="adam", steps=20,
+                                          log_every=10))
+            for s in range(seeds):
+                w1 = 0.1 + abs(np.log10(lr) + 2.5) * (1 + j) + 0.05 * s
+                diverged = bool(lr > 0.05 and s == 0)
+                out.append(dict(run_id=f"{lr}{loss}{s}", sweep="search", seed=s,
+                                config=cfg.to_dict(), status="diverged" if diverged else "ok",
+                                diverged_at=3 if diverged else None,
+                                final=dict(w1=None if diverged else float(w1)),
+                                history=dict(step=[0, 10, 20], w1=[1.0, 1.0, float(w1)])))
+    return out
+
+
+def test_sampled_keys_and_their_axes():
+    records = search_records()
+    assert plots.sampled_keys(records) == ("lr_g+lr_d", "beta1")       # loss: not a number
+    assert plots.sampled_keys(records[:7 * 6]) == ()                   # 7 points: too few
+    assert plots.sampled_keys(ablation_records()) == ()                # a grid of 3 rates
+    rng = np.random.default_rng(1)
+    assert plots.log_spaced(10 ** rng.uniform(-4, -1, 32))             # log-uniform draws
+    assert plots.log_spaced(10 ** np.linspace(-3, -2, 32))              # one decade too
+    assert plots.log_spaced([1e-3, 3e-3, 1e-2, 3e-2, 1e-1])            # a geometric grid
+    assert not plots.log_spaced(rng.uniform(1e-3, 1.0, 32))            # uniform over 3 decades
+    assert not plots.log_spaced(rng.uniform(0.0, 0.9, 32))
+    assert not plots.log_spaced([0.0, 1e-3, 1e-2, 1e-1])               # not all positive
+
+
+def test_search_figure_and_its_rank_correlations(tmp_path, monkeypatch, capsys):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    records = search_records()
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    path, rows = plots.plot_search(records, "w1", str(tmp_path / "s.png"), dpi=DPI)
+    fig = figures.pop()
+    # Reference: Spearman's rho (scipy) of the rate with each point's median over its 3 seeds,
+    # a diverged run as +inf (w1: lower is better).
+    for loss in ("hinge", "nonsaturating"):
+        points = {}
+        for r in records:
+            if r["config"]["loss"] == loss:
+                w1 = r["final"]["w1"]
+                points.setdefault(r["config"]["lr_g"], []).append(np.inf if w1 is None else w1)
+        x = list(points)
+        ref = scipy_stats.spearmanr(x, [np.median(v) for v in points.values()])
+        row = next(r for r in rows if r["key"] == "lr_g+lr_d" and r["group"] == f"loss={loss}")
+        assert (row["rho"], row["p"]) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-9)
+        assert row["points"] == 16 and row["failed"] == 2
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 2
+    assert [ax.get_xscale() for ax in panels] == ["log", "linear"]
+    assert [ax.get_xlabel() for ax in panels] == ["lr_g+lr_d (log scale)", "beta1"]
+    assert "loss=hinge: ρ = " in panels[0].get_title()
+    # Each panel, per loss: 48 runs less 2 diverged as dots, 16 medians, 2 crosses (failed).
+    offsets = [len(c.get_offsets()) for c in panels[0].collections]
+    assert sorted(offsets) == [2, 2, 16, 16, 46, 46]
+    legend = [" ".join(t.get_text().split()) for t in fig.legends[0].get_texts()]
+    assert legend[0].startswith("loss=hinge: median") and legend[2:4] == [
+        "one run", "binned median of the points"]
+    assert legend[-1].endswith("on the worse edge: 4")
+    assert "32 configurations (sampled point × grid point) × 3 seeds" in \
+        fig._suptitle.get_text().replace("\n", " ")
+    assert tuple(fig.get_size_inches()) == pytest.approx(
+        (2 * plots.SEARCH_PANEL[0] + plots.LEGEND_WIDTH, plots.SEARCH_PANEL[1]))
+    # The command: the PNG and the printed table, one row per key and loss.
+    monkeypatch.undo()
+    for r in records:
+        r["final"]["score"] = r["final"]["w1"]          # a metric of no known direction
+    results.append_records(tmp_path / results.RESULTS_FILE, records)
+    assert run_cli(tmp_path, "--search") == 0
+    out = capsys.readouterr().out.splitlines()
+    png = tmp_path / "plots" / "search_w1.png"
+    assert out[-1] == str(png) and png_size(png) == (
+        px(2 * plots.SEARCH_PANEL[0] + plots.LEGEND_WIDTH), px(plots.SEARCH_PANEL[1]))
+    assert "| lr_g+lr_d | loss=hinge | 16 | 2 |" in "\n".join(out)
+    assert sum(line.startswith("| beta1 |") for line in out) == 2
+    # A metric without a known direction cannot rank failed runs: say so, exit 2.
+    assert run_cli(tmp_path, "--search", "score") == 2
+    assert "--higher-is-better score" in capsys.readouterr().err
+    assert run_cli(tmp_path, "--search", "score", "--lower-is-better") == 0

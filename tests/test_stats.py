@@ -479,3 +479,23 @@ def test_quoted_percentile_coverage_is_reproduced():
         got = stats.bootstrap_coverage(n, samples=600, resamples=2000, seed=1)
         assert abs(got - quoted) < 4 * math.sqrt(quoted * (1 - quoted) / 600)
         assert got < 0.93                                      # below the nominal 95%
+
+
+def test_spearman_matches_scipy_with_ties_and_infinities():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    for n in (3, 5, 12, 40):
+        x = rng.integers(0, 6, n).astype(float)          # ties
+        y = 0.3 * x + rng.normal(size=n)
+        y[0] = np.inf                                    # a failed run scored as the worst
+        got = stats.spearman(x, y)
+        ref = scipy_stats.spearmanr(x, y)
+        assert got.n == n
+        assert (got.rho, got.p) == pytest.approx((ref.statistic, ref.pvalue), rel=1e-9)
+        assert np.array_equal(stats.rank(y), scipy_stats.rankdata(y))
+    assert stats.spearman([1, 2, 3, 4], [2, 4, 6, 9]) == (1.0, 0.0, 4)
+    assert math.isnan(stats.spearman([1, 2], [3, 4]).rho)          # too few pairs
+    assert math.isnan(stats.spearman([1, 2, 3], [5, 5, 5]).rho)    # constant
+    assert stats.spearman([1, 2, np.nan, 4], [1, 3, 2, 2]).n == 3  # NaN pairs left out
+    with pytest.raises(ConfigError, match="must be pairs"):
+        stats.spearman([1, 2, 3], [1, 2])
