@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gan_jax import config as config_lib
+from gan_jax import losses, config as config_lib
 from gan_jax import engine, exact, stability, stats, train
 from gan_jax.config import ConfigError, RunConfig, make_config
 from gan_jax.results import write_atomic
@@ -164,8 +164,12 @@ def floor_table(floors: dict) -> str:
     return md_table(["family", "objective", "floor", "parameters", "starts within 1e-4 of it"], rows)
 
 
+# rpgan is rsgan under R3GAN's name (gan_jax.losses): the same signal, shown once.
+SATURATION_LOSSES = tuple(n for n in losses.LOSSES if n != "rpgan")
+
+
 def saturation_table(probs=SATURATION_PROBS) -> str:
-    sat = stability.saturation(probs)
+    sat = stability.saturation(probs, SATURATION_LOSSES)
     header = ["D(fake)"] + [f"{n}: G / D" for n in sat]
     rows = [[str(p)] + [f"{sat[n]['g'][i]:.4g} / {sat[n]['d'][i]:.4g}" for n in sat]
             for i, p in enumerate(probs)]
@@ -180,13 +184,14 @@ def saturation_figure(path: str) -> None:
     p = np.logspace(-4, 0, 400)[:-1]
     p = np.concatenate([p, 1 - p[::-1][1:]])
     p = np.unique(p[(p > 1e-4) & (p < 1 - 1e-4)])
-    sat = stability.saturation(p)
+    sat = stability.saturation(p, SATURATION_LOSSES)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     # Several losses share a curve (wgan, wgan_gp and hinge give G the same signal; minimax and
     # non-saturating give D the same one): wide pale lines under thin or dashed ones.
     styles = {"nonsaturating": dict(lw=4, alpha=0.45), "minimax": dict(lw=1.3),
               "lsgan": dict(lw=1.3), "wgan": dict(lw=4, alpha=0.45),
-              "wgan_gp": dict(lw=1.5, ls="--"), "hinge": dict(lw=1.5, ls=":")}
+              "wgan_gp": dict(lw=1.5, ls="--"), "hinge": dict(lw=1.5, ls=":"),
+              "rsgan": dict(lw=1.2, ls="-."), "ragan": dict(lw=1.3, ls=(0, (5, 1, 1, 1)))}
     for name, g in sat.items():
         axes[0].plot(p, g["g"], label=name, **styles.get(name, {}))
         axes[1].plot(p, g["d"], label=name, **styles.get(name, {}))
