@@ -329,7 +329,7 @@ def kth_smallest(v_N: jax.Array, k: int) -> jax.Array:
     """The (k + 1)-th smallest entry of v_N (0-based k-th of the sorted v_N), ties counted.
 
     k + 1 passes, each the smallest entry above the last one and how many entries lie at or
-    below it: O(k N), fused by XLA; lax.top_k and sorts cost 20 to 30 times more on CPU.
+    below it: O(k N), fused by XLA; lax.top_k and sorts of the row cost far more on CPU.
     """
     cur = jnp.full((), -jnp.inf, v_N.dtype)
     out = jnp.full((), jnp.inf, v_N.dtype)
