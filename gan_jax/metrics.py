@@ -210,11 +210,14 @@ class Metric(NamedTuple):
       it on a target without them is refused.
     higher_is_better: which way is better, for paired comparisons and profiles (None: the
       table asks for --higher-is-better or --lower-is-better).
+    min_samples: the smallest sample it is defined on (a k-NN metric: k + 1); a configuration
+      whose history_samples or eval_samples is smaller is refused.
     """
 
     fn: Callable[[jax.Array, jax.Array], jax.Array]
     needs: tuple[str, ...] = ()
     higher_is_better: bool | None = None
+    min_samples: int = 2
 
 
 CAPABILITIES = ("modes", "1d")
@@ -227,6 +230,8 @@ BUILTIN_KEYS = ("w1", "left", "right", "mode_balance", "real_mean", "real_std", 
 def check_metric(obj) -> str | None:
     if not isinstance(obj, Metric) or not callable(obj.fn):
         return f"must be a gan_jax.Metric(fn, needs), got {type(obj).__name__}"
+    if not is_int(obj.min_samples) or obj.min_samples < 2:
+        return f"min_samples: got {obj.min_samples!r}; must be an integer >= 2"
     unknown = [n for n in obj.needs if n not in CAPABILITIES]
     if unknown:
         return f"needs: got {unknown}; each must be one of {', '.join(CAPABILITIES)}"
@@ -248,7 +253,8 @@ def _register_builtin_metrics():
                                  (coverage, True, "fraction of real k-NN balls holding a "
                                   "generated sample")]:
             registry.register("metric", f"{fn.__name__}_k{k}",
-                              Metric(functools.partial(fn, k=k), higher_is_better=better),
+                              Metric(functools.partial(fn, k=k), higher_is_better=better,
+                                     min_samples=k + 1),
                               doc=f"{what}, k = {k} (any target)")
     registry.register("metric", "energy_distance",
                       Metric(energy_distance, higher_is_better=False),

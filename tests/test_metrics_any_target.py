@@ -153,3 +153,7 @@ def test_registered_for_any_target_and_recorded_by_training():
     assert "modes_captured" not in out.final and "hq_fraction" not in out.final
     with pytest.raises(gj.ConfigError, match="k: got 10; needs 1 <= k < the sample size 8"):
         metrics.precision(jnp.zeros((8, 2)), jnp.zeros((8, 2)), k=10)
+    with pytest.raises(gj.ConfigError, match="history_samples: got 8; must be at least 11 for "
+                                             "the extra metric 'coverage_k10'"):
+        gj.make_config(dict(data="ffjord_moons", generator="mlp", discriminator="mlp",
+                            history_samples=8, extra_metrics=["coverage_k10"]))
