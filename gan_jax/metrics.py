@@ -249,7 +249,9 @@ def _register_builtin_metrics():
                                   "k-NN manifold"),
                                  (recall, True, "fraction of real samples in the generated "
                                   "k-NN manifold"),
-                                 (density, True, "real k-NN balls per generated sample, over k"),
+                                 # About 1 for alike samples, above 1 for crowding: no
+                                 # direction is better, so a table asks for one.
+                                 (density, None, "real k-NN balls per generated sample, over k"),
                                  (coverage, True, "fraction of real k-NN balls holding a "
                                   "generated sample")]:
             registry.register("metric", f"{fn.__name__}_k{k}",

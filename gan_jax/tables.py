@@ -126,7 +126,9 @@ def metric_bounds(metric: str, record: dict | None = None) -> tuple[float, float
     if metric == "modes_captured" and record is not None:
         from gan_jax import config as config_lib, data
         cfg = config_lib.make_config(record["config"], where="record config")
-        return 0.0, float(data.make_target(cfg).num_modes)
+        target = data.make_target(cfg)
+        # A target without modes records no modes_captured: no bounds to apply.
+        return (0.0, float(target.num_modes)) if data.has_modes(target) else None
     return BOUNDS.get(metric)
 
 

@@ -108,3 +108,16 @@ def test_mode_metrics_only_for_the_mixtures():
     with pytest.raises(gj.ConfigError, match="data_std.*takes no options"):
         gj.make_config(dict(data="ffjord_moons", generator="mlp", discriminator="mlp",
                             data_std=0.1))
+
+
+def test_a_table_of_modes_captured_over_targets_with_and_without_modes():
+    """A target without modes has no modes_captured in its records: its cell has no run to
+    summarise (and the table does not fail reading the target's mode count)."""
+    base = dict(generator="mlp", discriminator="mlp")
+    records = [{"config": dict(base, data=d), "seed": s, "status": "finished",
+                "final": dict({"sliced_w1": 0.1 * s}, **({"modes_captured": 8} if m else {}))}
+               for d, m in [("ffjord_moons", False), ("ffjord_8gaussians", True)]
+               for s in (0, 1)]
+    table = gj.make_table(records, by=("data",), metrics=("modes_captured",))
+    n = {row.values[0]: row.summaries["modes_captured"].n for row in table.rows}
+    assert n == {"ffjord_8gaussians": 2, "ffjord_moons": 0}
