@@ -111,8 +111,8 @@ def test_mode_metrics_only_for_the_mixtures():
 
 
 def test_a_table_of_modes_captured_over_targets_with_and_without_modes():
-    """A target without modes has no modes_captured in its records: its cell has no run to
-    summarise (and the table does not fail reading the target's mode count)."""
+    """A target without modes has no modes_captured in its records: its cell says the metric
+    is not defined for it, never a number (and the table does not fail reading its modes)."""
     base = dict(generator="mlp", discriminator="mlp")
     records = [{"config": dict(base, data=d), "seed": s, "status": "finished",
                 "final": dict({"sliced_w1": 0.1 * s}, **({"modes_captured": 8} if m else {}))}
@@ -121,3 +121,8 @@ def test_a_table_of_modes_captured_over_targets_with_and_without_modes():
     table = gj.make_table(records, by=("data",), metrics=("modes_captured",))
     n = {row.values[0]: row.summaries["modes_captured"].n for row in table.rows}
     assert n == {"ffjord_8gaussians": 2, "ffjord_moons": 0}
+    text = gj.to_markdown(table)
+    assert "| ffjord_moons | 2 | 0 | 0 | not defined for ffjord_moons (no modes) |" in text
+    assert r"not defined for ffjord\_moons (no modes)" in gj.to_latex(table)
+    row8, = [line for line in text.splitlines() if line.startswith("| ffjord_8gaussians |")]
+    assert "not defined" not in row8 and "| 2 | 8 ± 0 |" in row8
