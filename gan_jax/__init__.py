@@ -15,6 +15,7 @@ from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminat
 from gan_jax.losses import (LOSSES, Loss, clip_params, get_loss, gradient_penalty, r1_penalty,
                             r2_penalty)
 from gan_jax.data import Preset
+from gan_jax import toy_targets
 from gan_jax.metrics import (METRICS, Metric, default_bandwidth, js_divergence, kl_divergence, left_fraction,
                               mmd2, mode_assignment, mode_balance, mode_metrics,
                               projection_directions, sample_metrics, sliced_w1,

@@ -583,6 +583,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             problem = metrics.metric_problem(name, built)
             if problem:
                 raise field_error("extra_metrics", list(cfg.extra_metrics), problem)
+            need = metrics.METRICS[name].min_samples
+            for size in ("history_samples", "eval_samples"):
+                if getattr(cfg, size) < need:
+                    raise field_error(size, getattr(cfg, size),
+                                      f"must be at least {need} for the extra metric {name!r}")
     if cfg.data_std is not None and not target.has_std:
         raise field_error("data_std", cfg.data_std, f"does not apply to data = {cfg.data!r} "
                           "(it takes no options)")

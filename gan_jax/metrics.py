@@ -210,11 +210,14 @@ class Metric(NamedTuple):
       it on a target without them is refused.
     higher_is_better: which way is better, for paired comparisons and profiles (None: the
       table asks for --higher-is-better or --lower-is-better).
+    min_samples: the smallest sample it is defined on (a k-NN metric: k + 1); a configuration
+      whose history_samples or eval_samples is smaller is refused.
     """
 
     fn: Callable[[jax.Array, jax.Array], jax.Array]
     needs: tuple[str, ...] = ()
     higher_is_better: bool | None = None
+    min_samples: int = 2
 
 
 CAPABILITIES = ("modes", "1d")
@@ -227,6 +230,8 @@ BUILTIN_KEYS = ("w1", "left", "right", "mode_balance", "real_mean", "real_std", 
 def check_metric(obj) -> str | None:
     if not isinstance(obj, Metric) or not callable(obj.fn):
         return f"must be a gan_jax.Metric(fn, needs), got {type(obj).__name__}"
+    if not is_int(obj.min_samples) or obj.min_samples < 2:
+        return f"min_samples: got {obj.min_samples!r}; must be an integer >= 2"
     unknown = [n for n in obj.needs if n not in CAPABILITIES]
     if unknown:
         return f"needs: got {unknown}; each must be one of {', '.join(CAPABILITIES)}"
@@ -236,6 +241,26 @@ def check_metric(obj) -> str | None:
 # The registry of extra metrics (gan_jax.registry): the `metrics` field names them.
 METRICS: dict[str, Metric] = registry.declare(
     "metric", check_metric, "an extra sample metric (gan_jax.Metric)", "extra_metrics")
+
+
+def _register_builtin_metrics():
+    for k in KNN_KS:
+        for fn, better, what in [(precision, True, "fraction of generated samples in the real "
+                                  "k-NN manifold"),
+                                 (recall, True, "fraction of real samples in the generated "
+                                  "k-NN manifold"),
+                                 # About 1 for alike samples, above 1 for crowding: no
+                                 # direction is better, so a table asks for one.
+                                 (density, None, "real k-NN balls per generated sample, over k"),
+                                 (coverage, True, "fraction of real k-NN balls holding a "
+                                  "generated sample")]:
+            registry.register("metric", f"{fn.__name__}_k{k}",
+                              Metric(functools.partial(fn, k=k), higher_is_better=better,
+                                     min_samples=k + 1),
+                              doc=f"{what}, k = {k} (any target)")
+    registry.register("metric", "energy_distance",
+                      Metric(energy_distance, higher_is_better=False),
+                      doc="unbiased energy distance of generated and real samples (any target)")
 
 
 def metric_problem(name: str, target) -> str | None:
@@ -251,6 +276,121 @@ def metric_problem(name: str, target) -> str | None:
         if need == "1d" and target.dim != 1:
             return f"{name!r} is defined for 1-D targets; this one is {target.dim}-D"
     return None
+
+
+# ----------------------------------------------------------------------------- any target
+#
+# Metrics that need no modes, registered below as built-in extra metrics (`extra_metrics`):
+# records keep their keys unless a configuration asks for these.
+#
+#   k-NN manifolds (Kynkaanniemi et al. 2019): the real manifold is the union of the balls
+#   B(x_i, r_k(x_i)), r_k(x_i) the distance from x_i to its k-th nearest other real sample;
+#   the generated manifold likewise with the generated samples.
+#   precision   fraction of generated samples inside the real manifold
+#   recall      fraction of real samples inside the generated manifold
+#   density     (Naeem et al. 2020) mean over generated samples of the number of real balls
+#               holding it, divided by k: about 1 when the two samples are alike, above 1
+#               where generated samples crowd dense real regions
+#   coverage    (Naeem et al. 2020) fraction of real balls holding at least one generated
+#               sample
+#   A point on a ball's boundary is outside it (strict <, as the reference implementation,
+#   the `prdc` package, compares). k is part of the name (`precision_k3`); the papers'
+#   choices are k = 3 for precision and recall, k = 5 for density and coverage.
+#
+#   energy_distance  (Szekely and Rizzo 2004) 2 E|X - Y| - E|X - X'| - E|Y - Y'| with
+#               U-statistics for the within-sample means (no diagonal terms), so unbiased;
+#               zero exactly when the laws are equal, no bandwidth; it may be slightly
+#               negative for equal laws. Euclidean norms.
+#
+# Each forms every pair's squared distance, [N, N] in blocks of KNN_BLOCK rows (lax.map), so
+# the memory is O(KNN_BLOCK * N) per run and the cost O(N^2 D).
+
+KNN_BLOCK = 128
+KNN_KS = (3, 5, 10)      # the k of the registered names
+
+
+def _pair_sq(a_BD: jax.Array, b_ND: jax.Array) -> jax.Array:
+    """f32[B, N] squared Euclidean distances: coordinate by coordinate for small D (exact, never
+    negative), else through ||a||^2 + ||b||^2 - 2 a.b clipped at 0."""
+    if a_BD.shape[1] <= 16:
+        return sum((a_BD[:, None, d] - b_ND[None, :, d]) ** 2 for d in range(a_BD.shape[1]))
+    sq = (jnp.sum(a_BD**2, 1)[:, None] + jnp.sum(b_ND**2, 1)[None]
+          - 2 * a_BD @ b_ND.T)
+    return jnp.maximum(sq, 0.0)
+
+
+def _by_rows(fn, rows):
+    """fn applied to blocks of KNN_BLOCK rows of `rows` (a pytree of [N, ...] arrays)."""
+    return jax.lax.map(fn, rows, batch_size=KNN_BLOCK)
+
+
+def knn_sq_radius(x_ND: jax.Array, k: int) -> jax.Array:
+    """f32[N]: squared distance from each sample to its k-th nearest other sample of x_ND (the
+    (k + 1)-th smallest distance, the point itself being the first at 0)."""
+    n = x_ND.shape[0]
+    if not 1 <= k < n:
+        raise ConfigError(f"k: got {k}; needs 1 <= k < the sample size {n}")
+    return _by_rows(lambda x_D: kth_smallest(_pair_sq(x_D[None], x_ND)[0], k), x_ND)
+
+
+def kth_smallest(v_N: jax.Array, k: int) -> jax.Array:
+    """The (k + 1)-th smallest entry of v_N (0-based k-th of the sorted v_N), ties counted.
+
+    k + 1 passes, each the smallest entry above the last one and how many entries lie at or
+    below it: O(k N), fused by XLA; lax.top_k and sorts of the row cost far more on CPU.
+    """
+    cur = jnp.full((), -jnp.inf, v_N.dtype)
+    out = jnp.full((), jnp.inf, v_N.dtype)
+    found = jnp.zeros((), bool)
+    for _ in range(k + 1):
+        cur = jnp.min(jnp.where(v_N > cur, v_N, jnp.inf))
+        hit = ~found & (jnp.sum(v_N <= cur) >= k + 1)
+        out, found = jnp.where(hit, cur, out), found | hit
+    return out
+
+
+def _ball_counts(centers_ND, sq_radii_N, points_MD) -> jax.Array:
+    """i32[M]: how many balls B(center_i, radius_i) hold each point (strictly inside)."""
+    return _by_rows(lambda p_D: jnp.sum(_pair_sq(p_D[None], centers_ND)[0] < sq_radii_N),
+                    points_MD)
+
+
+def precision(real_ND: jax.Array, fake_ND: jax.Array, k: int = 3) -> jax.Array:
+    """Fraction of generated samples inside the real k-NN manifold."""
+    counts = _ball_counts(real_ND, knn_sq_radius(real_ND, k), fake_ND)
+    return jnp.mean((counts > 0).astype(jnp.float32))
+
+
+def recall(real_ND: jax.Array, fake_ND: jax.Array, k: int = 3) -> jax.Array:
+    """Fraction of real samples inside the generated k-NN manifold."""
+    counts = _ball_counts(fake_ND, knn_sq_radius(fake_ND, k), real_ND)
+    return jnp.mean((counts > 0).astype(jnp.float32))
+
+
+def density(real_ND: jax.Array, fake_ND: jax.Array, k: int = 5) -> jax.Array:
+    """Mean number of real k-NN balls holding a generated sample, over k."""
+    counts = _ball_counts(real_ND, knn_sq_radius(real_ND, k), fake_ND)
+    return jnp.mean(counts.astype(jnp.float32)) / k
+
+
+def coverage(real_ND: jax.Array, fake_ND: jax.Array, k: int = 5) -> jax.Array:
+    """Fraction of real k-NN balls holding at least one generated sample."""
+    nearest = _by_rows(lambda x_D: jnp.min(_pair_sq(x_D[None], fake_ND)[0]), real_ND)
+    return jnp.mean((nearest < knn_sq_radius(real_ND, k)).astype(jnp.float32))
+
+
+def energy_distance(x_ND: jax.Array, y_MD: jax.Array) -> jax.Array:
+    """Unbiased estimate of the energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'|."""
+    n, m = x_ND.shape[0], y_MD.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"energy_distance needs at least 2 points per sample, got {n} and {m}")
+
+    def dist_sum(a, b):
+        return jnp.sum(_by_rows(lambda a_D: jnp.sum(jnp.sqrt(_pair_sq(a_D[None], b)[0])), a))
+
+    # The diagonal of a sample against itself is 0, so the off-diagonal sum is the whole sum.
+    return (2 * dist_sum(x_ND, y_MD) / (n * m) - dist_sum(x_ND, x_ND) / (n * (n - 1))
+            - dist_sum(y_MD, y_MD) / (m * (m - 1)))
 
 
 # ----------------------------------------------------------------------------- all together
@@ -344,3 +484,6 @@ def _check_options(**options):
         problem = option_problem(name, value)
         if problem:
             raise ConfigError(f"{name}: got {value!r}; {problem}")
+
+
+_register_builtin_metrics()

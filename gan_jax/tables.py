@@ -126,8 +126,30 @@ def metric_bounds(metric: str, record: dict | None = None) -> tuple[float, float
     if metric == "modes_captured" and record is not None:
         from gan_jax import config as config_lib, data
         cfg = config_lib.make_config(record["config"], where="record config")
-        return 0.0, float(data.make_target(cfg).num_modes)
+        target = data.make_target(cfg)
+        # A target without modes records no modes_captured: no bounds to apply.
+        return (0.0, float(target.num_modes)) if data.has_modes(target) else None
     return BOUNDS.get(metric)
+
+
+MODE_METRICS = ("modes_captured", "hq_fraction", "reverse_kl", "mode_js")
+ONE_D_METRICS = ("w1", "left", "right", "mode_balance", "real_mean", "real_std", "fake_mean",
+                 "fake_std")
+
+
+def undefined_metric(metric: str, record: dict) -> str | None:
+    """Why a built-in metric is not defined for a record's target (it has no modes, or is not
+    1-D), or None."""
+    if metric not in MODE_METRICS + ONE_D_METRICS:
+        return None
+    from gan_jax import config as config_lib, data
+    cfg = config_lib.make_config(record["config"], where="record config")
+    target = data.make_target(cfg)
+    if metric in MODE_METRICS and not data.has_modes(target):
+        return f"not defined for {cfg.data} (no modes)"
+    if metric in ONE_D_METRICS and target.dim != 1:
+        return f"not defined for {cfg.data} ({target.dim}-D)"
+    return None
 
 
 def _within(values: list[float], bounds, metric: str) -> list[float]:
@@ -204,6 +226,7 @@ class Row(NamedTuple):
     diverged: int                         # of which diverged
     summaries: dict[str, stats.Summary]   # metric -> summary over the runs that did not
     successes: dict[str, stats.Interval] = {}   # Success.name -> rate over every run (Wilson)
+    undefined: dict[str, str] = {}        # metric -> why no run of the cell has it (its target)
 
 
 class Table(NamedTuple):
@@ -261,7 +284,10 @@ def make_table(records: list[dict], by: tuple[str, ...] | None = None,
         rates = {c.name: stats.success_rate(
             [r.get("status") != "diverged" and c.test(results.number(r["final"].get(c.metric)))
              for r in cell]) for c in successes}
-        rows.append(Row(values, len(cell), len(cell) - len(ok), summaries, rates))
+        undefined = {m: why for m in metrics
+                     if (why := undefined_metric(m, cell[0])) is not None
+                     and not any(m in r.get("final", {}) for r in cell)}
+        rows.append(Row(values, len(cell), len(cell) - len(ok), summaries, rates, undefined))
     sweeps = sorted({str(r.get("sweep")) for r in records})
     return Table(", ".join(sweeps), by, metrics, tuple(rows), interval, tuple(successes), same)
 
@@ -321,6 +347,9 @@ def to_markdown(table: Table) -> str:
     for row in table.rows:
         cells = [_cell(v) for v in row.values] + [str(row.runs), str(row.diverged)]
         for m in table.metrics:
+            if m in row.undefined:
+                cells += ["0", row.undefined[m], "–", "–", "–"]
+                continue
             cells += [str(row.summaries[m].n), *summary_cells(row.summaries[m])]
         cells += [_rate(row.successes[c.name]) for c in table.successes]
         rows.append(cells)
@@ -406,6 +435,9 @@ def to_latex(table: Table) -> str:
         cells = [latex_escape(_cell(v)) for v in row.values] + [str(row.runs), str(row.diverged)]
         for m in table.metrics:
             s = row.summaries[m]
+            if m in row.undefined:
+                cells += ["0", latex_escape(row.undefined[m]), "--", "--", "--"]
+                continue
             cells += [str(s.n), *_tex_summary(s)]
         for c in table.successes:
             i = row.successes[c.name]

@@ -11,7 +11,7 @@ LAYERS = [
     ["errors"],
     ["rand", "stats", "cache", "registry"],
     ["data"],
-    ["models", "losses", "metrics"],
+    ["models", "losses", "metrics", "toy_targets"],
     ["methods"],
     ["optim"],
     ["config", "gradcheck"],
@@ -29,7 +29,8 @@ LAYERS = [
     ["__main__", "__init__"],
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
-FOUNDATIONS = ("errors", "registry", "rand", "data", "models", "losses", "optim", "metrics", "methods")
+FOUNDATIONS = ("errors", "registry", "rand", "data", "models", "losses", "optim", "metrics", "methods",
+               "toy_targets")
 
 
 def module_name(path: pathlib.Path) -> str:
