@@ -298,6 +298,15 @@ def _check_level(level: float) -> None:
         raise field_error("level", level, "must be in (0, 1)")
 
 
+def _bootstrap_values(values, resamples) -> np.ndarray:
+    """The finite values a bootstrap resamples (at least one), its resample count checked."""
+    x = _finite_1d(values)
+    if x.size == 0:
+        raise ConfigError("values: got none; the bootstrap needs at least one")
+    _check_resamples(resamples)
+    return x
+
+
 def _check_resamples(resamples: int) -> None:
     if int(resamples) != resamples or resamples < 1:
         raise field_error("resamples", resamples, "must be a positive integer")
@@ -348,10 +357,7 @@ def bootstrap_replicates(values, statistic: Statistic = "mean", *, resamples: in
     Returns:
       Array (B,) of replicates.
     """
-    x = _finite_1d(values)
-    if x.size == 0:
-        raise ConfigError("values: got none; the bootstrap needs at least one")
-    _check_resamples(resamples)
+    x = _bootstrap_values(values, resamples)
     fn = _statistic(statistic)
     out = np.empty(int(resamples))
     for start, idx in _index_blocks(np.random.default_rng(seed), x.size, int(resamples)):
@@ -663,10 +669,7 @@ def cluster_bootstrap_replicates(values, clusters, statistic: Statistic = "mean"
     Returns:
       Array (B,) of replicates.
     """
-    x = _finite_1d(values)
-    if x.size == 0:
-        raise ConfigError("values: got none; the bootstrap needs at least one")
-    _check_resamples(resamples)
+    x = _bootstrap_values(values, resamples)
     got = _cluster_index(clusters, x.size)
     index, c = got if got is not None else (np.arange(x.size), x.size)
     sizes = np.bincount(index, minlength=c).astype(float)

@@ -256,12 +256,7 @@ def main(args: argparse.Namespace) -> int:
     # never wait on each other, and each writes its own results file.
     count = shard_count * jax.process_count()
     index = shard_index * jax.process_count() + jax.process_index()
-    devices = jax.local_devices()
-    if args.devices is not None:
-        if not 1 <= args.devices <= len(devices):
-            raise ConfigError(f"--devices: got {args.devices}; this process has "
-                              f"{len(devices)} local device(s)")
-        devices = devices[:args.devices]
+    devices = chosen_devices(args.devices)
 
     recorded, notes, path, lock = set(), [], None, None
     if args.dry_run and args.out:               # show what is left; write nothing
@@ -316,6 +311,17 @@ def oversized_groups(plan: Plan) -> list[str]:
                        f"{fmt_bytes(plan.memory_budget)}; shrink the sizes of the "
                        "configuration (widths, batch or sample counts) or raise --memory-budget")
     return out
+
+
+def chosen_devices(count: int | None) -> list:
+    """This process's local devices, or the first `count` of them (--devices)."""
+    devices = jax.local_devices()
+    if count is not None:
+        if not 1 <= count <= len(devices):
+            raise ConfigError(f"--devices: got {count}; this process has "
+                              f"{len(devices)} local device(s)")
+        devices = devices[:count]
+    return devices
 
 
 def resume_command(args: argparse.Namespace) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from gan_jax import results, stats, tables
 from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError
-from gan_jax.sweep.command import prepare_out
+from gan_jax.sweep.command import chosen_devices, prepare_out
 from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK, plan_sweep
 from gan_jax.sweep.run import Progress, run_sweep
 from gan_jax.sweep.spec import MAX_SEED, Sweep, load_sweep
@@ -221,13 +221,7 @@ def main(args: argparse.Namespace) -> int:
     seeds = fresh_seeds(sweep.seeds, args.seeds)
     cfgs = [chosen_points[i].cfg for i in top]
 
-    import jax                       # only once the input is checked
-    devices = jax.local_devices()
-    if args.devices is not None:
-        if not 1 <= args.devices <= len(devices):
-            raise ConfigError(f"--devices: got {args.devices}; this process has "
-                              f"{len(devices)} local device(s)")
-        devices = devices[:args.devices]
+    devices = chosen_devices(args.devices)     # only once the input is checked
     out = args.confirm_out or os.path.join(args.out, CONFIRM_DIR)
     confirm = Sweep(f"{sweep.name} (confirm)", sweep.path, seeds, (), tuple(cfgs))
     path, recorded, notes, lock = prepare_out(out, confirm, results.RESULTS_FILE, resume=True)
