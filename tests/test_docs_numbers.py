@@ -2,8 +2,8 @@
 
 Slow: each test reproduces a documented result from scratch (compilation included). Covered so
 far: docs/seed.md's table over 64 seeds (`python -m gan_jax reproduce-seed`) and docs/exact.md's
-Dirac-GAN table (`experiments/dirac_gan.py`). Longer results
-(the loss ablation, docs/loss_ablation.md) say on their page the command and date they come from.
+Dirac-GAN table (`experiments/dirac_gan.py`), and a slice of docs/loss_ablation.md's every-cell
+table (32 of its runs). Longer results say on their page the command and date they come from.
 """
 
 from __future__ import annotations
@@ -118,3 +118,51 @@ def dirac_gan_arms():
     """The arms experiments/dirac_gan.py runs (the page lists every one)."""
     from experiments import dirac_gan
     return dirac_gan.ARMS
+
+
+@pytest.mark.slow
+def test_loss_ablation_page_every_cell_slice(tmp_path, capsys):
+    """docs/loss_ablation.md, "Every cell": the piecewise generator against the MLP
+    discriminator under the non-saturating and minimax losses at lr 0.001 (32 of its runs, one
+    program), re-run from the sweep file's own settings and tabled as the page says, row for
+    row to the printed digits (a run's numbers depend on its configuration and seed alone)."""
+    import tomllib
+    with open(os.path.join(ROOT, "experiments", "loss_ablation.toml"), "rb") as f:
+        spec = tomllib.load(f)
+    lines = [f'name = "{spec["name"]}"', f"seeds = {spec['seeds']}", "[base]"]
+    lines += [f"{k} = {v!r}".replace("'", '"') for k, v in spec["base"].items()]
+    lines += ["[grid]", 'generator = ["piecewise"]', 'discriminator = ["mlp"]',
+              'loss = ["nonsaturating", "minimax"]', '"lr_g+lr_d" = [0.001]']
+    (tmp_path / "slice.toml").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    # As the page's run: two CPU devices. (On one device, with twice the runs per device, XLA
+    # compiles other kernels whose rounding these 1000-step MLP runs amplify to ~1e-3 in some
+    # metrics: docs/sweeps.md, "Chunks, memory and devices".)
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run([sys.executable, "-m", "gan_jax", "sweep", str(tmp_path / "slice.toml"),
+                           "--out", str(out), "--quiet"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    capsys.readouterr()
+    assert cli(["table", str(out), "--by", "generator,discriminator,loss,lr_g", "--metrics",
+                "w1,mode_balance"]) == 0
+    ours = {tuple(row[:4]): row for row in _rows(capsys.readouterr().out)}
+    text = open(os.path.join(ROOT, "docs", "loss_ablation.md"), encoding="utf-8").read()
+    page = {tuple(row[:4]): row for row in _rows(text[text.index("## Every cell"):])}
+    for loss in ("nonsaturating", "minimax"):
+        key = ("piecewise", "mlp", loss, "0.001")
+        assert ours[key] == page[key], (ours[key], page[key])
+
+
+def _rows(text: str) -> list[list[str]]:
+    """The cells of the first markdown table's body rows in a text."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    out = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        out.append([c.strip() for c in line.strip("|").split("|")])
+    return out
