@@ -299,9 +299,17 @@ def main(args) -> int:
         print(f"{kind} (field `{k.field}`): {k.doc}")
         width = max((len(n) for n in k.entries), default=0)
         for name, e in k.entries.items():
-            where = "" if e.builtin else f"  [{e.origin}]"
+            where = "" if e.builtin else f"  [{_where(e.origin)}]"
             print(f"  {name:<{width}}  {e.doc}{where}")
         if not k.entries:
             print("  (none registered)")
         print()
     return 0
+
+
+def _where(origin: str) -> str:
+    """A plugin file's path (its module name is made from the path), else the module name."""
+    import sys
+    module = sys.modules.get(origin)
+    path = getattr(module, "__file__", None)
+    return path if origin.startswith("plugin_") and path else origin
