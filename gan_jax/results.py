@@ -117,6 +117,28 @@ def make_records(sweep: str, cfgs: list[RunConfig], seeds: list[int], output,
     return records
 
 
+def mixed_versions(records, current: dict[str, dict] | None = None) -> list[str]:
+    """One note per plugin component whose records name more than one version of its code
+    (digest), or another version than `current` ("kind:name" -> {"digest": ...}, e.g. what
+    the plugins loaded now give): runs of different code pooled under one name."""
+    seen: dict[str, dict[str, int]] = {}
+    for r in records:
+        for name, info in (r.get("components") or {}).items():
+            counts = seen.setdefault(name, {})
+            counts[info.get("digest")] = counts.get(info.get("digest"), 0) + 1
+    notes = []
+    for name, counts in sorted(seen.items()):
+        now = (current or {}).get(name, {}).get("digest")
+        versions = ", ".join(f"{str(d)[:12]} ({n} runs)" for d, n in counts.items())
+        if len(counts) > 1:
+            notes.append(f"{name}: these records hold {len(counts)} versions of its code "
+                         f"({versions}); runs of different code are pooled under one name")
+        elif now is not None and now not in counts:
+            notes.append(f"{name}: its code now ({now[:12]}) is not the code of its recorded "
+                         f"runs ({versions}); those runs are kept as they were")
+    return notes
+
+
 def plugin_components(cfg) -> dict[str, dict]:
     """The components registered from outside the library that a run uses, "kind:name" ->
     {"origin": module, "digest": of its code (gan_jax.cache.code_digest), or None}: a table

@@ -909,6 +909,8 @@ def main(args: argparse.Namespace) -> int:
                            for s in sweeps)
         print(f"note: {args.dir} holds {len(sweeps)} sweeps: {counts}; one table over all of "
               "them (give each sweep its own directory to keep them apart)", file=sys.stderr)
+    for note in results.mixed_versions(records):
+        print(f"note: {note}", file=sys.stderr)
     table = make_table(records, _names(args.by), _names(args.metrics), interval=args.interval,
                        successes=tuple(map(parse_success, args.success or ())))
     texts = {fmt: render(table) for fmt, render in RENDER.items()}

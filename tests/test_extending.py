@@ -283,3 +283,26 @@ def test_register_as_a_decorator(clean_registry):
     assert "deco_hinge" not in gj.LOSSES
     with pytest.raises(gj.ConfigError, match="cannot be removed"):
         gj.unregister("loss", "hinge")
+
+
+def test_two_versions_of_a_plugin_under_one_name_are_never_pooled_without_a_note(
+        tmp_path, capsys, clean_registry):
+    plugin = tmp_path / "plugin.py"
+    base = dict(steps=20, log_every=10, batch_size=16, eval_batch=32, history_samples=32,
+                eval_samples=64, mmd_samples=0)
+
+    def sweep(scale, seeds):
+        plugin.write_text(PLUGIN.format(scale=scale))
+        (tmp_path / "s.toml").write_text(
+            f'name = "v"\nseeds = {seeds}\nplugins = ["plugin.py"]\n[base]\n' + _toml(base)
+            + '\n[grid]\nloss = ["plugin_ls"]\n')
+        capsys.readouterr()
+        assert cli.main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"),
+                         "--quiet", "--resume"]) == 0
+        return capsys.readouterr().err
+
+    assert "versions of its code" not in sweep(1.0, [0, 1])
+    err = sweep(3.0, [0, 1, 2])          # the code changed: the two recorded runs say so
+    assert "loss:plugin_ls: its code now" in err and "(2 runs)" in err
+    assert cli.main(["table", str(tmp_path / "out"), "--by", "loss", "--metrics", "w1"]) == 0
+    assert "loss:plugin_ls: these records hold 2 versions of its code" in capsys.readouterr().err

@@ -127,19 +127,29 @@ def _start_distributed(args: argparse.Namespace) -> None:
                                num_processes=args.num_processes, process_id=args.process_id)
 
 
-def recorded_runs(out: str, sweep: Sweep) -> tuple[dict[str, set[str]], list[str]]:
-    """Run ids recorded in each results file of `out`, and problems found reading them.
+def recorded_runs(out: str, sweep: Sweep) -> tuple[dict[str, set[str]], list[str], list[str]]:
+    """Run ids recorded in each results file of `out`, problems found reading them, and a note
+    per plugin component whose recorded runs ran other code than it has now
+    (results.mixed_versions).
 
     Raises ConfigError if a file there holds another sweep's results (any line naming
     another sweep counts, well-formed record or not).
     """
     refuse_other_sweeps(out, sweep)
     recorded, problems = {}, []
+    components = []
     for f in results.results_files(out):
-        recs, found = results.read_records(f, fields=("run_id",))
+        recs, found = results.read_records(f, fields=("run_id", "components"))
         recorded[f] = {r["run_id"] for r in recs}
+        components += [r for r in recs if r.get("components")]
         problems += found
-    return recorded, problems
+    versions = []
+    if components:       # a plugin changed since these runs: say so, keep them as they are
+        now = {}
+        for cfg in sweep.configs:
+            now.update(results.plugin_components(cfg))
+        versions = results.mixed_versions(components, now)
+    return recorded, problems, versions
 
 
 def refuse_other_sweeps(out: str, sweep: Sweep) -> None:
@@ -184,7 +194,7 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool,
     lock = results.ResultsLock(path).acquire(wait=wait_for_lock, on_wait=waiting)
     try:
         # Read again under the lock: the holder we waited for may have added records.
-        recorded, notes = recorded_runs(out, sweep)
+        recorded, notes, versions = recorded_runs(out, sweep)
         own = recorded.get(path, set())
         if own and not resume:
             raise ConfigError(f"--out: {path} already holds {len(own)} results of sweep "
@@ -195,7 +205,8 @@ def prepare_out(out: str, sweep: Sweep, file_name: str, *, resume: bool,
         repaired = results.repair(path)
         if repaired:
             notes = [n for n in notes if not n.startswith(f"{path}:")] + [repaired]
-        return path, set().union(*recorded.values()), results.summarize_problems(notes), lock
+        return (path, set().union(*recorded.values()),
+                results.summarize_problems(notes) + versions, lock)
     except BaseException:
         lock.release()
         raise
@@ -260,8 +271,8 @@ def main(args: argparse.Namespace) -> int:
 
     recorded, notes, path, lock = set(), [], None, None
     if args.dry_run and args.out:               # show what is left; write nothing
-        by_file, notes = recorded_runs(args.out, sweep)
-        notes = results.summarize_problems(notes)
+        by_file, notes, versions = recorded_runs(args.out, sweep)
+        notes = results.summarize_problems(notes) + versions
         recorded = set().union(*by_file.values()) if args.resume else set()
     stopper = None
     try:
