@@ -33,7 +33,7 @@ COMMANDS = {
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
     "confirm": ("gan_jax.sweep.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
-    "list": ("gan_jax.registry", "every registered loss, target, family, optimiser and metric, with what it is"),
+    "list": ("gan_jax.registry", "every registered loss, target, family, optimiser, method and metric, with what it is"),
 }
 
 

@@ -3,7 +3,8 @@
 A *component* is an object that follows its kind's protocol (docs/extending.md): a loss
 (`losses.Loss`), a target (`data.Preset`, or any object with `dim` and `sample(key, n)`), a
 generator or discriminator family (`models.Family`), an optimiser (a builder of an
-`optax.GradientTransformation`) or a metric (`metrics.Metric`). The module that owns a kind
+`optax.GradientTransformation`), a training method (`methods.MethodSpec`) or a metric
+(`metrics.Metric`). The module that owns a kind
 declares its table here, with the check its protocol needs, and registers its built-ins
 through :func:`register`, the same call a user's plugin makes:
 
@@ -95,8 +96,8 @@ def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
     """Register `obj` as the component `name` of `kind`; with `obj` omitted, a decorator.
 
     Args:
-      kind: "loss", "target", "generator", "discriminator", "optimizer" or "metric"
-        (`kinds()`).
+      kind: "loss", "target", "generator", "discriminator", "optimizer", "method" or
+        "metric" (`kinds()`).
       name: the name a configuration gives it (letters, digits, '_', '.', '-'; a letter
         first).
       obj: the component, which must follow the kind's protocol (docs/extending.md). As a
@@ -286,7 +287,7 @@ def load_plugins(specs, base: str = ".", where: str = "plugins") -> list[str]:
 def add_arguments(parser) -> None:
     parser.add_argument("kind", nargs="?", default=None,
                         help="only this kind (loss, target, generator, discriminator, "
-                             "optimizer, metric)")
+                             "optimizer, method, metric)")
 
 
 def main(args) -> int:
