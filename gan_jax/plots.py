@@ -638,13 +638,13 @@ def search_sensitivity(records: list[dict], metric: str, keys: tuple[str, ...],
     with the points' scores (`search_points`: median over seeds, failed runs the worst):
     dicts of key, group (label), points, failed runs, rho, p. Groups pool when there are
     more than MAX_LINES (the figure says so)."""
-    from gan_jax import stats
     points = search_points(records, metric, keys, higher_is_better)
-    group_keys = _group_keys(records, keys)
-    groups = _search_groups(points)
-    pooled = len(groups) > MAX_LINES
-    if pooled:
-        groups = {(): points}
+    return _sensitivity(points, keys, _group_keys(records, keys))
+
+
+def _sensitivity(points: list[SearchPoint], keys, group_keys) -> list[dict]:
+    from gan_jax import stats
+    groups, pooled = _pooled_groups(points)
     out = []
     for key in keys:
         for gid, pts in groups.items():
@@ -667,6 +667,15 @@ def _search_groups(points: list[SearchPoint]) -> dict[tuple, list[SearchPoint]]:
         match = next((g for g in groups if all(map(results.same, g, p.group))), p.group)
         groups.setdefault(match, []).append(p)
     return {k: groups[k] for k in sorted(groups, key=lambda v: tuple(map(results.sort_key, v)))}
+
+
+def _pooled_groups(points: list[SearchPoint]) -> tuple[dict[tuple, list[SearchPoint]], bool]:
+    """The points by group of grid values, or all in one group when there are more than
+    MAX_LINES groups; and whether they were pooled."""
+    groups = _search_groups(points)
+    if len(groups) > MAX_LINES:
+        return {(): points}, True
+    return groups, False
 
 
 def _group_label(group_keys, gid, pooled: bool) -> str:
@@ -747,12 +756,9 @@ def plot_search(records: list[dict], metric: str, path: str, *,
     if any(p.failed for p in points) and higher_is_better is None:
         from gan_jax import tables
         higher_is_better = tables.direction(metric)
-    rows = search_sensitivity(records, metric, keys, higher_is_better)
     group_keys = _group_keys(records, keys)
-    groups = _search_groups(points)
-    pooled = len(groups) > MAX_LINES
-    if pooled:
-        groups = {(): points}
+    rows = _sensitivity(points, keys, group_keys)
+    groups, pooled = _pooled_groups(points)
     colors = dict(zip(groups, _colors(len(groups)) if len(groups) > 1 else ["tab:blue"]))
     ncols = min(len(keys), MAX_COLUMNS)
     nrows = math.ceil(len(keys) / ncols)
