@@ -141,6 +141,7 @@ class Program(NamedTuple):
     built: dict            # input shapes -> CompiledRun, for the shapes built so far
     token: Any = ""        # code outside the package's source (code_token): None, not kept
     eval_token: Any = ""
+    eval_memo: Any = ""    # ... and its in-process memo (code_token), for the shared evaluation
 
     def __call__(self, hps, keys) -> RunOutput:
         return self.compile(hps, keys)(hps, keys)
@@ -178,7 +179,7 @@ class Program(NamedTuple):
                                                                sharding=self.sharding), args)
         ecfg = config_lib.eval_part(self.static)
         key = (ecfg, self.sharding, self.keep_samples, cache.call_shape(args),
-               code_token(ecfg)[1])
+               self.eval_memo)
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
             evaluating = pool.submit(_compile_shared, key, lambda: _lower(
@@ -391,7 +392,7 @@ def _compiled_run(static, sharding, keep_samples, memo, token) -> Program:
     eval_token, eval_memo = code_token(ecfg)
     return Program(static, _jit(batched_training(static), sharding),
                    _evaluation_program(ecfg, sharding, keep_samples, eval_memo),
-                   sharding, keep_samples, {}, token, eval_token)
+                   sharding, keep_samples, {}, token, eval_token, eval_memo)
 
 
 def seed_keys(seeds) -> jax.Array:
