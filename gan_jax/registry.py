@@ -28,7 +28,13 @@ plugin changed between two runs is never answered by the program of its old code
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
 import re
+import sys
 from typing import Any, Callable, NamedTuple
 
 from gan_jax.errors import ConfigError, suggest
@@ -79,7 +85,7 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
 
 
-def _origin(obj) -> str:
+def origin(obj) -> str:
     """The module that defined a component: a function's or class's own, else that of the
     first function it holds (a Loss's d_loss, a Family's build, a target's sample)."""
     if isinstance(obj, type) or callable(obj) and hasattr(obj, "__code__"):
@@ -137,13 +143,12 @@ def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
                           "name, or pass replace=True to replace it")
     k.entries[name] = Entry(obj, doc if doc is not None else _first_line(
         getattr(obj, "doc", None) or type(obj).__doc__ if not callable(obj) else obj.__doc__),
-        _origin(obj), builtin)
+        origin(obj), builtin)
     k.table[name] = obj
     return obj
 
 
 def _no_arguments(fn) -> bool:
-    import inspect
     try:
         return not any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
                                                            p.POSITIONAL_OR_KEYWORD)
@@ -154,7 +159,6 @@ def _no_arguments(fn) -> bool:
 
 def _registering_from_library() -> bool:
     """Whether the code calling `register` is gan_jax's own (a built-in's registration)."""
-    import sys
     frame = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
@@ -191,13 +195,6 @@ def describe() -> list[tuple[str, str, str, str, bool]]:
     declaration order, each kind's in registration order."""
     return [(kind, name, e.doc, e.origin, e.builtin)
             for kind, k in KINDS.items() for name, e in k.entries.items()]
-
-
-def user_components(kind: str, names) -> list[tuple[str, Entry]]:
-    """The entries of `names` that were not registered by the library (their code is not the
-    package's own, so a program's key must cover it)."""
-    k = _kind(kind)
-    return [(n, k.entries[n]) for n in names if n in k.entries and not k.entries[n].builtin]
 
 
 def used(cfg) -> list[tuple[str, str, Any]]:
@@ -237,12 +234,6 @@ def load_plugins(specs, base: str = ".", where: str = "plugins") -> list[str]:
       ConfigError: naming the entry that is not a list of strings, a file that does not exist,
         or a module that fails to import (with its error).
     """
-    import hashlib
-    import importlib
-    import importlib.util
-    import os
-    import sys
-
     if isinstance(specs, str) or not isinstance(specs, (list, tuple)) or \
             not all(isinstance(x, str) and x.strip() for x in specs):
         raise ConfigError(f"{where}: got {specs!r}; must be a list of module names or .py paths")
@@ -310,7 +301,6 @@ def main(args) -> int:
 
 def _where(origin: str) -> str:
     """A plugin file's path (its module name is made from the path), else the module name."""
-    import sys
     module = sys.modules.get(origin)
     path = getattr(module, "__file__", None)
     return path if origin.startswith("plugin_") and path else origin

@@ -144,7 +144,7 @@ def plugin_components(cfg) -> dict[str, dict]:
     {"origin": module, "digest": of its code (gan_jax.cache.code_digest), or None}: a table
     can then tell two versions of a plugin apart under one name. Empty for the library's own."""
     from gan_jax import cache, registry
-    return {f"{kind}:{name}": {"origin": registry.entry(kind, name).origin,
+    return {f"{kind}:{name}": {"origin": registry.origin(obj),
                                "digest": cache.code_digest(obj)}
             for kind, name, obj in registry.used(cfg)}
 
