@@ -502,7 +502,7 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
         for key in values:
             if key not in FIELD_NAMES:
                 raise _unknown_field(key)
-        for key, kind in _COMPONENT_FIELDS.items():
+        for key, kind in _component_fields().items():
             if key in values:
                 values[key] = _by_name(key, kind, values[key])
         return RunConfig(**values)
@@ -513,17 +513,8 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
 
 
 def _component_fields() -> dict[str, str]:
+    """field -> kind of component it names, read from the registry when called."""
     return {k.field: kind for kind, k in registry.KINDS.items()}
-
-
-class _ComponentFields(dict):
-    """field -> kind of component it names, read live from the registry."""
-
-    def items(self):
-        return _component_fields().items()
-
-
-_COMPONENT_FIELDS = _ComponentFields()
 
 
 def _by_name(field: str, kind: str, value):
