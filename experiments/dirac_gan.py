@@ -5,8 +5,8 @@
 Target: a point mass at 0. Generator: a point mass at theta, i.e. the library's linear
 generator with its slope held at 0, G(z) = 0 z + theta. Discriminator: the logit psi x, i.e.
 the library's logistic discriminator with its bias held at 0. Losses, R1 and the gradient
-penalty are the library's own (gan_jax.losses), evaluated on the one real and one fake point;
-the game is gan_jax.dirac's (whose `dirac` command analyses every training method on it).
+penalty are the library's own (gan_jax.components.losses), evaluated on the one real and one fake point;
+the game is gan_jax.analysis.dirac's (whose `dirac` command analyses every training method on it).
 The unique equilibrium is (theta, psi) = (0, 0).
 
 For each arm the script writes one row: the eigenvalues of the vector field's Jacobian at the
@@ -28,10 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import dirac, stability
+from gan_jax.analysis import dirac, stability
 from gan_jax.config import ConfigError
-from gan_jax.results import write_atomic
-from gan_jax.tables import markdown_table as md_table
+from gan_jax.records.results import write_atomic
+from gan_jax.report.tables import markdown_table as md_table
 
 EQUILIBRIUM = np.zeros(2, np.float32)
 
@@ -58,7 +58,7 @@ ARMS = (
 
 
 def dirac_game(arm: Arm) -> stability.Game:
-    """The arm's Dirac-GAN (gan_jax.dirac.dirac_game) on flat (theta, psi) vectors."""
+    """The arm's Dirac-GAN (gan_jax.analysis.dirac.dirac_game) on flat (theta, psi) vectors."""
     game = dirac.dirac_game(arm.loss, r1=arm.r1_weight or None, gp=arm.gp_weight or None,
                             clip=arm.clip, r2=arm.r2_weight or None)
     return stability.Game(lambda theta, psi: game.g_loss(theta, psi, None),
@@ -177,5 +177,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from gan_jax.cli import run_script
+    from gan_jax.commands.cli import run_script
     run_script(__doc__, add_arguments, main)

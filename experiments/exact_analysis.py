@@ -6,7 +6,7 @@ For the seed's linear and piecewise runs, the linear run with an MLP discriminat
 generator, each over --seeds seeds in one `jit(vmap(train))` call, the script computes at the
 end of training:
 
-  W1       exact (gan_jax.exact.w1) for closed-form generators; for the MLP, estimated from
+  W1       exact (gan_jax.analysis.exact.w1) for closed-form generators; for the MLP, estimated from
            4 x 2^14 fresh samples against exact target quantiles (exact.estimate_w1)
   floor    the family's best W1 (exact.family_floor: Adam on exact W1 from --starts random
            starts and the seed's start); for the MLP an estimate (exact.estimated_floor)
@@ -31,13 +31,17 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gan_jax import losses, config as config_lib
-from gan_jax import engine, exact, stability, stats, train
+from gan_jax import config as config_lib
+from gan_jax.components import losses
+from gan_jax.engine import programs as engine
+from gan_jax.analysis import exact, stability
+from gan_jax.report import stats
+from gan_jax.training import train
 from gan_jax.config import ConfigError, RunConfig, make_config
-from gan_jax.results import write_atomic
+from gan_jax.records.results import write_atomic
 from gan_jax.presets import SEED_CONFIGS
-from gan_jax.tables import markdown_table as md_table
-from gan_jax.seed_repro import pm as pm_summary
+from gan_jax.report.tables import markdown_table as md_table
+from gan_jax.analysis.seed_repro import pm as pm_summary
 
 ARMS: dict[str, RunConfig] = {
     "linear (seed)": SEED_CONFIGS["linear"],
@@ -164,7 +168,7 @@ def floor_table(floors: dict) -> str:
     return md_table(["family", "objective", "floor", "parameters", "starts within 1e-4 of it"], rows)
 
 
-# rpgan is rsgan under R3GAN's name (gan_jax.losses): the same signal, shown once.
+# rpgan is rsgan under R3GAN's name (gan_jax.components.losses): the same signal, shown once.
 SATURATION_LOSSES = tuple(n for n in losses.LOSSES if n != "rpgan")
 
 
@@ -314,7 +318,7 @@ def main(args: argparse.Namespace) -> int:
     n_bad = {n: int(np.sum(~r["status_ok"])) for n, r in rows.items()}
     parts = [
         f"# Exact analysis over {args.seeds} seeds per configuration\n",
-        "Exact quantities by quadrature of the closed-form generated law (gan_jax.exact); "
+        "Exact quantities by quadrature of the closed-form generated law (gan_jax.analysis.exact); "
         "‡ marks estimates (the MLP generator has no closed form: W1 from fresh samples "
         "against exact target quantiles, floor from fitting the MLP to the target directly). "
         "Optimisation gap = achieved W1 − family floor, per seed. D gap = V(D*, G) − V(D, G) "
@@ -345,5 +349,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from gan_jax.cli import run_script
+    from gan_jax.commands.cli import run_script
     run_script(__doc__, add_arguments, main)

@@ -18,9 +18,10 @@ import sys
 
 import numpy as np
 
-from gan_jax import results, stats, tables
-from gan_jax.cli import main as gan_jax
-from gan_jax.cli import sweep_then_tables
+from gan_jax.records import results
+from gan_jax.report import stats, tables
+from gan_jax.commands.cli import main as gan_jax
+from gan_jax.commands.cli import sweep_then_tables
 from gan_jax.sweep import load_sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))

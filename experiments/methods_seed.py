@@ -4,9 +4,9 @@
 
 The seed's linear and piecewise configurations (gan_jax.presets.SEED_CONFIGS: plain SGD, the
 seed's learning rates and initial values, the logistic discriminator), each trained by every
-method of gan_jax.methods and by lookahead-minimax (k = 5, alpha = 0.5, around alternating
+method of gan_jax.components.methods and by lookahead-minimax (k = 5, alpha = 0.5, around alternating
 steps), with one discriminator step per generator step for all of them so that a run-step
-means the same thing. The final generator's W1 to the target is exact (gan_jax.exact: the
+means the same thing. The final generator's W1 to the target is exact (gan_jax.analysis.exact: the
 generator's law is known in closed form), and so is the family's best, the floor
 (exact.family_floor: 0.827 for the linear family, the best W1 of any Gaussian). Writes
 OUT/methods_seed.md: per family and method, the mean exact W1 over seeds with its 95%
@@ -22,9 +22,15 @@ import sys
 import jax
 import numpy as np
 
-from gan_jax import engine, exact, methods, presets, results, stats, train
+from gan_jax import presets
+from gan_jax.engine import programs as engine
+from gan_jax.analysis import exact
+from gan_jax.components import methods
+from gan_jax.records import results
+from gan_jax.report import stats
+from gan_jax.training import train
 from gan_jax.config import static_part
-from gan_jax.tables import markdown_table
+from gan_jax.report.tables import markdown_table
 
 LOOKAHEAD = dict(update="alternating", lookahead_k=5)
 

@@ -21,9 +21,10 @@ import time
 import jax
 import numpy as np
 
-from gan_jax import bench, config, engine
-from gan_jax.cli import run_script
-from gan_jax.errors import ConfigError
+from gan_jax import config
+from gan_jax.engine import bench, programs as engine
+from gan_jax.commands.cli import run_script
+from gan_jax.core.errors import ConfigError
 
 
 def add_arguments(parser):

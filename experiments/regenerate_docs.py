@@ -46,8 +46,8 @@ from typing import NamedTuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from gan_jax.cli import run_script  # noqa: E402
-from gan_jax.errors import ConfigError  # noqa: E402
+from gan_jax.commands.cli import run_script  # noqa: E402
+from gan_jax.core.errors import ConfigError  # noqa: E402
 
 PY = [sys.executable]
 GJ = PY + ["-m", "gan_jax"]

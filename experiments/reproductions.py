@@ -3,7 +3,7 @@
     PYTHONPATH=. python experiments/reproductions.py pacgan runs/pacgan_2d
     PYTHONPATH=. python experiments/reproductions.py veegan runs/veegan_2d [--first-seeds 5]
 
-Reads a sweep's records (gan_jax.results) and prints a markdown table: per row of the paper's
+Reads a sweep's records (gan_jax.records.results) and prints a markdown table: per row of the paper's
 table and per metric, ours as mean ± standard error over seeds (std / sqrt(n)), with the median
 and interquartile range, the published number, and whether the published value lies within 2
 combined standard errors of our mean (sqrt(se_ours^2 + se_published^2); PacGAN publishes
@@ -22,8 +22,8 @@ import sys
 
 import numpy as np
 
-from gan_jax import results
-from gan_jax.tables import markdown_table
+from gan_jax.records import results
+from gan_jax.report.tables import markdown_table
 
 # (target, row) -> metric -> (published mean, published standard error or None)
 # PacGAN, Table 1 (fjxmlzn/PacGAN, synthetic_data_experiments/results/Table1.png): 10 trials.

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python experiments/targets_gallery.py --out docs/figures/targets.png
 
-One panel per registered built-in target (gan_jax.data.TARGETS, in registration order), with
+One panel per registered built-in target (gan_jax.components.data.TARGETS, in registration order), with
 its name, its dimension and whether it has modes (the mode metrics apply only there); a 1-D
 target is drawn as a histogram, the modes of a mixture as crosses. Samples come from
 `target.sample(jax.random.key(0), 4000)`, the call training makes.
@@ -16,7 +16,9 @@ import jax
 import numpy as np
 
 import gan_jax as gj
-from gan_jax import cli, data, registry
+from gan_jax.commands import cli
+from gan_jax.components import data
+from gan_jax.core import registry
 
 SAMPLES = 4000
 

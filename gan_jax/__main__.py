@@ -1,2 +1,2 @@
-from gan_jax.cli import run_process
+from gan_jax.commands.cli import run_process
 run_process()

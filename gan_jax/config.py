@@ -26,8 +26,11 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from gan_jax import cache, data, losses, methods, metrics, models, optim, registry
-from gan_jax.errors import ConfigError, field_error, is_finite_number, is_int, is_number, suggest
+from gan_jax.core import digest
+from gan_jax.components import data, losses, methods, metrics, models, optim
+from gan_jax.core import registry
+from gan_jax.core.errors import (ConfigError, field_error, is_finite_number, is_int, is_number,
+                                 suggest)
 
 STATIC, TRACED = "static", "traced"
 # Static fields of which one program may hold several values, each run picking its own by a
@@ -42,7 +45,7 @@ Check = Callable[[Any], "str | None"]
 
 
 def choice(options) -> Check:
-    """A name in `options`, read when the check runs: a registry (gan_jax.registry) is live,
+    """A name in `options`, read when the check runs: a registry (gan_jax.core.registry) is live,
     so a component registered after import is allowed like a built-in one."""
     def check(v):
         if isinstance(v, str) and v in options:
@@ -248,7 +251,7 @@ class RunConfig:
                                   "history rows: metrics on this many fresh samples")
     eval_samples: int = _field(4000, STATIC, int_at_least(2, MAX_SAMPLES, DRAW),
                                "final metrics on this many fresh samples")
-    # metric options (gan_jax.metrics owns their defaults and rules)
+    # metric options (gan_jax.components.metrics owns their defaults and rules)
     hq_threshold: float = _field(metrics.HQ_THRESHOLD, STATIC, both(metric_option("hq_threshold"),
                                       at_most(MAX_HQ_THRESHOLD, "stds of the nearest mode")),
                                  "high-quality: within this many stds of the nearest mode")
@@ -520,17 +523,17 @@ def _component_fields() -> dict[str, str]:
 def _by_name(field: str, kind: str, value):
     """A component given as an object (the Python API, a notebook) registered under a name
     made from its code's digest, `<kind>-<digest>`: the same code is the same name, so run
-    ids and kept programs follow the code (gan_jax.cache). Names pass through."""
+    ids and kept programs follow the code (gan_jax.core.digest). Names pass through."""
     if isinstance(value, (list, tuple)) and field in NAME_LIST_FIELDS:
         return [_by_name(field, kind, v) for v in value]
     if isinstance(value, str) or value is None or field in NAME_LIST_FIELDS:
         return value
-    digest = cache.code_digest(value)
-    if digest is None:
+    code = digest.code_digest(value)
+    if code is None:
         raise field_error(field, type(value).__name__, "is an object whose code cannot be "
                           f"followed; register it by name (gan_jax.register({kind!r}, NAME, "
                           "obj)) and give the name")
-    name = f"{kind}-{digest[:12]}"
+    name = f"{kind}-{code[:12]}"
     if name not in registry.table(kind):
         registry.register(kind, name, value, doc=f"given as an object ({type(value).__name__})")
     return name

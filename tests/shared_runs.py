@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 
-from gan_jax import engine, seed_repro
+from gan_jax.engine import programs as engine
+from gan_jax.analysis import seed_repro
 
 # Seeds of the seed notebook's two configurations (tests/test_seed_repro.py's spread).
 SEED_SEEDS = tuple(range(16))

@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 
-from gan_jax import results
+from gan_jax.records import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

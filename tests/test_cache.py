@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gan_jax
-from gan_jax import cache, engine
+from gan_jax.engine import cache, programs as engine
 from gan_jax.sweep import plan
 from sweep_testing import ROOT, TINY_BASE
 
@@ -56,7 +56,7 @@ from jax import monitoring
 events = []
 monitoring.register_event_listener(lambda name, **kw: events.append(name))
 import gan_jax
-from gan_jax import cache
+from gan_jax.engine import cache
 cfg = gan_jax.make_config({TINY_BASE!r})
 out = gan_jax.run_batch([cfg, cfg], [0, 1])
 print(json.dumps({{"hits": events.count("/jax/compilation_cache/cache_hits"),

@@ -10,8 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from gan_jax import results, stats, tables
-from gan_jax.cli import main as cli
+from gan_jax.records import results
+from gan_jax.report import stats, tables
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import ConfigError, make_config
 
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from gan_jax import config, engine
+from gan_jax import config
+from gan_jax.engine import programs as engine
 
 BAD = [
     (dict(generator="lineer"), "generator", "did you mean 'linear'"),
@@ -91,7 +92,7 @@ def test_every_field_is_declared_once_and_derived_everywhere():
 
 
 def test_registries_are_what_configuration_accepts():
-    from gan_jax import data, losses, models, optim
+    from gan_jax.components import data, losses, models, optim
     for field, registry in (("data", data.TARGETS), ("generator", models.GENERATORS),
                             ("discriminator", models.DISCRIMINATORS),
                             ("loss", losses.LOSSES), ("optimizer", optim.OPTIMIZERS),
@@ -112,7 +113,7 @@ def test_registries_are_what_configuration_accepts():
                                       latent_dim=3, g_width=7, d_depth=3)])
 def test_parameter_counts_are_the_families_own(cfg):
     import jax
-    from gan_jax import models
+    from gan_jax.components import models
     cfg = config.make_config(cfg)
     for role in ("generator", "discriminator"):
         shapes = jax.eval_shape(models.make_model(cfg, role).init, jax.random.key(0))
@@ -157,7 +158,7 @@ def test_cli_bad_input_exits_2_without_traceback(args, needle):
 
 @pytest.mark.parametrize("args,needle", BAD_CLI)
 def test_cli_bad_input_exits_2_in_process(args, needle, capsys, monkeypatch, no_compile):
-    from gan_jax import cli
+    from gan_jax.commands import cli
     # cli.main gives XLA one device per core through XLA_FLAGS (for processes it starts):
     # restored after the test, so later subprocesses see the environment they had.
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from gan_jax import results
-from gan_jax.cli import main as cli
+from gan_jax.records import results
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import ConfigError, make_config
 from gan_jax.sweep import confirm, load_sweep
 

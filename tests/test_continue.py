@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import engine, train
+from gan_jax.engine import programs as engine
+from gan_jax.training import train
 from gan_jax.config import eval_part, make_config, stack_hparams, static_part, traced_part
 
 from sweep_testing import TINY_BASE

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_jax import config, data, models
+from gan_jax import config
+from gan_jax.components import data, models
 from gan_jax.config import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""The Dirac-GAN: every method of gan_jax.methods held to its closed form (gan_jax.dirac).
+"""The Dirac-GAN: every method of gan_jax.components.methods held to its closed form (gan_jax.analysis.dirac).
 
 Derivations. With the library's losses on the one real point 0 and the one generated point
 theta, and the logit psi x, the minimax loss is the game L(theta, psi) = f(psi theta) + f(0)
@@ -11,7 +11,7 @@ So a = f'(0) = -sigmoid(0) = -1/2 and f''(0) = -1/4. The non-saturating g_loss s
 theta) has the same first-order terms. Near (0, 0), xi = (dg/dtheta, dd/dpsi) = (a psi, -a theta)
 to first order: the Jacobian of xi is H = [[0, a], [-a, 0]], the field's J = -H has
 eigenvalues +-i a, and H^T H = a^2 I. For lsgan a = -1/8 (sigma(0) sigma'(0)), for wgan and
-hinge a = -1. Below, h is both players' SGD step size and "field" is gan_jax.dirac's vector
+hinge a = -1. Below, h is both players' SGD step size and "field" is gan_jax.analysis.dirac's vector
 field (the module docstring says which one each method has).
 
   simultaneous    map I + hJ: 1 +- i h a, radius sqrt(1 + h^2 a^2) > 1 for every h > 0.
@@ -57,8 +57,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import dirac, losses
-from gan_jax.cli import main as cli_main
+from gan_jax.analysis import dirac
+from gan_jax.components import losses
+from gan_jax.commands.cli import main as cli_main
 from sweep_testing import run_cli
 
 # Methods whose Dirac-GAN programs (seconds of compilation each) only the slow run compiles:
@@ -354,7 +355,7 @@ def test_cli_bad_method_in_a_process():     # same message in-process
 
 def test_r3gan_objective_through_the_command_options():
     # --loss rpgan --r1 g --r2 g: J's psi-psi entry is -2g, eigenvalues -g +- sqrt(g^2 - a^2)
-    from gan_jax import dirac as d
+    from gan_jax.analysis import dirac as d
     g = 1.0
     a = d.analyze(d.Options("simultaneous", lr=0.1, loss="rpgan", r1=g, r2=g))
     root = np.sqrt(g**2 - 0.25)

@@ -14,8 +14,8 @@ import re
 import numpy as np
 import pytest
 
-from gan_jax import results
-from gan_jax.cli import main as cli
+from gan_jax.records import results
+from gan_jax.commands.cli import main as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,8 @@ import scipy.special
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_jax import data, exact, metrics, models
+from gan_jax.components import data, metrics, models
+from gan_jax.analysis import exact
 from gan_jax.config import ConfigError, make_config, static_part
 from gan_jax.presets import SEED_CONFIGS
 from shared_runs import SEED_SEEDS, seed_run
@@ -317,7 +318,7 @@ def test_estimated_floor_improves_on_its_starts():
 
 
 def test_cli_prints_exact_values_and_rejects_other_families(capsys):
-    from gan_jax.cli import main
+    from gan_jax.commands.cli import main
 
     assert main(["exact", "--generator", "linear", "--theta", "1", "0", "--data-std", "1"]) == 0
     assert "W1" in capsys.readouterr().out

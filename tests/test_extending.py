@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 import gan_jax as gj
-from gan_jax import cache, cli, engine, registry
+from gan_jax.core import digest
+from gan_jax.engine import cache, programs as engine
+from gan_jax.commands import cli
+from gan_jax.core import registry
 from sweep_testing import ROOT
 
 EXAMPLE = pathlib.Path(ROOT) / "examples" / "my_components.py"
@@ -80,7 +83,7 @@ def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path,
         assert ("loss:ralsgan" in r["components"]) == (r["config"]["loss"] == "ralsgan")
     capsys.readouterr()
     # the library's analyses take the method too: the Dirac-GAN, by its direction
-    from gan_jax import dirac
+    from gan_jax.analysis import dirac
     a = dirac.analyze(dirac.Options("hamiltonian", lr=0.1))
     assert a.flow == "converges" and a.verdict == "converges"
     assert cli.main(["table", str(out), "--by", "loss", "--metrics", "energy",
@@ -251,14 +254,14 @@ def test_a_digest_follows_helpers_globals_and_closures(tmp_path):
         return module
 
     base = "SCALE = {s}\ndef helper(x):\n    return {h} * x\ndef loss(x):\n    return SCALE * helper(x)\n"
-    a = cache.code_digest(load(base.format(s=1.0, h=2.0), "dg_a").loss)
-    assert a == cache.code_digest(load(base.format(s=1.0, h=2.0), "dg_b").loss)
-    assert a != cache.code_digest(load(base.format(s=3.0, h=2.0), "dg_c").loss)   # a constant
-    assert a != cache.code_digest(load(base.format(s=1.0, h=5.0), "dg_d").loss)   # a helper
+    a = digest.code_digest(load(base.format(s=1.0, h=2.0), "dg_a").loss)
+    assert a == digest.code_digest(load(base.format(s=1.0, h=2.0), "dg_b").loss)
+    assert a != digest.code_digest(load(base.format(s=3.0, h=2.0), "dg_c").loss)   # a constant
+    assert a != digest.code_digest(load(base.format(s=1.0, h=5.0), "dg_d").loss)   # a helper
     key0, key1 = jax.random.key(0), jax.random.key(1)
     with_key = lambda k: (lambda x: jax.random.normal(k, x.shape))             # noqa: E731
-    assert cache.code_digest(with_key(key0)) != cache.code_digest(with_key(key1))
-    assert cache.code_digest(with_key(key0)) == cache.code_digest(with_key(key0))
+    assert digest.code_digest(with_key(key0)) != digest.code_digest(with_key(key1))
+    assert digest.code_digest(with_key(key0)) == digest.code_digest(with_key(key0))
 
 
 def test_register_as_a_decorator(clean_registry):

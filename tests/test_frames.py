@@ -1,11 +1,11 @@
-"""gan_jax.results.to_dataframe: one row per run, config and final metrics as columns."""
+"""gan_jax.records.results.to_dataframe: one row per run, config and final metrics as columns."""
 
 import math
 
 import numpy as np
 import pytest
 
-from gan_jax import results
+from gan_jax.records import results
 from test_tables import make_records
 
 pd = pytest.importorskip("pandas")
@@ -52,7 +52,7 @@ def test_without_pandas_a_clear_error(monkeypatch):
 def _seed_records():
     """reproduce-seed's records (its two configurations over the shared seeds), as it writes
     them: list-valued history entries g_params, d_params and update_eigs included."""
-    from gan_jax import seed_repro
+    from gan_jax.analysis import seed_repro
     from shared_runs import SEED_SEEDS, seed_run
     return [r for name, cfg in seed_repro.SEED_CONFIGS.items()
             for r in results.make_records(seed_repro.SWEEP, [cfg] * len(SEED_SEEDS),
@@ -94,7 +94,7 @@ def test_frames_of_a_small_loss_ablation(tmp_path):
     # The loss ablation's families in small: piecewise and MLP generators against the logistic
     # and MLP discriminators, tied rates: runs with and without g_params, d_params and
     # update_eigs (6 parameters or fewer in all) in one directory.
-    from gan_jax.cli import main as cli
+    from gan_jax.commands.cli import main as cli
     from sweep_testing import sweep_text
     base = dict(data="bimodal_1d", optimizer="adam", steps=20, log_every=10, batch_size=16,
                 eval_batch=32, history_samples=32, eval_samples=64, g_width=8, g_depth=1,

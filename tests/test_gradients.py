@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import config, gradcheck, losses, train
+from gan_jax import config
+from gan_jax.training import gradcheck, train
+from gan_jax.components import losses
 import seed_reference as seed
 
 FAMILIES = [("linear", "logistic"), ("piecewise", "logistic"), ("mlp", "mlp"),

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from gan_jax import losses, models
+from gan_jax.components import losses, models
 import seed_reference as seed
 
 RNG = np.random.default_rng(0)

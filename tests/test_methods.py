@@ -9,9 +9,13 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import config, engine, methods, models, optim, results, train
+from gan_jax import config
+from gan_jax.engine import programs as engine
+from gan_jax.components import methods, models, optim
+from gan_jax.records import results
+from gan_jax.training import train
 from gan_jax.config import ConfigError
-from gan_jax.methods import Game, Play
+from gan_jax.components.methods import Game, Play
 
 
 # A smooth, non-quadratic two-player game on vectors, with a batch (a scalar weight) that the
@@ -317,7 +321,7 @@ def test_nk_regulariser_adds_eta_times_the_discriminator_gradient_norm():
     assert g_batch.real_ND is not None           # the regulariser needs real samples
     game = train.make_game(static, parts, hp)
     plain = train.make_game(static, parts, hp._replace(nk_eta=np.float32(0)))
-    from gan_jax import losses
+    from gan_jax.components import losses
     loss = losses.get_loss(cfg.loss)
 
     @jax.jit      # one program, not an eager compilation per operation

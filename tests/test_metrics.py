@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_jax import config, data, engine, metrics
+from gan_jax import config
+from gan_jax.components import data, metrics
+from gan_jax.engine import programs as engine
 from gan_jax.config import ConfigError
 
 # A tiny 2-D run: one compiled program, shared with tests/test_plots.py (same static part).

@@ -13,7 +13,7 @@ from scipy import spatial, stats
 from scipy.special import erf
 
 import gan_jax as gj
-from gan_jax import metrics, toy_targets
+from gan_jax.components import metrics, toy_targets
 
 N = 1000
 

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import optim
+from gan_jax.components import optim
 
 
 def objective(p):

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from gan_jax import config, data, engine, methods, models, optim, rand, results, train
+from gan_jax import config
+from gan_jax.components import data, methods, models, optim
+from gan_jax.engine import programs as engine
+from gan_jax.core import rand
+from gan_jax.records import results
+from gan_jax.training import train
 
 RING = dict(data="ring_2d", generator="mlp", discriminator="mlp", g_width=6, g_depth=2,
             d_width=5, d_depth=2, batch_size=8, steps=4, log_every=2, eval_batch=16,

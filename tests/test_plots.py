@@ -7,8 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import cli
-from gan_jax import config, data, engine, plots, results
+from gan_jax.commands import cli
+from gan_jax import config
+from gan_jax.components import data
+from gan_jax.engine import programs as engine
+from gan_jax.report import plots
+from gan_jax.records import results
 from test_metrics import TINY_2D, TINY_2D_SAMPLES
 
 DPI = 50   # small files; every layout constant times 50 is a whole number of pixels

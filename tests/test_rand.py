@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import rand
+from gan_jax.core import rand
 
 
 # The default run checks an odd 1-D length and a 3-D shape; -m slow also one word and a larger

@@ -19,10 +19,11 @@ import time
 
 import pytest
 
-from gan_jax import bench, engine, results
-from gan_jax.cli import main as cli
+from gan_jax.engine import bench, programs as engine
+from gan_jax.records import results
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import make_config
-from gan_jax.errors import ConfigError, OutputError
+from gan_jax.core.errors import ConfigError, OutputError
 from gan_jax.sweep import load_sweep
 
 from sweep_testing import (ROOT, TINY_BASE, cli_command, cli_env, count_lines,
@@ -98,7 +99,7 @@ def test_wait_for_lock_waits_for_the_holder(tmp_path):
 
 HOLD_LOCK = """
 import sys, time
-from gan_jax import results
+from gan_jax.records import results
 results.ResultsLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(600)

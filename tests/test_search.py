@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gan_jax import results, sweep
-from gan_jax.cli import main as cli
+from gan_jax import sweep
+from gan_jax.records import results
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import ConfigError, make_config
 from gan_jax.sweep import spec
 

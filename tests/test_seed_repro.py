@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from gan_jax import seed_repro
+from gan_jax.analysis import seed_repro
 from shared_runs import seed_run
 
 
@@ -47,7 +47,7 @@ def test_reproduce_seed_cli_writes_results_and_report(tmp_path):
     p = subprocess.run([sys.executable, "-m", "gan_jax", "reproduce-seed", "--out", str(out),
                         "--seeds", "3"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    from gan_jax import results
+    from gan_jax.records import results
     recs, problems = results.read_records(out / "results.jsonl")
     assert len(recs) == 6 and not problems
     assert {r["config"]["generator"] for r in recs} == {"linear", "piecewise"}
@@ -69,5 +69,5 @@ def test_final_table_keeps_a_bounded_metrics_interval_in_its_range():
     row = next(line for line in text.splitlines() if line.startswith("| mode_balance"))
     hi = float(row.split("|")[3].strip().strip("[]").split(",")[1])
     assert hi == 1.0
-    from gan_jax import stats
+    from gan_jax.report import stats
     assert stats.summarize(final["mode_balance"], interval="t").ci_high > 1.0   # unbounded

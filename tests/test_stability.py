@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from experiments import dirac_gan
-from gan_jax import stability
+from gan_jax.analysis import stability
 from gan_jax.config import ConfigError
-from gan_jax.seed_repro import SEED_CONFIGS
+from gan_jax.analysis.seed_repro import SEED_CONFIGS
 
 H = 0.1
 ORIGIN = np.zeros(2, np.float32)

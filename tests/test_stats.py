@@ -1,4 +1,4 @@
-"""gan_jax.stats: bootstrap intervals, IQM, success rates, paired comparisons, tests, profiles.
+"""gan_jax.report.stats: bootstrap intervals, IQM, success rates, paired comparisons, tests, profiles.
 
 Expected values are closed forms, exact counts or hand computations written out in the tests;
 Monte Carlo checks state their tolerance in Monte Carlo standard errors.
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_jax import stats
-from gan_jax.errors import ConfigError
+from gan_jax.report import stats
+from gan_jax.core.errors import ConfigError
 
 Z975 = 1.959963984540054
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from gan_jax import cache, config, engine, results, sweep
-from gan_jax.sweep import command
-from gan_jax.cli import main as cli
+from gan_jax import config, sweep
+from gan_jax.engine import cache, programs as engine
+from gan_jax.records import results
+from gan_jax.commands import sweep as command
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import ConfigError, make_config, merge_statics, shape_key, static_part
 
 from sweep_testing import (ONE_DEVICE, TINY_BASE, assert_same_runs, records_by_id, run_cli,

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from gan_jax import engine, results
-from gan_jax.cli import main as cli
+from gan_jax.engine import programs as engine
+from gan_jax.records import results
+from gan_jax.commands.cli import main as cli
 
 from sweep_testing import (ROOT, TINY_BASE, assert_same_runs, cli_command, cli_env,
                            count_lines, records_by_id, run_cli, sweep_text, write_sweep)

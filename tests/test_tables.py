@@ -11,8 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from gan_jax import results, tables
-from gan_jax.cli import main as cli
+from gan_jax.records import results
+from gan_jax.report import tables
+from gan_jax.commands.cli import main as cli
 from gan_jax.config import ConfigError, make_config
 
 # Student t quantiles t_{0.975, df}, from published tables.

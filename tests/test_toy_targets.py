@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import gan_jax as gj
-from gan_jax import data, metrics, toy_targets
+from gan_jax.components import data, metrics, toy_targets
 from toy_reference import released
 
 N = 20_000

@@ -5,7 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import config, engine, losses, optim, results, train
+from gan_jax import config
+from gan_jax.engine import programs as engine
+from gan_jax.components import losses, optim
+from gan_jax.records import results
+from gan_jax.training import train
 
 SMALL = dict(steps=8, log_every=4, batch_size=32, eval_batch=64, history_samples=64,
              eval_samples=64, g_init=[0.15, 0.0], d_init=[0.25, 0.0])

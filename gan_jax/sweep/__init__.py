@@ -7,11 +7,9 @@ gan_jax sweep`. See docs/sweeps.md.
 """
 
 from gan_jax.sweep.plan import (DEFAULT_MAX_CHUNK, ESTIMATE_FIXED, ESTIMATE_MARGIN, Group, Plan,
-                                chunk_size, estimate_chunk_bytes, estimate_run_bytes,
-                                plan_sweep)
+                                chunk_size, estimate_chunk_bytes, estimate_run_bytes, plan_sweep)
 from gan_jax.sweep.run import DEFAULT_COMPILE_WORKERS, Progress, Report, run_sweep
-from gan_jax.sweep.spec import (MAX_SEED, Run, Search, Sweep, load_sweep, parse_sweep,
-                                tied_fields)
+from gan_jax.sweep.spec import MAX_SEED, Run, Search, Sweep, load_sweep, parse_sweep, tied_fields
 
 __all__ = [
     "DEFAULT_MAX_CHUNK", "ESTIMATE_FIXED", "ESTIMATE_MARGIN", "Group", "Plan", "chunk_size",

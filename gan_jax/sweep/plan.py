@@ -1,7 +1,7 @@
 """Planning a sweep: runs grouped by static part, each group's chunk size sized to memory.
 
 Runs are grouped by their static part (one compiled training program per group, and an
-evaluation program shared by groups of the same `config.eval_part`; gan_jax.engine) and
+evaluation program shared by groups of the same `config.eval_part`; gan_jax.engine.programs) and
 each group is called in chunks of a fixed size that fits a per-device memory budget. Memory is
 estimated from the group's jaxpr, without compiling: a liveness pass finds the peak bytes
 alive at once in one run (see :func:`estimate_run_bytes`).
@@ -17,12 +17,12 @@ import jax
 import numpy as np
 from jax.extend import core as jax_core
 
-from gan_jax import cache
+from gan_jax.engine import cache
 from gan_jax.config import (CHOICE_FIELDS, RunConfig, StaticConfig, merge_statics, shape_key,
                             static_part, traced_part)
-from gan_jax.engine import code_token
+from gan_jax.engine.programs import code_token
 from gan_jax.sweep.spec import Run, Sweep
-from gan_jax.train import make_run
+from gan_jax.training.train import make_run
 
 DEFAULT_MAX_CHUNK = 8192            # runs per call, all devices together
 # Planning estimates a chunk's device memory as FIXED + runs x (MARGIN x the peak of live
@@ -175,7 +175,7 @@ def abstract_inputs(cfg: RunConfig):
 
 @functools.cache
 def _estimate(static: StaticConfig, hp, key, memo=None, token="") -> int:
-    # Kept beside the lowered programs (gan_jax.cache), so that planning a sweep again does
+    # Kept beside the lowered programs (gan_jax.engine.cache), so that planning a sweep again does
     # not trace every group again; keyed, like them, by the code of the components used
     # (engine.code_token: None, code that cannot be followed, keeps nothing).
     kept = cache.program_key("memory estimate", static, token, cache.call_shape((hp, key)))

@@ -1,7 +1,7 @@
 """Running a plan: each group compiled once, called chunk by chunk, records appended.
 
 Compilation runs ahead in threads while a group computes; each chunk's records are appended
-to the results file and fsynced as it finishes (see gan_jax.results), and the next chunk is
+to the results file and fsynced as it finishes (see gan_jax.records.results), and the next chunk is
 dispatched before the previous one's records are written, so the host's work overlaps the
 devices'. Progress is one line on a terminal, rewritten by the host between chunks.
 """
@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
-from gan_jax import engine, results
+from gan_jax.engine import programs as engine
+from gan_jax.records import results
 from gan_jax.config import stack_hparams, traced_part
 from gan_jax.sweep.plan import Group, Plan, abstract_inputs
 from gan_jax.sweep.spec import Run

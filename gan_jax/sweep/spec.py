@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gan_jax import registry, results
+from gan_jax.core import registry
+from gan_jax.records import results
 from gan_jax.config import (FIELD_NAMES, FLOAT_FIELDS, LIST_FIELDS, RunConfig, check_field,
                             make_config, tied_fields)
-from gan_jax.errors import ConfigError, is_finite_number, is_int, suggest
+from gan_jax.core.errors import ConfigError, is_finite_number, is_int, suggest
 
 SWEEP_KEYS = ("name", "seeds", "keep_samples", "plugins", "base", "grid", "search")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)

@@ -1,0 +1,1 @@
+"""The command line: every `python -m gan_jax` command's arguments and `main`; nothing below imports it."""

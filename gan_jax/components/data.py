@@ -1,0 +1,396 @@
+"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; and
+finite training sets drawn from them.
+
+A mixture holds its parameters as NumPy constants, so they are baked into the compiled program
+(the target is part of a run's static configuration). Samples are `x_ND` arrays (N samples of
+dimension D, D = 1 for the 1-D targets).
+
+A finite training set (:class:`TrainingSet`, the `dataset_size` field) is N samples drawn once;
+training reads it as a stream of epochs, each a fresh pseudo-random order of all N samples, and
+takes consecutive stretches of the stream as batches. Position p of the stream is sample
+sigma_e(p mod N) of epoch e = p // N, where sigma_e is the keyed bijection `rand.permute` under
+`fold_in(order_key, e)`, evaluated only at the batch's positions. The alternatives cost more
+where it matters: sorting N random keys every step is O(N log N) per step for a batch of a
+few hundred; a permutation made once per epoch must live in the loop state (N integers per
+run) and be made under a condition, which `vmap` over runs turns into a select that makes it
+at every step unless the condition is kept free of every batched value (the run's step
+counter is batched). The Feistel bijection is stateless, costs a few hashes per batch sample,
+and gives every epoch its own order from the epoch's number alone, so a run's batches depend
+only on its key and step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp, ndtr
+
+from gan_jax.core import rand, registry
+from gan_jax.core.errors import ConfigError, field_error
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GaussianMixture:
+    """Mixture sum_k w_k N(means[k], stds[k]^2 I).
+
+    Attributes:
+      means: f64[K, D] component means.
+      stds: f64[K] component standard deviations (isotropic).
+      weights: f64[K] mixing weights, summing to 1.
+    """
+
+    means: np.ndarray
+    stds: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self):
+        means = np.asarray(self.means, np.float64)
+        if means.ndim == 1:
+            means = means[:, None]
+        stds = np.asarray(self.stds, np.float64)
+        weights = np.asarray(self.weights, np.float64)
+        if means.ndim != 2 or means.shape[0] < 1:
+            raise field_error("means", self.means, "must be a non-empty list of points")
+        k = means.shape[0]
+        if stds.shape != (k,):
+            raise field_error("stds", self.stds, f"must have one value per mode ({k} modes)")
+        if weights.shape != (k,):
+            raise field_error("weights", self.weights, f"must have one value per mode ({k} modes)")
+        if not np.all(np.isfinite(means)):
+            raise field_error("means", self.means, "must be finite")
+        if not np.all(stds > 0) or not np.all(np.isfinite(stds)):
+            raise field_error("stds", self.stds, "every std must be a positive number")
+        # Positive, not just non-negative: a zero-weight component is no mode, and the reverse
+        # KL of a sample's mode histogram against the weights would be infinite.
+        if not np.all(weights > 0) or not np.all(np.isfinite(weights)):
+            raise field_error("weights", self.weights, "every weight must be a positive number")
+        if abs(weights.sum() - 1.0) > 1e-6:
+            raise field_error("weights", self.weights,
+                              f"must sum to 1 (they sum to {weights.sum():.9g})")
+        # Each component is a mode of the mode-coverage metrics, so no two may share a mean
+        # (the common ring built from linspace(0, 2*pi, 8) puts its first and last mode on the
+        # same point, up to rounding).
+        sq_KK = np.sum((means[:, None] - means[None]) ** 2, axis=-1)
+        tol = 1e-9 * (1.0 + np.max(np.abs(means)))
+        close = np.argwhere(np.triu(sq_KK <= tol**2, k=1))
+        if close.size:
+            i, j = close[0]
+            raise field_error("means", self.means,
+                              f"modes {i} and {j} coincide at {means[i].tolist()}; "
+                              "every component must have its own mean")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "stds", stds)
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def num_modes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """f64[D] analytic mean."""
+        return self.weights @ self.means
+
+    @property
+    def std(self) -> np.ndarray:
+        """f64[D] analytic per-coordinate standard deviation."""
+        second = self.weights @ (self.means**2 + self.stds[:, None] ** 2)
+        return np.sqrt(second - self.mean**2)
+
+    @property
+    def _spare_mode_bits(self) -> int | None:
+        """log2(K) if equal-weight modes can be picked by a normal's spare low bits, else None."""
+        k = self.num_modes
+        bits = k.bit_length() - 1
+        if k == 1 << bits and bits <= rand.SPARE_BITS and np.all(self.weights == 1.0 / k):
+            return bits
+        return None
+
+    @property
+    def words_per_sample(self) -> int:
+        """Random u32 words one sample consumes: D normals, plus a uniform for the mode
+        unless the normals' spare bits can pick it exactly (equal weights, K a power of 2)."""
+        return self.dim + (0 if self._spare_mode_bits is not None else 1)
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """f32[n, D] samples: a component by its weight, then a Gaussian draw around its mean."""
+        return self.sample_from_bits(rand.words(key, (n, self.words_per_sample)))
+
+    def sample_from_bits(self, bits_NW: jax.Array) -> jax.Array:
+        """f32[N, D] samples from u32[N, words_per_sample] random words."""
+        noise_ND = rand.normal_from_bits(bits_NW[:, : self.dim])
+        spare = self._spare_mode_bits
+        if spare is not None:
+            mode_N = rand.low_bits(bits_NW[:, 0], spare)
+        else:
+            u_N = rand.uniform_from_bits(bits_NW[:, self.dim])
+            edges = jnp.asarray(np.cumsum(self.weights)[:-1], jnp.float32)
+            mode_N = jnp.sum(u_N[:, None] >= edges[None, :], axis=1).astype(jnp.int32)
+        return self.place(mode_N, noise_ND)
+
+    def place(self, mode_N: jax.Array, noise_ND: jax.Array) -> jax.Array:
+        """Samples from component indices and standard-normal noise."""
+        means = np.asarray(self.means, np.float32)
+        stds = np.asarray(self.stds, np.float32)
+        if self.num_modes > 32:
+            return jnp.asarray(means)[mode_N] + jnp.asarray(stds)[mode_N][:, None] * noise_ND
+        # Few modes: a chain of selects against constants, which XLA fuses and vectorises on
+        # CPU, instead of a gather; the values are the same.
+        mode_N1 = mode_N[:, None]
+        mean_ND = jnp.broadcast_to(means[0], noise_ND.shape)
+        std_N1 = jnp.full(mode_N1.shape, stds[0])
+        for k in range(1, self.num_modes):
+            mean_ND = jnp.where(mode_N1 == k, means[k], mean_ND)
+            std_N1 = jnp.where(mode_N1 == k, stds[k], std_N1)
+        return mean_ND + std_N1 * noise_ND
+
+    def log_prob(self, x_ND: jax.Array) -> jax.Array:
+        """f32[N] log density at each point (x may also be f32[N] for a 1-D mixture)."""
+        x_ND = self._as_points(x_ND)
+        d = self.dim
+        sq_NK = jnp.sum((x_ND[:, None, :] - self.means[None]) ** 2, axis=-1)
+        log_comp_NK = (-0.5 * sq_NK / self.stds**2 - d * np.log(self.stds)
+                       - 0.5 * d * math.log(2 * math.pi))
+        return logsumexp(log_comp_NK + np.log(np.maximum(self.weights, 1e-300)), axis=-1)
+
+    def cdf(self, x: jax.Array) -> jax.Array:
+        """CDF of a 1-D mixture at x (any shape)."""
+        self._require_1d("cdf")
+        x = jnp.asarray(x)
+        z = (x[..., None] - self.means[:, 0]) / self.stds
+        return jnp.sum(self.weights * ndtr(z), axis=-1)
+
+    def check_samples(self, x_ND, what: str = "samples") -> None:
+        """Raise ConfigError unless x_ND has shape [N, D] with this mixture's D.
+
+        Shapes are known at trace time, so the check costs nothing after compilation and fails
+        before it (e.g. a generator whose output size is not the target's dimension).
+        """
+        check_samples(self, x_ND, what)
+
+    def _as_points(self, x):
+        x = jnp.asarray(x)
+        if x.ndim == 1 and self.dim == 1:
+            x = x[:, None]
+        return x
+
+    def _require_1d(self, what: str):
+        if self.dim != 1:
+            raise ConfigError(f"{what} is defined for 1-D mixtures only; this one is {self.dim}-D")
+
+
+def mixture_1d(means, stds, weights) -> GaussianMixture:
+    """A 1-D mixture from lists of means, stds and weights."""
+    means = np.asarray(means, np.float64)
+    if means.ndim != 1:
+        raise field_error("means", means.tolist(), "must be a flat list for a 1-D mixture")
+    return GaussianMixture(means[:, None], stds, weights)
+
+
+def bimodal_1d(std: float = 0.35) -> GaussianMixture:
+    """The seed's target: 0.5 N(-2, std^2) + 0.5 N(+2, std^2)."""
+    return mixture_1d([-2.0, 2.0], [std, std], [0.5, 0.5])
+
+
+def ring_2d(radius: float = 1.0, std: float = 0.01, num_modes: int = 8) -> GaussianMixture:
+    """num_modes equal modes at (r cos(2 pi k/K), r sin(2 pi k/K)), k = 0..K-1: all distinct.
+
+    The defaults are PacGAN's 2D-ring (Lin et al. 2018; VEEGAN's setup): 8 modes on the unit
+    circle, std 0.01. The unrolled GAN's ring (Metz et al. 2017) is radius 2, std 0.02.
+    """
+    if not isinstance(num_modes, (int, np.integer)) or num_modes < 2:
+        raise field_error("num_modes", num_modes, "must be an integer >= 2")
+    if not radius > 0 or not math.isfinite(radius):
+        raise field_error("data_radius", radius, "must be a positive number")
+    angles = 2 * np.pi * np.arange(num_modes) / num_modes
+    means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return GaussianMixture(means, np.full(num_modes, std), np.full(num_modes, 1 / num_modes))
+
+
+def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianMixture:
+    """side^2 equal modes on the grid {-(side-1)/2, ..., (side-1)/2}^2 * spacing.
+
+    The defaults are PacGAN's 2D-grid: 25 modes on {-4, -2, 0, 2, 4}^2, std 0.05, ordered as
+    itertools.product over (x, y), x major.
+    """
+    if not isinstance(side, (int, np.integer)) or side < 1:
+        raise field_error("side", side, "must be a positive integer")
+    if not spacing > 0 or not math.isfinite(spacing):
+        raise field_error("spacing", spacing, "must be a positive number")
+    coords = spacing * (np.arange(side) - (side - 1) / 2)
+    xx, yy = np.meshgrid(coords, coords, indexing="ij")
+    means = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    k = side * side
+    return GaussianMixture(means, np.full(k, std), np.full(k, 1 / k))
+
+
+class TrainingSet(NamedTuple):
+    """A finite training set: N samples drawn once, read in epochs of fresh orders."""
+
+    samples_ND: jax.Array   # f32[N, D]
+    order_key: jax.Array    # epoch e reads the samples in the order rand.permute(fold_in(., e))
+
+
+def training_set(target, key: jax.Array, n: int) -> TrainingSet:
+    """N samples of `target` drawn from one half of `key`; the epochs' orders from the other."""
+    k_samples, k_order = jax.random.split(key)
+    return TrainingSet(target.sample(k_samples, n), k_order)
+
+
+def stream_indices(data: TrainingSet, start, count: int) -> jax.Array:
+    """i32[count]: the samples at positions start, ..., start + count - 1 of the training set's
+    stream of epochs (`count` at most N, so the positions span at most two epochs; positions
+    must stay below 2**31)."""
+    n = data.samples_ND.shape[0]
+    if not 1 <= count <= n:
+        raise ValueError(f"stream_indices: count must be in [1, N = {n}], got {count}")
+    pos = jnp.asarray(start, jnp.int32) + jnp.arange(count, dtype=jnp.int32)
+    epoch, offset = pos // n, pos % n
+    # Each position keyed by its epoch's words (the first epoch's, or the next one's).
+    keys = jnp.stack([rand.words(rand.fold_in(data.order_key, e), (2,))
+                      for e in (epoch[0], epoch[0] + 1)])
+    k_N2 = keys[(epoch - epoch[0]).astype(jnp.int32)]
+    return rand.permute_words(k_N2[:, 0], k_N2[:, 1], offset, n)
+
+
+def stream_batch(data: TrainingSet, start, count: int) -> jax.Array:
+    """f32[count, D]: the samples at positions start, ..., start + count - 1 of the stream."""
+    return data.samples_ND[stream_indices(data, start, count)]
+
+
+# ----------------------------------------------------------------------------- the protocol
+#
+# A target is any object with
+#   dim: int                         the samples' dimension D
+#   sample(key, n) -> f32[n, D]      n samples from a typed key, in jax.numpy (traced)
+# and, where it can, the capabilities the library uses when they are there:
+#   words_per_sample, sample_from_bits(u32[N, W]) -> f32[N, D]
+#                                    samples from the library's random words: training then
+#                                    draws a step's real samples with its latent draws in one
+#                                    call (faster on CPU); without it, from the step's key
+#   means, stds, weights, num_modes  a Gaussian mixture's modes: the mode metrics
+#                                    (modes_captured, hq_fraction, reverse_kl, mode_js)
+#   std: f64[D]                      the analytic per-coordinate std (the MMD's bandwidth;
+#                                    else the real sample's own)
+#   log_prob, cdf (1-D)              exact 1-D analysis (gan_jax.analysis.exact)
+# A metric or analysis that needs a capability the target lacks is refused with a message
+# naming both, never computed into a meaningless number.
+
+
+def has_bits(target) -> bool:
+    """Whether the target samples from the library's random words."""
+    return hasattr(target, "sample_from_bits") and hasattr(target, "words_per_sample")
+
+
+def has_modes(target) -> bool:
+    """Whether the target has modes (a Gaussian mixture's means, stds and weights)."""
+    return all(hasattr(target, a) for a in ("means", "stds", "weights", "num_modes"))
+
+
+def has_cdf(target) -> bool:
+    return target.dim == 1 and hasattr(target, "cdf") and has_modes(target)
+
+
+def check_samples(target, x_ND, what: str = "samples") -> None:
+    """Raise ConfigError unless x_ND has shape [N, D] with the target's D (at trace time)."""
+    shape = tuple(x_ND.shape)
+    if len(shape) != 2 or shape[1] != target.dim:
+        raise ConfigError(f"{what}: got shape {shape}; a {target.dim}-D target needs shape "
+                          f"[N, {target.dim}] (one row of {target.dim} coordinates per sample)")
+
+
+class Preset(NamedTuple):
+    """A named target: its factory, dimension, and which of `data_std`, `data_radius` apply
+    (passed to the factory as `std=`, `radius=`)."""
+
+    build: Callable[..., object]
+    dim: int
+    has_radius: bool = False
+    has_std: bool = True
+
+
+def check_target(obj) -> str | None:
+    """What a registered target breaks of the protocol, or None: a Preset, or a target
+    object itself (a `dim` and a `sample(key, n)`)."""
+    if isinstance(obj, Preset):
+        if not callable(obj.build) or not isinstance(obj.dim, int) or obj.dim < 1:
+            return "a Preset needs a factory and a positive integer dim"
+        return None
+    if not isinstance(getattr(obj, "dim", None), (int, np.integer)) or obj.dim < 1:
+        return "a target needs `dim`, a positive integer (its samples' dimension)"
+    if not callable(getattr(obj, "sample", None)):
+        return "a target needs `sample(key, n) -> f32[n, dim]`"
+    return None
+
+
+def _as_preset(obj) -> Preset:
+    if isinstance(obj, Preset):
+        return obj
+    return Preset(lambda: obj, int(obj.dim), has_radius=False, has_std=False)
+
+
+# The registry of named targets (gan_jax.core.registry): configuration validates `data` against it.
+TARGETS: dict[str, Preset] = registry.declare(
+    "target", check_target, "what the generator learns (data.Preset, or dim + sample)", "data")
+registry.register("target", "bimodal_1d", Preset(bimodal_1d, 1),
+                  doc="the seed's two modes at -2 and 2, std 0.35 (1-D)")
+registry.register("target", "ring_2d", Preset(ring_2d, 2, has_radius=True),
+                  doc="8 modes on a circle of radius 1, std 0.01 (2-D)")
+registry.register("target", "grid_2d", Preset(grid_2d, 2),
+                  doc="25 modes on a 5 x 5 grid of spacing 2, std 0.05 (2-D)")
+
+
+def preset(name: str) -> Preset:
+    """The registered target `name` as a Preset (a target object registered as it is is
+    wrapped in one that takes no options)."""
+    if name not in TARGETS:
+        raise field_error("data", name, f"must be one of {', '.join(TARGETS)}")
+    return _as_preset(TARGETS[name])
+
+
+def dim_of(name: str) -> int:
+    """The dimension of the registered target `name`, without building it."""
+    return preset(name).dim
+
+
+class _Dims(Mapping):
+    """name -> dimension of every registered target, read live from TARGETS."""
+
+    def __getitem__(self, name):
+        if name not in TARGETS:
+            raise KeyError(name)
+        return dim_of(name)
+
+    def __iter__(self):
+        return iter(TARGETS)
+
+    def __len__(self):
+        return len(TARGETS)
+
+
+DIMS = _Dims()
+
+
+def make_target(cfg):
+    """The target named by a configuration (its fields data, data_std, data_radius)."""
+    spec = preset(cfg.data)
+    kwargs = {}
+    if spec.has_std and cfg.data_std is not None:
+        kwargs["std"] = cfg.data_std
+    if spec.has_radius and cfg.data_radius is not None:
+        kwargs["radius"] = cfg.data_radius
+    target = spec.build(**kwargs)
+    if int(target.dim) != spec.dim:
+        raise field_error("data", cfg.data, f"built a {target.dim}-D target but is registered "
+                          f"as {spec.dim}-D")
+    return target

@@ -1,0 +1,1 @@
+"""What a researcher reads: statistics over seeds, tables and figures."""

@@ -1,0 +1,1 @@
+"""One run: its state, step, game, loop and evaluation, written for one run and vmapped from outside."""
