@@ -21,7 +21,9 @@ while [ $# -ge 2 ]; do
     limit="$1"; file="$2"; shift 2
     name="$(basename "$file" .toml)"
     start=$(date +%s)
-    timeout --signal=INT "$limit" python -m gan_jax sweep "$file" --out "$out/runs/$name" \
+    # SIGINT at the limit: the sweep finishes the chunk in flight and stops (records kept);
+    # a chunk still running 60 s later is killed (that chunk is lost, the rest kept).
+    timeout --signal=INT --kill-after=60 "$limit" python -m gan_jax sweep "$file" --out "$out/runs/$name" \
         > "$out/$name.log" 2>&1
     rc=$?
     took=$(( $(date +%s) - start ))
