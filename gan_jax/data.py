@@ -1,5 +1,6 @@
-"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; and
-finite training sets drawn from them.
+"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; finite
+training sets drawn from them; and the targets a sweep file declares (mixtures by their
+parameters, point clouds read from a file: :func:`register_declared`, :class:`PointCloud`).
 
 A mixture holds its parameters as NumPy constants, so they are baked into the compiled program
 (the target is part of a run's static configuration). Samples are `x_ND` arrays (N samples of
