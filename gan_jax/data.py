@@ -634,7 +634,6 @@ def register_declared(table, base: str, path: str, where: str = "targets") -> di
             raise ConfigError(f"[{where}.{name}]: a target of that name is registered already; "
                               "choose another name")
         full, obj, doc = declare(name, spec, base, where)
-        registry.register("target", full, obj, doc=f"{doc}, declared in {path}",
-                          declared_in=path)
+        registry.register("target", full, obj, doc=doc, declared_in=path)
         names[name] = full
     return names
