@@ -46,6 +46,7 @@ __version__ = "0.1.0"
 _digest.seal()      # what each module binds now: a later replacement is keyed (gan_jax.core.digest)
 
 __all__ = [
+    "data", "losses", "methods", "metrics", "models", "optim", "toy_targets",
     "ConfigError", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
     "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
     "static_part", "traced_part", "validate",

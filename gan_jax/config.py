@@ -22,6 +22,7 @@ a real-valued field is stored as a float (`lr_d = 1` and `lr_d = 1.0` are the sa
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -53,6 +54,23 @@ def choice(options) -> Check:
         names = tuple(options)
         return f"must be one of {', '.join(names)}{suggest(str(v), names)}"
     return check
+
+
+def target_choice(options) -> Check:
+    """`choice(options)`, with a hint for a name a sweep file declares (NAME.DIGEST,
+    data.register_declared) when that file's targets are not loaded."""
+    plain = choice(options)
+
+    def check(v):
+        problem = plain(v)
+        if problem and isinstance(v, str) and DECLARED_NAME.match(v):
+            problem += ("; a target declared in a sweep file's [targets] is known once that "
+                        "file is read (--plugin FILE.toml)")
+        return problem
+    return check
+
+
+DECLARED_NAME = re.compile(rf"^[A-Za-z][A-Za-z0-9_.-]*\.[0-9a-f]{{{data.DIGEST_CHARS}}}$")
 
 
 def int_at_least(low: int, high: int | None = None, why: str = "") -> Check:
@@ -178,8 +196,8 @@ class RunConfig:
     """
 
     # what is trained
-    data: str = _field("bimodal_1d", STATIC, choice(data.TARGETS),
-                       "target: a named Gaussian mixture")
+    data: str = _field("bimodal_1d", STATIC, target_choice(data.TARGETS),
+                       "target: a registered target (docs/targets.md)")
     data_std: float | None = _field(None, STATIC, optional(positive_number, " (or omitted)"),
                                     "the target's component std (None: the preset's)")
     data_radius: float | None = _field(None, STATIC, optional(positive_number, " (or omitted)"),
@@ -620,7 +638,34 @@ def validate(cfg: RunConfig) -> RunConfig:
         if v is not None and len(v) != models.num_params(cfg, role):
             raise field_error(key, list(v), f"must have {models.num_params(cfg, role)} values "
                                             f"for {role} {getattr(cfg, role)!r}")
+    if data.has_points(data.TARGETS[cfg.data]):
+        _check_point_cloud(cfg, data.TARGETS[cfg.data])
     return cfg
+
+
+def _check_point_cloud(cfg: RunConfig, cloud) -> None:
+    """A point cloud is its own finite training set, and a draw of real samples takes
+    distinct held-out reference points (data.PointCloud)."""
+    if cfg.dataset_size:
+        raise field_error("dataset_size", cfg.dataset_size,
+                          f"must be 0 with data = {cfg.data!r}: a point cloud's training set "
+                          f"is its {cloud.num_training:,} training points")
+    for name in ("eval_batch", "history_samples", "eval_samples"):
+        if getattr(cfg, name) > cloud.num_reference:
+            raise field_error(name, getattr(cfg, name),
+                              f"must be at most {cloud.num_reference:,}, the held-out "
+                              f"reference points of data = {cfg.data!r} (a draw takes distinct "
+                              "points); lower it, or hold out more points")
+    per_step = real_samples_per_step(cfg)
+    if per_step > cloud.num_training:
+        raise field_error("batch_size", cfg.batch_size,
+                          f"one step reads {per_step:,} real samples (batch_size x pack x "
+                          f"batches), more than the {cloud.num_training:,} training points of "
+                          f"data = {cfg.data!r}")
+    if (cfg.steps + 2) * per_step >= 2**31:
+        raise field_error("steps", cfg.steps,
+                          f"(steps + 2) x {per_step:,} real samples per step must stay below "
+                          "2**31 (int32 positions in the training set)")
 
 
 # A method's own fields, and the method that gives each a meaning: set away from its default

@@ -151,9 +151,10 @@ def main(argv: list[str] | None = None, process: ProcessSignals | None = None) -
             help=f"where compiled programs are kept across runs (default: ${cache.ENV}, else "
                  f"{cache.default_dir()}); off: no cache")
         command_parser.add_argument(
-            "--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+            "--plugin", action="append", default=[], metavar="MODULE|FILE.py|FILE.toml",
             help="import a module that registers components (gan_jax.register) before the "
-                 "command runs; may be repeated (docs/extending.md)")
+                 "command runs, or read a sweep file's plugins and [targets] (FILE.toml); may "
+                 "be repeated (docs/extending.md)")
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(command_parser)
@@ -161,9 +162,16 @@ def main(argv: list[str] | None = None, process: ProcessSignals | None = None) -
     cache.configure(args.compile_cache)    # None: the environment's choice (gan_jax.engine.cache)
 
     def command(args):
-        if args.plugin:
+        # A sweep file given as a plugin: its plugins, and the targets it declares.
+        files = [p for p in args.plugin if p.endswith(".toml")]
+        modules = [p for p in args.plugin if not p.endswith(".toml")]
+        if modules:
             from gan_jax.core import registry
-            registry.load_plugins(args.plugin, os.getcwd(), where="--plugin")
+            registry.load_plugins(modules, os.getcwd(), where="--plugin")
+        if files:
+            from gan_jax.sweep.spec import load_targets
+            for path in files:
+                load_targets(path)
         return module.main(args)
 
     return _call(command, args, process)

@@ -1,5 +1,6 @@
-"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; and
-finite training sets drawn from them.
+"""Targets: Gaussian mixtures in d dimensions with isotropic components, known exactly; finite
+training sets drawn from them; and the targets a sweep file declares (mixtures by their
+parameters, point clouds read from a file: :func:`register_declared`, :class:`PointCloud`).
 
 A mixture holds its parameters as NumPy constants, so they are baked into the compiled program
 (the target is part of a run's static configuration). Samples are `x_ND` arrays (N samples of
@@ -22,7 +23,11 @@ only on its key and step.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
@@ -32,7 +37,7 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
 from gan_jax.core import rand, registry
-from gan_jax.core.errors import ConfigError, field_error
+from gan_jax.core.errors import ConfigError, field_error, is_number, suggest
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -242,8 +247,11 @@ class TrainingSet(NamedTuple):
 
 
 def training_set(target, key: jax.Array, n: int) -> TrainingSet:
-    """N samples of `target` drawn from one half of `key`; the epochs' orders from the other."""
+    """N samples of `target` drawn from one half of `key`; the epochs' orders from the other.
+    A point cloud (`has_points`) is its own training set: its training points, whatever n."""
     k_samples, k_order = jax.random.split(key)
+    if has_points(target):
+        return TrainingSet(jnp.asarray(target.training_points), k_order)
     return TrainingSet(target.sample(k_samples, n), k_order)
 
 
@@ -283,6 +291,9 @@ def stream_batch(data: TrainingSet, start, count: int) -> jax.Array:
 #   std: f64[D]                      the analytic per-coordinate std (the MMD's bandwidth;
 #                                    else the real sample's own)
 #   log_prob, cdf (1-D)              exact 1-D analysis (gan_jax.analysis.exact)
+#   training_points, reference_points
+#                                    a finite set of points (a point cloud): training reads
+#                                    the first in epochs, `sample` draws from the second
 # A metric or analysis that needs a capability the target lacks is refused with a message
 # naming both, never computed into a meaningless number.
 
@@ -295,6 +306,12 @@ def has_bits(target) -> bool:
 def has_modes(target) -> bool:
     """Whether the target has modes (a Gaussian mixture's means, stds and weights)."""
     return all(hasattr(target, a) for a in ("means", "stds", "weights", "num_modes"))
+
+
+def has_points(target) -> bool:
+    """Whether the target is a finite set of points (a point cloud): training reads its
+    `training_points` in epochs, and `sample` draws from its held-out reference points."""
+    return hasattr(target, "training_points") and hasattr(target, "reference_points")
 
 
 def has_cdf(target) -> bool:
@@ -394,3 +411,229 @@ def make_target(cfg):
         raise field_error("data", cfg.data, f"built a {target.dim}-D target but is registered "
                           f"as {spec.dim}-D")
     return target
+
+
+# ----------------------------------------------------------------------------- declared targets
+#
+# A sweep file declares targets of its own under [targets.NAME] (gan_jax.sweep.spec): a
+# Gaussian mixture by its parameters, or a point cloud by its file. Each is registered under
+# NAME.DIGEST, DIGEST the first DIGEST_CHARS hex digits of the sha256 of what defines it (the
+# mixture's parameters; the file's sha256 and the split), so a changed declaration is another
+# target: another run id, another row of a table, another kept program.
+
+DIGEST_CHARS = 12
+DEFAULT_HOLDOUT = 0.2
+POINT_FILES = (".npy", ".csv")
+MIXTURE_KEYS = ("means", "stds", "weights")
+CLOUD_KEYS = ("file", "holdout", "split_seed")
+
+
+class PointCloud:
+    """A finite set of points, split once into training points and held-out reference points.
+
+    Training reads `training_points` in epochs of fresh orders (`training_set`, as a finite
+    training set of `dataset_size` samples is read); `sample(key, n)` draws n distinct
+    reference points (a pseudo-random subset, `rand.permute`), so the sample metrics (and a
+    history row's loss values) compare the generator with points it never trained on. The
+    split is a permutation of the rows from NumPy's PCG64 generator seeded with `split_seed`:
+    the first round(holdout x N) rows of it are the reference points. Both sets are NumPy
+    constants of the compiled program. No modes: no mode metric applies.
+
+    Attributes:
+      training_points, reference_points: f32[N_train, D], f32[N_ref, D].
+      std: f64[D] the reference points' per-coordinate (population) std, the MMD's bandwidth,
+        the same for every run.
+      provenance: {"file", "sha256", "points", "holdout", "split_seed"}: written into the
+        records' components (results.plugin_components).
+    """
+
+    def __init__(self, points, holdout: float = DEFAULT_HOLDOUT, split_seed: int = 0, *,
+                 file: str = "", sha256: str = "", where: str = "points"):
+        x = np.asarray(points)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.dtype.kind not in "fiu" or x.shape[1] < 1:
+            raise field_error(where, f"an array of shape {x.shape} and dtype {x.dtype}",
+                              "must hold a number array of shape [N, D] (one row per point)")
+        if not np.all(np.isfinite(x)):
+            raise field_error(where, f"{int(np.sum(~np.isfinite(x)))} non-finite values",
+                              "every value must be a finite number")
+        if not (isinstance(holdout, float) and 0.0 < holdout < 1.0):
+            raise field_error("holdout", holdout, "must be a number in (0, 1), the fraction of "
+                              "the points held out as the metrics' reference set")
+        if not isinstance(split_seed, (int, np.integer)) or isinstance(split_seed, bool) \
+                or not 0 <= split_seed < 2**63:
+            raise field_error("split_seed", split_seed, "must be an integer in [0, 2**63)")
+        n = x.shape[0]
+        n_ref = int(round(holdout * n))
+        if n_ref < 2 or n - n_ref < 1:
+            raise field_error(where, f"{n} points", f"holdout = {holdout} leaves {n_ref} "
+                              f"reference and {n - n_ref} training points; needs at least 2 "
+                              "reference points and 1 training point")
+        x = x.astype(np.float32)
+        order = np.random.Generator(np.random.PCG64(int(split_seed))).permutation(n)
+        self.reference_points = x[order[:n_ref]]
+        self.training_points = x[order[n_ref:]]
+        self.dim = int(x.shape[1])
+        self.std = np.std(self.reference_points.astype(np.float64), axis=0)
+        if not np.any(self.std > 0):
+            raise field_error(where, f"{n} points", "the reference points are all the same "
+                              "point; the metrics need a spread")
+        self.provenance = {"file": file, "sha256": sha256, "points": n, "holdout": holdout,
+                           "split_seed": int(split_seed)}
+
+    @property
+    def num_reference(self) -> int:
+        return self.reference_points.shape[0]
+
+    @property
+    def num_training(self) -> int:
+        return self.training_points.shape[0]
+
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """f32[n, D]: n distinct reference points, a subset picked by `key` (n at most the
+        reference points' count; config.validate checks the sample counts)."""
+        m = self.num_reference
+        if n > m:
+            raise ConfigError(f"samples: got {n}; a point cloud gives at most its {m} "
+                              "held-out reference points per draw (each drawn once)")
+        return jnp.asarray(self.reference_points)[rand.permute(key, jnp.arange(n), m)]
+
+    def __repr__(self):
+        return (f"PointCloud({self.provenance['file']!r}, {self.num_training} training + "
+                f"{self.num_reference} reference points, {self.dim}-D)")
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def read_points(path: str, where: str = "file") -> tuple[np.ndarray, str]:
+    """The points of a `.npy` file (an array [N, D], or [N] for 1-D) or a `.csv` file (one
+    point a row, comma-separated numbers, an optional header row), and the file's sha256."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in POINT_FILES:
+        raise field_error(where, path, f"must be a {' or '.join(POINT_FILES)} file")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise field_error(where, path, "no such file (a path is relative to the sweep "
+                                       "file's folder)") from None
+    except OSError as e:
+        raise field_error(where, path, f"cannot be read: {e.strerror}") from None
+    try:
+        if ext == ".npy":
+            points = np.load(io.BytesIO(raw), allow_pickle=False)
+        else:
+            text = raw.decode("utf-8")
+            try:
+                points = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)
+            except ValueError:               # a header row
+                points = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, skiprows=1)
+    except (ValueError, UnicodeDecodeError, EOFError) as e:
+        raise field_error(where, path, f"cannot be read as {ext}: {e}") from None
+    return points, hashlib.sha256(raw).hexdigest()
+
+
+def declare(name: str, spec, base: str = ".", where: str = "targets"):
+    """The target a [targets.NAME] table declares: (registered name NAME.DIGEST, object).
+
+    A mixture: `means` (K points of D coordinates; a flat list of K numbers for 1-D), `stds`
+    (one number for every mode, or one per mode: isotropic components), `weights` (one per
+    mode, summing to 1; default equal). A point cloud: `file` (a .npy or .csv path relative to
+    `base`), `holdout` (default DEFAULT_HOLDOUT), `split_seed` (default 0). Raises
+    ConfigError naming [`where`.NAME].KEY.
+    """
+    at = f"[{where}.{name}]"
+    if not isinstance(spec, dict):
+        raise field_error(at, spec, "must be a table: a mixture (means, stds, weights) or a "
+                                    "point cloud (file, holdout, split_seed)")
+    kind = "points" if "file" in spec else "mixture"
+    allowed = CLOUD_KEYS if kind == "points" else MIXTURE_KEYS
+    for key in spec:
+        if key not in allowed:
+            other = MIXTURE_KEYS if kind == "points" else CLOUD_KEYS
+            why = (f"; a point cloud (file) takes no {key}" if key in other else
+                   suggest(key, allowed))
+            raise ConfigError(f"{at}.{key}: unknown key{why}; a {kind} takes "
+                              f"{', '.join(allowed)}")
+    if kind == "points":
+        file = spec["file"]
+        if not isinstance(file, str) or not file.strip():
+            raise field_error(f"{at}.file", file, "must be the path of a .npy or .csv file")
+        holdout = spec.get("holdout", DEFAULT_HOLDOUT)
+        holdout = float(holdout) if is_number(holdout) and not isinstance(holdout, bool) \
+            else holdout
+        path = os.path.join(base, os.path.expanduser(file))
+        points, sha = read_points(path, f"{at}.file")
+        try:
+            obj = PointCloud(points, holdout, spec.get("split_seed", 0), file=file, sha256=sha,
+                             where=f"{at}.file")
+        except ConfigError as e:
+            text = str(e)
+            raise ConfigError(text if text.startswith(at) else f"{at}.{text}") from None
+        payload = {"kind": kind, "sha256": sha, "holdout": holdout,
+                   "split_seed": obj.provenance["split_seed"]}
+        doc = (f"{obj.num_training} training + {obj.num_reference} reference points of {file} "
+               f"({obj.dim}-D, sha256 {sha[:12]})")
+    else:
+        if "means" not in spec:
+            raise ConfigError(f"{at}.means: missing; a mixture needs means (and stds), a point "
+                              "cloud a file")
+        if "stds" not in spec:
+            raise ConfigError(f"{at}.stds: missing; give one std for every mode, or one per "
+                              "mode")
+        means = _number_rows(spec["means"], f"{at}.means")
+        k = means.shape[0]
+        stds = spec["stds"]
+        if is_number(stds):
+            stds = [stds] * k
+        weights = spec.get("weights", [1.0 / k] * k)
+        for key, value in (("stds", stds), ("weights", weights)):
+            if not isinstance(value, list) or not all(is_number(v) for v in value):
+                raise field_error(f"{at}.{key}", spec.get(key, value),
+                                  "must be a number or a list of numbers, one per mode"
+                                  if key == "stds" else "must be a list of numbers, one per "
+                                  "mode")
+        try:
+            obj = GaussianMixture(spec["means"] if means.shape[1] > 1 else means[:, 0],
+                                  stds, weights)
+        except ConfigError as e:
+            raise ConfigError(f"{at}.{e}") from None
+        payload = {"kind": kind, "means": obj.means.tolist(), "stds": obj.stds.tolist(),
+                   "weights": obj.weights.tolist()}
+        doc = f"{obj.num_modes} isotropic Gaussians in {obj.dim}-D"
+    return f"{name}.{_digest(payload)[:DIGEST_CHARS]}", obj, doc
+
+
+def _number_rows(value, where: str) -> np.ndarray:
+    """f64[K, D] from a list of K lists of D numbers (or a flat list of K numbers: D = 1)."""
+    rule = "must be a non-empty list of points, each a list of numbers of one length"
+    if not isinstance(value, list) or not value:
+        raise field_error(where, value, rule)
+    if all(is_number(v) for v in value):
+        return np.asarray(value, np.float64)[:, None]
+    if not all(isinstance(v, list) and v and all(is_number(x) for x in v) for v in value) or \
+            len({len(v) for v in value}) != 1:
+        raise field_error(where, value, rule)
+    return np.asarray(value, np.float64)
+
+
+def register_declared(table, base: str, path: str, where: str = "targets") -> dict[str, str]:
+    """Register every target of a sweep file's [targets] table (declared in `path`, files
+    relative to `base`); returns NAME -> NAME.DIGEST. Raises ConfigError on the first problem."""
+    if not isinstance(table, dict):
+        raise field_error("targets", table, "must be a table of [targets.NAME] tables")
+    names = {}
+    for name, spec in table.items():
+        if not isinstance(name, str) or not registry.NAME.match(name):
+            raise ConfigError(f"[{where}.{name}]: a target's name must start with a letter and "
+                              "hold only letters, digits, '_', '.' and '-'")
+        if name in TARGETS:
+            raise ConfigError(f"[{where}.{name}]: a target of that name is registered already; "
+                              "choose another name")
+        full, obj, doc = declare(name, spec, base, where)
+        registry.register("target", full, obj, doc=doc, declared_in=path)
+        names[name] = full
+    return names

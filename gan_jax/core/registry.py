@@ -98,7 +98,7 @@ def origin(obj) -> str:
 
 
 def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
-             replace: bool = False):
+             replace: bool = False, declared_in: str | None = None):
     """Register `obj` as the component `name` of `kind`; with `obj` omitted, a decorator.
 
     Args:
@@ -113,6 +113,10 @@ def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
       replace: allow replacing a built-in component of that name. A component registered
         outside the library may be registered again under its name (a notebook cell run
         twice); the programs kept on disk follow its code (gan_jax.engine.cache).
+      declared_in: the file that declared the component, when the library registers it on a
+        user's behalf (a target declared in a sweep file's [targets]): its origin, and it
+        counts as the user's, not a built-in, so its records and kept programs carry its
+        digest (`used`).
 
     Returns:
       `obj` (as a decorator, the decorated object), so a registration can stand where it is
@@ -137,13 +141,13 @@ def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
     if problem:
         raise ConfigError(f"{kind} {name!r}: {problem}")
     old = k.entries.get(name)
-    builtin = _registering_from_library()
+    builtin = declared_in is None and _registering_from_library()
     if old is not None and old.builtin and not builtin and not replace:
         raise ConfigError(f"{kind} {name!r}: a built-in {kind} has that name; choose another "
                           "name, or pass replace=True to replace it")
     k.entries[name] = Entry(obj, doc if doc is not None else _first_line(
         getattr(obj, "doc", None) or type(obj).__doc__ if not callable(obj) else obj.__doc__),
-        origin(obj), builtin)
+        declared_in or origin(obj), builtin)
     k.table[name] = obj
     return obj
 

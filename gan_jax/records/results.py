@@ -142,12 +142,20 @@ def mixed_versions(records, current: dict[str, dict] | None = None) -> list[str]
 def plugin_components(cfg) -> dict[str, dict]:
     """The components registered from outside the library that a run uses, "kind:name" ->
     {"origin": module, "digest": of its code (gan_jax.core.digest.code_digest), or None}: a table
-    can then tell two versions of a plugin apart under one name. Empty for the library's own."""
-    from gan_jax.core import digest
-    from gan_jax.core import registry
-    return {f"{kind}:{name}": {"origin": registry.origin(obj),
-                               "digest": digest.code_digest(obj)}
-            for kind, name, obj in registry.used(cfg)}
+    can then tell two versions of a plugin apart under one name. Empty for the library's own.
+
+    A component declared in a file (a sweep file's [targets]) has that file as its origin, and
+    what its `provenance` dict says of it joins the entry (a point cloud's file and sha256)."""
+    from gan_jax.core import digest, registry
+    out = {}
+    for kind, name, obj in registry.used(cfg):
+        entry = registry.KINDS[kind].entries.get(name)
+        # An entry replaced without register() has no Entry of its own: read the object.
+        own = entry is not None and entry.obj is obj
+        out[f"{kind}:{name}"] = {"origin": entry.origin if own else registry.origin(obj),
+                                 "digest": digest.code_digest(obj),
+                                 **(getattr(obj, "provenance", None) or {})}
+    return out
 
 
 def spectral_history(history: dict) -> dict:

@@ -23,13 +23,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gan_jax.components import data as data_lib
 from gan_jax.core import registry
 from gan_jax.records import results
 from gan_jax.config import (FIELD_NAMES, FLOAT_FIELDS, LIST_FIELDS, RunConfig, check_field,
                             make_config, tied_fields)
 from gan_jax.core.errors import ConfigError, is_finite_number, is_int, suggest
 
-SWEEP_KEYS = ("name", "seeds", "keep_samples", "plugins", "base", "grid", "search")
+SWEEP_KEYS = ("name", "seeds", "keep_samples", "plugins", "targets", "base", "grid", "search")
 MAX_SEED = 2**32 - 1                # seeds become uint32 keys (engine.seed_keys)
 # A sweep's runs are expanded in memory (a run is a few hundred bytes of Python objects) and
 # its records fill a results file of a few KiB each: 2**22 runs is ~1 GiB of plan and ~10 GiB
@@ -197,6 +198,29 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     return parse_sweep(data, path)
 
 
+def load_targets(path: str | os.PathLike) -> dict[str, str]:
+    """Load a sweep file's plugins and register the targets it declares, checking nothing
+    else of it: what `table`, `plot` and the other commands need to read its records
+    (`--plugin FILE.toml`). Returns NAME -> NAME.DIGEST."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        if "plugins" in data:
+            registry.load_plugins(data["plugins"], base)
+        return data_lib.register_declared(data.get("targets", {}), base, path)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
     """Validate a parsed sweep file as a whole and expand it (no compilation).
 
@@ -215,14 +239,24 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
             registry.load_plugins(data["plugins"], os.path.dirname(os.path.abspath(path)))
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+    if "targets" in data:
+        # Targets declared in the file: registered under NAME.DIGEST, and every `data = NAME`
+        # of the file reads as that name (data.register_declared). A target that cannot be
+        # made stops here: the rest of the file names it.
+        try:
+            names = data_lib.register_declared(data["targets"],
+                                               os.path.dirname(os.path.abspath(path)), path)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        data = _renamed(data, names)
     unknown = [key for key in data if key not in SWEEP_KEYS]
     meant = set()                     # required keys an unknown key was likely meant to be
     for key in unknown:
         hint = (" (run settings go under [base], lists to sweep under [grid])"
                 if key in FIELD_NAMES else suggest(key, SWEEP_KEYS))
         meant |= {k for k in ("name", "seeds") if hint == f" (did you mean {k!r}?)"}
-        fail(f"{key}: unknown key{hint}; allowed: name, seeds, keep_samples, plugins, [base], "
-             "[grid], [search]")
+        fail(f"{key}: unknown key{hint}; allowed: name, seeds, keep_samples, plugins, "
+             "[targets], [base], [grid], [search]")
     name = data.get("name")
     if name is None:
         if "name" not in meant:
@@ -330,6 +364,33 @@ def parse_sweep(data: dict[str, Any], path: str = "<sweep>") -> Sweep:
         raise problems.error()
     return Sweep(name, path, seeds, tuple((k, tuple(v)) for k, v in merged.items()),
                  tuple(configs), keep, search, tuple(data.get("plugins", ())))
+
+
+def _renamed(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The sweep file with each `data` value that names a declared target (in [base], a
+    [grid] list, a [search] choice) replaced by the name it is registered under."""
+    def rename(value):
+        return names.get(value, value) if isinstance(value, str) else value
+
+    def names_data(key) -> bool:
+        return isinstance(key, str) and "data" in tied_fields(key)
+
+    out = dict(data)
+    if isinstance(out.get("base"), dict) and "data" in out["base"]:
+        out["base"] = {**out["base"], "data": rename(out["base"]["data"])}
+    if "grid" in out:
+        grids = out["grid"]
+        renamed = [{k: [rename(v) for v in vs] if names_data(k) and isinstance(vs, list)
+                    else vs for k, vs in t.items()} if isinstance(t, dict) else t
+                   for t in (grids if isinstance(grids, list) else [grids])]
+        out["grid"] = renamed if isinstance(grids, list) else renamed[0]
+    search = out.get("search")
+    if isinstance(search, dict):
+        out["search"] = {k: {**v, "choice": [rename(c) for c in v["choice"]]}
+                         if names_data(k) and isinstance(v, dict)
+                         and isinstance(v.get("choice"), list) else v
+                         for k, v in search.items()}
+    return out
 
 
 def _check_base(base: dict, fail) -> None:

@@ -278,9 +278,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     computes them once into memory. Left inside the step, XLA's CPU fusion duplicates the hash
     and the inverse error function into every consumer of a sample, about five times over.
 
-    With a finite training set (dataset_size > 0, `training_set` given), the real samples are
-    not drawn: iteration i's batches read positions i R, ..., i R + R - 1 of the set's stream
-    of epochs (data.stream_batch; R = config.real_samples_per_step), batch after batch in slot
+    With a finite training set (dataset_size > 0, or a point cloud; `training_set` given), the
+    real samples are not drawn: iteration i's batches read positions i R, ..., i R + R - 1 of
+    the set's stream of epochs (data.stream_batch; R = config.real_samples_per_step), batch after batch in slot
     order, and a row of words holds no real-sample words. `i` is used for nothing else.
 
     With g_norm = 'batch', after the method's step the population statistics move towards the
@@ -291,9 +291,10 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     """
     latent, pack, dim = parts.latent_dim, static.pack, parts.target.dim
     slots = methods_lib.slots(static.update, static.d_updates)
-    from_set = static.dataset_size > 0
+    from_set = static.dataset_size > 0 or data_lib.has_points(parts.target)
     if from_set and training_set is None:
-        raise ValueError("make_step: dataset_size > 0 needs the run's training set")
+        raise ValueError("make_step: dataset_size > 0 (or a point cloud) needs the run's "
+                         "training set")
     # A target without sampling from random words (data.has_bits) samples each real batch
     # from its own stream of the step's key instead; its row of words holds no real words.
     from_key = not from_set and not data_lib.has_bits(parts.target)
@@ -567,9 +568,10 @@ def make_training(static: StaticConfig) -> Training:
         k_g, k_d, k_loop, k_hist = train_keys(key)
         # A finite training set comes from a fifth stream (fold_in(key, 4) is split(key, 5)[4]
         # under JAX's partitionable Threefry), so it moves no other draw.
+        # A point cloud is its own training set (its training points).
         training_set = (data_lib.training_set(parts.target, rand.fold_in(key, 4),
                                               static.dataset_size)
-                        if static.dataset_size else None)
+                        if static.dataset_size or data_lib.has_points(parts.target) else None)
         draw, step = make_step(static, parts, hp, tx_g, tx_d, training_set)
         return tx_g, tx_d, k_g, k_d, k_loop, k_hist, draw, step
 
