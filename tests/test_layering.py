@@ -24,7 +24,7 @@ LAYERS = [
     ["sweep.run"],
     ["sweep", "plots", "seed_repro", "bench", "dirac"],
     ["sweep.command"],
-    ["sweep.confirm"],
+    ["sweep.confirm", "sweep.launch"],
     ["cli"],
     ["__main__", "__init__"],
 ]
