@@ -22,7 +22,7 @@ import pytest
 
 from gan_jax import engine, results
 from gan_jax import tables as gj_tables
-from gan_jax.cli import main as cli
+from gan_jax.cli import HOST_DEVICES_FLAG, main as cli
 from gan_jax.sweep import launch, load_sweep
 
 from sweep_testing import (ROOT, TINY_BASE, assert_same_runs, cli_command, cli_env,
@@ -149,11 +149,14 @@ def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file,
     sbatch.chmod(0o755)
     (bin_dir / "srun").symlink_to("/bin/false")       # only ever called inside the job
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
     out = tmp_path / "out"
     assert cli(["launch", sweep_file, "--out", str(out), "--shards", "2", "--time", "1:30:00",
                 "--partition", "gpu", "--gpus-per-task", "1", "--cpus-per-task", "4",
                 "--mem", "16GiB", "--slurm", "mail-type=END", "--setup", "module load cuda",
                 "--max-chunk", "64", "--compile-cache", str(tmp_path / "cache")]) == 0
+    # The launcher sets no device count, which the tasks would inherit from the login node.
+    assert HOST_DEVICES_FLAG not in os.environ.get("XLA_FLAGS", "")
     printed = capsys.readouterr().out
     assert "submitted 2 tasks to slurm" in printed
     assert "shard 0/2: job 4242_0" in printed and "shard 1/2: job 4242_1" in printed
@@ -182,6 +185,27 @@ def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file,
 
 
 # ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_failed_tasks_are_named_with_their_logs_and_the_launch_exits_1(sweep_file, tmp_path):
+    """Each shard's results file is a directory: every task's sweep refuses it (status 2)."""
+    out = tmp_path / "out"
+    for i in range(2):
+        (out / results.results_file_name(i, 2)).mkdir(parents=True)
+    proc = run_cli("launch", sweep_file, "--out", out, "--shards", 2, *LOCAL, "--wait",
+                   "--poll", 0.5, devices=1)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 3, proc.stderr
+    for i, line in enumerate(errors[:2]):
+        assert line.startswith(f"error: shard {i}/2 (job ") and "the sweep exited with status 2" in line
+        log = line.rsplit("its log: ", 1)[1]
+        assert "is not a regular file" in open(log).read()
+    assert errors[2] == (f"error: 0 of 4 runs recorded in {out}; the same launch command with "
+                         "--resume runs the rest")
+
 
 # 16 runs in chunks of 2: each shard has 4 chunks left after its first, so a preemption
 # signalled once the first is recorded lands mid-shard.

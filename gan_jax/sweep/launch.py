@@ -370,8 +370,13 @@ def wait(by_job, args: argparse.Namespace, sweep: Sweep, out: str,
         except Exception as e:           # no result at all: the task was killed outright
             problem = e
         if problem is not None:
-            first = next((l for l in str(problem).splitlines() if l.strip()), type(problem).__name__)
-            failed.append(f"shard {i}/{args.shards} (job {job.job_id}) failed: {first[:300]}; "
+            # submitit's message holds the task's traceback between two rules of dashes; its
+            # last line is the error itself.
+            parts = str(problem).split("-" * 22 + "\n")
+            trace = parts[1] if len(parts) > 2 else str(problem)
+            lines = [l.strip() for l in trace.splitlines() if l.strip()]
+            last = lines[-1] if lines else type(problem).__name__
+            failed.append(f"shard {i}/{args.shards} (job {job.job_id}) failed: {last[:300]}; "
                           f"its log: {job.paths.stderr}")
     recorded = len(_recorded(out) & wanted)
     if failed or recorded < len(wanted):
