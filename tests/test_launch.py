@@ -184,6 +184,22 @@ def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file,
         assert (again.shard, again.argv(), again.attempt) == (task.shard, argv, 2)
 
 
+@needs_submitit
+def test_an_array_that_slurm_refuses_is_one_error(sweep_file, tmp_path, capsys, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\n"
+                      "exit 1\n")
+    sbatch.chmod(0o755)
+    (bin_dir / "srun").symlink_to("/bin/false")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert cli(["launch", sweep_file, "--out", str(tmp_path / "out"), "--shards", "2",
+                "--time", "10", "--partition", "nope"]) == 2
+    assert ("error: --cluster: slurm: the job array was refused: sbatch: error: invalid "
+            "partition specified: nope\n") in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

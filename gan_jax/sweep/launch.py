@@ -303,7 +303,8 @@ def main(args: argparse.Namespace) -> int:
                           f"{sweep.name!r}; pass --resume to finish it, or choose another "
                           "directory")
     if args.resume:                       # what the tasks' own --resume will say, said now
-        for note in recorded_runs(out, sweep)[1]:
+        _, problems, versions = recorded_runs(out, sweep)
+        for note in results.summarize_problems(problems) + versions:
             print(f"note: {note}", file=sys.stderr)
     todo = [i for i, ids in enumerate(shard_ids) if ids - done]
     if not todo:
@@ -312,16 +313,20 @@ def main(args: argparse.Namespace) -> int:
         return 0
     submitit = _submitit()
     logs = os.path.abspath(args.logs or os.path.join(out, LOGS_DIR))
-    try:
-        results.ensure_writable_dir(out)
-        results.ensure_writable_dir(logs)
-    except OSError as e:
-        raise ConfigError(f"--out: cannot write to {e.filename or out!r}: {e.strerror}") from None
+    for flag, directory in (("--out", out), ("--logs", logs)):
+        try:
+            results.ensure_writable_dir(directory)
+        except OSError as e:
+            raise ConfigError(f"{flag}: cannot write to {directory!r}: {e.strerror}") from None
 
     file = os.path.abspath(args.file)
     executor = make_executor(args, submitit, logs, minutes, f"gan_jax-{sweep.name}")
     tasks = [ShardTask(file, out, (i, args.shards), _sweep_args(args)) for i in todo]
-    jobs = executor.submit_array(tasks)
+    try:
+        jobs = executor.submit_array(tasks)
+    except (RuntimeError, OSError) as e:   # sbatch said no (a partition, an account, a limit)
+        why = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
+        raise ConfigError(f"--cluster: {args.cluster}: the job array was refused: {why}") from None
     by_job = list(zip(todo, jobs))
     skipped = f"; {args.shards - len(todo)} shards already finished" if len(todo) < args.shards else ""
     print(f"launch: sweep {sweep.name!r}, {total} runs ({len(done)} recorded) in "
