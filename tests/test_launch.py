@@ -104,9 +104,9 @@ def test_slurm_without_sbatch_and_a_directory_of_this_sweep_without_resume(
     assert sorted(os.listdir(out)) == [results.RESULTS_FILE]
 
 
-def records_line(name: str, file: str) -> str:
-    """One well-formed record of the sweep's first run (its numbers do not matter here)."""
-    run = load_sweep(file).runs()[0]
+def records_line(name: str, file: str, index: int = 0) -> str:
+    """One well-formed record of the sweep's run at `index` (its numbers do not matter here)."""
+    run = load_sweep(file).runs()[index]
     return json.dumps(dict(run_id=run.run_id, sweep=name, seed=run.seed,
                            config=run.cfg.to_dict(), status="ok", final={}, history={})) + "\n"
 
@@ -182,6 +182,32 @@ def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file,
         # The requeued task is the same shard's, next attempt.
         again = task.checkpoint().function
         assert (again.shard, again.argv(), again.attempt) == (task.shard, argv, 2)
+
+
+@needs_submitit
+def test_a_resumed_launch_submits_only_the_shards_with_runs_left(sweep_file, tmp_path, capsys,
+                                                                 monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text('#!/bin/sh\necho "Submitted batch job 77"\n')
+    sbatch.chmod(0o755)
+    (bin_dir / "srun").symlink_to("/bin/false")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    out.mkdir()
+    # Shard 0 of 2 takes runs 0 and 2 of the 4: both recorded, shard 1 has none.
+    (out / results.results_file_name(0, 2)).write_text(
+        records_line("launched", sweep_file, 0) + records_line("launched", sweep_file, 2))
+    assert cli(["launch", sweep_file, "--out", str(out), "--shards", "2", "--time", "10",
+                "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs (2 recorded) in 2 shards: submitted 1 tasks to slurm; 1 shards already " \
+           "finished" in printed
+    assert "shard 1/2: job 77" in printed and "shard 0/2" not in printed
+    with open(out / "logs" / "77_submitted.pkl", "rb") as f:
+        task = pickle.load(f).function
+    assert task.shard == (1, 2) and task.argv()[task.argv().index("--shard") + 1] == "1/2"
 
 
 @needs_submitit
