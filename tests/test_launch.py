@@ -139,9 +139,11 @@ def test_time_limits_in_slurm_formats():
 
 
 @needs_submitit
-def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file, tmp_path,
-                                                                     capsys, monkeypatch):
+def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(tmp_path, capsys,
+                                                                     monkeypatch):
     """A stand-in sbatch keeps the script it is given: the array, the flags, the tasks."""
+    sweep_file = write_sweep(tmp_path / "s.toml", "loss ablation", 2, TINY_BASE,
+                             dict(lr_d=[0.02, 0.05]))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     sbatch = bin_dir / "sbatch"
@@ -164,7 +166,7 @@ def test_a_slurm_launch_submits_one_array_whose_tasks_run_the_shards(sweep_file,
     for line in ("#SBATCH --array=0-1", "#SBATCH --partition=gpu", "#SBATCH --time=90",
                  "#SBATCH --gpus-per-task=1", "#SBATCH --cpus-per-task=4",
                  "#SBATCH --mem=16384M", "#SBATCH --mail-type=END", "#SBATCH --signal=USR2@90",
-                 "#SBATCH --job-name=gan_jax-launched", "#SBATCH --ntasks-per-node=1",
+                 "#SBATCH --job-name=gan_jax-loss_ablation", "#SBATCH --ntasks-per-node=1",
                  "module load cuda"):
         assert line in script, (line, script)
     assert f"--output={out}/logs/" in script
@@ -202,7 +204,7 @@ def test_a_resumed_launch_submits_only_the_shards_with_runs_left(sweep_file, tmp
     assert cli(["launch", sweep_file, "--out", str(out), "--shards", "2", "--time", "10",
                 "--resume"]) == 0
     printed = capsys.readouterr().out
-    assert "4 runs (2 recorded) in 2 shards: submitted 1 tasks to slurm; 1 shards already " \
+    assert "4 runs (2 recorded) in 2 shards: submitted 1 task to slurm; 1 shard already " \
            "finished" in printed
     assert "shard 1/2: job 77" in printed and "shard 0/2" not in printed
     with open(out / "logs" / "77_submitted.pkl", "rb") as f:

@@ -320,7 +320,9 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag}: cannot write to {directory!r}: {e.strerror}") from None
 
     file = os.path.abspath(args.file)
-    executor = make_executor(args, submitit, logs, minutes, f"gan_jax-{sweep.name}")
+    # sbatch reads its #SBATCH lines as words: a sweep name's spaces would split the option.
+    name = "gan_jax-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", sweep.name)
+    executor = make_executor(args, submitit, logs, minutes, name)
     tasks = [ShardTask(file, out, (i, args.shards), _sweep_args(args)) for i in todo]
     try:
         jobs = executor.submit_array(tasks)
@@ -328,9 +330,11 @@ def main(args: argparse.Namespace) -> int:
         why = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
         raise ConfigError(f"--cluster: {args.cluster}: the job array was refused: {why}") from None
     by_job = list(zip(todo, jobs))
-    skipped = f"; {args.shards - len(todo)} shards already finished" if len(todo) < args.shards else ""
+    finished = args.shards - len(todo)
+    skipped = f"; {_count(finished, 'shard')} already finished" if finished else ""
     print(f"launch: sweep {sweep.name!r}, {total} runs ({len(done)} recorded) in "
-          f"{args.shards} shards: submitted {len(jobs)} tasks to {args.cluster}{skipped}")
+          f"{_count(args.shards, 'shard')}: submitted {_count(len(jobs), 'task')} to "
+          f"{args.cluster}{skipped}")
     for i, job in by_job:
         print(f"  shard {i}/{args.shards}: job {job.job_id}")
     print(f"logs: {logs}")
@@ -338,6 +342,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"when they are done: python -m gan_jax table {shlex.quote(args.out)}")
         return 0
     return wait(by_job, args, sweep, out, shard_ids)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _progress_line(by_job, recorded: int, total: int, started: float) -> str:
