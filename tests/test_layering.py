@@ -32,7 +32,7 @@ LAYERS = [
     # the command line: every argparse and `main`; nothing below imports it
     ["commands.listing", "commands.exact", "commands.dirac", "commands.table", "commands.plot",
      "commands.bench", "commands.seed", "commands.sweep"],
-    ["commands.confirm"],
+    ["commands.confirm", "commands.launch"],
     ["commands.cli"],
     ["__main__", "__init__"],
 ]

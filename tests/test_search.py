@@ -4,8 +4,11 @@ like grids; every problem of a file reported at once."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -78,6 +81,57 @@ def test_points_are_the_same_when_the_file_is_loaded_twice(tmp_path):
     assert a.configs == b.configs
     assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
     assert a.configs == make_search(grid=dict(loss=["nonsaturating", "hinge"])).configs
+
+
+# The issue's search as a file of its own (64 tied log-uniform points x 2 losses x 4 seeds),
+# and what it gives: its 64 learning rates and its 512 run ids, each hashed (sha256 of the
+# list's repr, of the ids joined by spaces), as computed on the development machine. Another
+# machine must give the same: the points depend on the file alone, the run ids on the points.
+ISSUE_SEARCH = """name = "search"
+seeds = 4
+
+[base]
+steps = 20
+log_every = 10
+batch_size = 16
+d_updates = 1
+eval_batch = 32
+history_samples = 32
+eval_samples = 64
+g_init = [0.15, 0.0]
+d_init = [0.25, 0.0]
+mmd_samples = 0
+
+[grid]
+loss = ["nonsaturating", "hinge"]
+
+[search]
+samples = 64
+sampler = "sobol"
+seed = 7
+"lr_g+lr_d" = { log_uniform = [0.0001, 0.1] }
+"""
+ISSUE_LRS_SHA256 = "ba623824b121cf50666103e71cbc59bf3a8235d45a9aa41d50c3a950b88ea293"
+ISSUE_RUN_IDS_SHA256 = "ab6db23c2242f17ee537e862e6815a3abe061a6f7a9013847a149ae10c17ecf6"
+PRINT_POINTS = ("import json, sys; from gan_jax import sweep; s = sweep.load_sweep(sys.argv[1]); "
+                "print(json.dumps([[c.lr_g for c in s.configs[::2]], [r.run_id for r in s.runs()]]))")
+
+
+def test_the_issues_search_gives_the_same_points_in_another_process_and_on_any_machine(tmp_path):
+    file = tmp_path / "s.toml"
+    file.write_text(ISSUE_SEARCH)
+    s = sweep.load_sweep(file)
+    lrs, ids = [c.lr_g for c in s.configs[::2]], [r.run_id for r in s.runs()]
+    assert (len(lrs), len(ids)) == (64, 512) and s.configs == make_search(
+        grid=dict(loss=["nonsaturating", "hinge"])).configs
+    assert hashlib.sha256(repr(lrs).encode()).hexdigest() == ISSUE_LRS_SHA256, lrs[:4]
+    assert hashlib.sha256(" ".join(ids).encode()).hexdigest() == ISSUE_RUN_IDS_SHA256
+    # A fresh process with another hash seed and device count reads the same points.
+    env = dict(cli_env(devices=3), PYTHONHASHSEED="12345")
+    other = subprocess.run([sys.executable, "-c", PRINT_POINTS, str(file)], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout) == [lrs, ids]
 
 
 # The first points of each sampler for one file (10**(-4 + 2u), u the sampler's first draws,

@@ -31,10 +31,15 @@ COMMANDS = {
     "exact": ("gan_jax.commands.exact", "exact W1, JS, KL and D* value of a closed-form generator"),
     "dirac": ("gan_jax.commands.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.commands.sweep", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
+    "launch": ("gan_jax.commands.launch", "submit a sweep's shards as a Slurm job array (submitit) that resumes after preemption; --wait follows it"),
     "confirm": ("gan_jax.commands.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
     "table": ("gan_jax.commands.table", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
     "list": ("gan_jax.commands.listing", "every registered loss, target, family, optimiser, method and metric, with what it is"),
 }
+# Commands that compute nothing in their own process and start processes elsewhere (another
+# node, another machine): those choose their own device count, so this one sets none that
+# they would inherit.
+LAUNCHERS = {"launch"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -137,12 +142,13 @@ def main(argv: list[str] | None = None, process: ProcessSignals | None = None) -
     """Run one command; returns its exit status. `process`: the command is the process
     (`run_process`), whose signals are handled up to its exit."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    use_every_core()
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen not in LAUNCHERS:
+        use_every_core()
     parser = Parser(prog="python -m gan_jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     # Import only the chosen command's module: importing one may touch JAX's backends, and
     # `sweep` must be able to start jax.distributed before anything does.
-    chosen = next((a for a in argv if not a.startswith("-")), None)
     module = None
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
