@@ -123,7 +123,8 @@ def code_token(cfg) -> tuple:
     return key, memo
 
 
-def _on_device(program, state, trained, snapshots, keys) -> RunOutput:
+def run_output(program, state, trained, snapshots, keys) -> RunOutput:
+    """A chunk's RunOutput from its training program's outputs and the evaluation `program`."""
     return train_lib.output(state, trained,
                             program(snapshots, train_lib.snapshot(state), keys))
 
@@ -345,7 +346,7 @@ class CompiledRun(NamedTuple):
     train_fresh: bool = True   # whether this call built the training program
 
     def __call__(self, hps, keys) -> RunOutput:
-        return _on_device(self.evaluation, *self.training(hps, keys), keys)
+        return run_output(self.evaluation, *self.training(hps, keys), keys)
 
     @property
     def compilations(self) -> int:
