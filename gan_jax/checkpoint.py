@@ -15,8 +15,8 @@ new dependency, data only (nothing executed on reading), one file per chunk, wri
 temporary name, fsynced and renamed over the old one (`os.replace`), so a reader sees the old
 file or the new one, never a mix. Its header (a JSON string among the arrays) records the runs'
 ids, their lineage (`lineage`), the rows done, and a SHA-256 digest of every other array's name,
-dtype, shape and bytes; a file that does not open, or whose digest differs, is reported as
-damaged and never trusted.
+dtype, shape and bytes; a file that does not open, fails zip's CRC-32 checks, or whose digest
+differs, is reported as damaged and never trusted.
 """
 
 from __future__ import annotations
@@ -111,11 +111,16 @@ def load(path: str | os.PathLike) -> Kept:
     (not a kept state, cut short, damaged) so that the caller recomputes instead."""
     try:
         with np.load(path, allow_pickle=False) as z:
+            bad = z.zip.testzip()          # every member read whole, its CRC-32 checked
+            if bad is not None:
+                raise ValueError(f"member {bad} fails its CRC-32 check (damaged)")
             head = json.loads(str(z[HEADER]))
             if head.get("format") != FORMAT:
                 raise ValueError(f"not a kept state of format {FORMAT!r}")
             names = head["names"]
             arrays = {n: z[f"a{i}"] for i, n in enumerate(names)}
+    except ValueError:
+        raise
     except (OSError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError,
             TypeError) as e:
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None

@@ -32,6 +32,7 @@ COMMANDS = {
     "dirac": ("gan_jax.dirac", "a training method's eigenvalues, spectral radius and verdict on the Dirac-GAN"),
     "sweep": ("gan_jax.sweep.command", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
     "confirm": ("gan_jax.sweep.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
+    "halve": ("gan_jax.sweep.halving", "successive halving over a sweep's points: the best 1/eta continue to eta times the steps"),
     "table": ("gan_jax.tables", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
     "list": ("gan_jax.registry", "every registered loss, target, family, optimiser, method and metric, with what it is"),
 }

@@ -9,6 +9,9 @@ so the draws a continued run needs are recomputed from (key, step), not stored; 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 
 import jax
 import numpy as np
@@ -18,9 +21,10 @@ from gan_jax import checkpoint, engine, results, train
 from gan_jax.config import eval_part, make_config, stack_hparams, static_part, traced_part
 from gan_jax.sweep import plan_sweep, run_sweep
 from gan_jax.sweep.spec import Run, parse_sweep
-from gan_jax.sweep.states import Store
+from gan_jax.sweep.states import STATES_DIR, Store
 
-from sweep_testing import ONE_DEVICE, TINY_BASE
+from sweep_testing import (ONE_DEVICE, ROOT, TINY_BASE, cli_command, cli_env, count_lines,
+                           run_cli, write_sweep)
 
 
 def _leaves(tree):
@@ -101,7 +105,7 @@ def test_a_kept_state_reads_back_exactly_and_a_damaged_one_is_refused(tmp_path):
     data[at] ^= 1
     flipped = tmp_path / "flipped.npz"
     flipped.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="digest|unreadable"):
+    with pytest.raises(ValueError, match="CRC-32|digest|unreadable"):
         checkpoint.load(flipped)
 
 
@@ -153,3 +157,52 @@ def test_a_finished_sweep_extended_to_more_steps_equals_the_longer_sweep(tmp_pat
     assert again.run_steps == 4 * 20                 # 41 run-steps each, 21 of them kept
     extended = {k: r for k, r in _records(path).items() if r["config"]["steps"] == 40}
     assert extended == _records(plain)               # every field, history rows included
+
+
+@pytest.mark.slow     # four processes, one killed
+def test_a_sweep_killed_after_a_checkpoint_resumes_from_it(tmp_path):
+    base = dict(TINY_BASE, steps=40, log_every=10, optimizer="adam", ema_beta=0.9)
+    file = write_sweep(tmp_path / "s.toml", "killed", [0, 1, 2], base)
+    plain = run_cli("sweep", file, "--out", tmp_path / "plain", "--quiet")
+    assert plain.returncode == 0, plain.stderr
+    out = tmp_path / "out"
+    # No kept programs: the evaluation compiles after the last row, so the kill lands while
+    # the chunk's records are still to come.
+    env = dict(cli_env(), GAN_JAX_CACHE="off")
+    proc = subprocess.Popen(cli_command("sweep", file, "--out", out, "--quiet",
+                                        "--checkpoint-every", 10), env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    states = out / STATES_DIR
+    deadline = time.monotonic() + 240
+    while not (states.is_dir() and [p for p in os.listdir(states) if p.endswith(".npz")
+                                    and ".tmp" not in p]):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    proc.kill()                                      # SIGKILL, mid-chunk
+    proc.communicate()
+    assert count_lines(out / results.RESULTS_FILE) == 0
+    [name] = [p for p in os.listdir(states) if p.endswith(".npz") and ".tmp" not in p]
+    rows = checkpoint.header(states / name)["rows"]
+    assert 1 <= rows < 5                             # a row of the five, the last not reached
+    kept = 1 + (rows - 1) * 10                       # iterations done by then, per run
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    data = (damaged / STATES_DIR / name).read_bytes()
+    (damaged / STATES_DIR / name).write_bytes(data[:len(data) // 2])     # cut short
+
+    resumed = run_cli("sweep", file, "--out", out, "--quiet", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    # Nothing before the checkpoint was trained again.
+    assert f"3 runs continued from kept states ({3 * kept:,} run-steps not redone)" \
+        in resumed.stdout, resumed.stdout
+    assert _records(out / results.RESULTS_FILE) == _records(tmp_path / "plain"
+                                                            / results.RESULTS_FILE)
+    assert os.listdir(states) == []                  # removed once the records are written
+
+    again = run_cli("sweep", file, "--out", damaged, "--quiet", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "not used, its runs recomputed" in again.stderr, again.stderr
+    assert "0 runs continued from kept states" in again.stdout, again.stdout
+    assert _records(damaged / results.RESULTS_FILE) == _records(tmp_path / "plain"
+                                                                / results.RESULTS_FILE)

@@ -25,6 +25,7 @@ LAYERS = [
     ["sweep", "plots", "seed_repro", "bench", "dirac"],
     ["sweep.command"],
     ["sweep.confirm"],
+    ["sweep.halving"],
     ["cli"],
     ["__main__", "__init__"],
 ]

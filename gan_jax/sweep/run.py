@@ -69,7 +69,8 @@ class Report(NamedTuple):
 def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None,
               compile_workers: int = DEFAULT_COMPILE_WORKERS,
               stop: Callable[[], bool] | None = None,
-              states: "Store | None" = None, checkpoint_every: int = 0) -> Report:
+              states: "Store | None" = None, checkpoint_every: int = 0,
+              record_fields: dict | None = None) -> Report:
     """Run a plan's groups and append their records to `path`, chunk by chunk.
 
     Each group is compiled once for its chunk size (the last chunk is padded with copies of a
@@ -89,6 +90,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     program of its length: `checkpoint_every` > 0 keeps the chunk's state after the first row
     at or after every that many steps, and the store's `keep` after its last row. Records
     are the same numbers either way (docs/sweeps.md, "Guarantees").
+
+    `record_fields`, if given, are added to every record (successive halving's "rung").
     """
     path = os.fspath(path)
     stop = stop or (lambda: False)
@@ -109,6 +112,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
                                        [r.seed for r in chunk], host,
                                        version_info=version_info,
                                        ids=[r.run_id for r in chunk])
+        for r in records if record_fields else ():
+            r.update(record_fields)
         results.append_records(path, records)
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
@@ -121,7 +126,7 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     groups = [g for g in plan.groups if g.runs]
     if states is not None:
         return _run_kept(plan, path, groups, sharding, version_info, progress, stop, states,
-                         checkpoint_every, t_start)
+                         checkpoint_every, t_start, record_fields or {})
     compile_workers = workers_for_memory(compile_workers)
     pool = concurrent.futures.ThreadPoolExecutor(compile_workers)
     try:
@@ -175,7 +180,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
 
 
 def _run_kept(plan: Plan, path: str, groups: list[Group], sharding, version_info, progress,
-              stop, states: Store, checkpoint_every: int, t_start: float) -> Report:
+              stop, states: Store, checkpoint_every: int, t_start: float,
+              record_fields: dict) -> Report:
     """run_sweep with kept states: groups one after another, each chunk in segments."""
     done = diverged = run_steps = chunks = continued = spared = 0
     kept_bytes = kept_runs = 0
@@ -199,6 +205,8 @@ def _run_kept(plan: Plan, path: str, groups: list[Group], sharding, version_info
                                            [r.seed for r in chunk], host,
                                            version_info=version_info,
                                            ids=[r.run_id for r in chunk])
+            for r in records if record_fields else ():
+                r.update(record_fields)
             results.append_records(path, records)
             if not states.keep:
                 states.drop(chunk)
