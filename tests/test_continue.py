@@ -125,7 +125,8 @@ def test_which_runs_continue_from_a_kept_state(tmp_path):
     store.save([run(make_config(noisy))], one, rows=3)
     store = Store(str(tmp_path), keep=True)
     assert store.find(run(make_config(dict(noisy, steps=40)))) is None
-    assert "annealed" in store.notes[-1]
+    assert store.summary() == ["1 runs with a state kept at other steps trained from step 0: "
+                               "its instance noise is annealed over the total steps"]
     assert store.find(run(make_config(noisy))).rows == 3     # the same steps: a checkpoint
 
 

@@ -431,7 +431,7 @@ def _run(args: argparse.Namespace, plan: Plan, path: str, stopper: _Stopper) -> 
     except OutputError as e:
         raise OutputError(f"{e}; {progress.runs_done} runs recorded in {path} this time; "
                           f"once there is room, resume with: {resume_command(args)}") from None
-    for note in (store.notes if store is not None else []):
+    for note in (store.summary() if store is not None else []):
         print(f"note: {note}", file=sys.stderr)
     if report.stopped:
         stopper.exit("between chunks")

@@ -129,7 +129,7 @@ def halve(sweep: Sweep, budgets: list[int], eta: int, metric: str, higher_is_bet
         store = Store(out, keep=rung < len(budgets) - 1)
         report = run_sweep(plan, path, states=store, record_fields={"rung": rung},
                            progress=Progress(plan, enabled=False if quiet else None))
-        for note in store.notes:
+        for note in store.summary():
             print(f"note: {note}", file=sys.stderr)
         computed += report.run_steps
         mine = [r for r in results.load_results(out)[0] if r["sweep"] == sweep.name]

@@ -69,6 +69,7 @@ class Store:
         self.bad: set[str] = set()
         self.checked: set[str] = set()
         self.identities: dict = {}
+        self.refused: dict[str, int] = {}      # reason -> runs whose kept state was not used
         if not os.path.isdir(self.dir):
             return
         for name in sorted(os.listdir(self.dir)):
@@ -83,6 +84,12 @@ class Store:
             for pos, (rid, lin) in enumerate(zip(head["run_ids"], head["lineages"])):
                 self.index.setdefault(lin, []).append(
                     Entry(path, pos, int(head["rows"]), int(head["steps"]), rid))
+
+    def summary(self) -> list[str]:
+        """The notes, with one line per reason a run's kept state at other steps was not
+        continued (a sweep of many runs gets one line, not one per run)."""
+        return self.notes + [f"{n} runs with a state kept at other steps trained from step 0: "
+                             f"{why}" for why, n in self.refused.items()]
 
     def lineage(self, run: Run) -> str:
         if run.cfg not in self.identities:     # runs of a sweep share few configurations
@@ -104,8 +111,7 @@ class Store:
             if e.steps != run.cfg.steps:
                 why = continuable(run.cfg)
                 if why is not None:
-                    self.notes.append(f"run {run.run_id}: a state kept at {e.steps} steps not "
-                                      f"continued ({why}); trained from step 0")
+                    self.refused[why] = self.refused.get(why, 0) + 1
                     continue
             if best is None or e.rows > best.rows:
                 best = e
