@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import checkpoint
-from gan_jax.config import RunConfig
+from gan_jax import checkpoint, engine
+from gan_jax.config import RunConfig, static_part
+from gan_jax.sweep.plan import abstract_inputs
 from gan_jax.sweep.spec import Run
 
 STATES_DIR = "states"
@@ -166,10 +167,6 @@ def run_bytes(cfg: RunConfig, rows: int | None = None) -> int:
     its TrainState, history fields and generators, from the training program's shapes
     (traced, not compiled). A file adds to its runs' bytes zip and npy headers of about
     300 bytes per array and a few KiB of header (paths and run ids)."""
-    from gan_jax import engine
-    from gan_jax.config import static_part
-    from gan_jax.sweep.plan import abstract_inputs
-
     hp, key = abstract_inputs(cfg)
     one = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape), s.dtype), (hp, key))
     state, trained, snaps = jax.eval_shape(engine.batched_training(static_part(cfg)), *one)
