@@ -207,3 +207,13 @@ def test_a_sweep_killed_after_a_checkpoint_resumes_from_it(tmp_path):
     assert "0 runs continued from kept states" in again.stdout, again.stdout
     assert _records(damaged / results.RESULTS_FILE) == _records(tmp_path / "plain"
                                                                 / results.RESULTS_FILE)
+
+
+def test_bad_checkpoint_and_halving_flags_exit_2_before_anything(tmp_path):
+    file = write_sweep(tmp_path / "s.toml", "bad", [0, 1], dict(TINY_BASE, steps=20))
+    out = tmp_path / "out"
+    bad = run_cli("sweep", file, "--out", out, "--checkpoint-every", -5)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --checkpoint-every: got -5")
+    bad = run_cli("halve", file, "--out", out, "--eta", 2, "--rungs", 3)   # 20/4: 5 steps
+    assert bad.returncode == 2 and "error: --rungs: got 3;" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr and not out.exists()
