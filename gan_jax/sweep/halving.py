@@ -9,7 +9,8 @@ sweep's own `steps`. Rung k trains `steps / eta^(rungs - 1 - k)` steps.
 
 A survivor is not trained again from step 0: its runs continue from the states the rung
 before kept (gan_jax.sweep.states), so a run costs the steps of its last rung, and its record
-equals that of a run trained for those steps from the start. Every rung's records are kept in
+equals that of a run trained for those steps from the start in chunks of the same size (later
+rungs have fewer runs, so smaller chunks: docs/sweeps.md). Every rung's records are kept in
 OUT/results.jsonl, each with a field `rung` (0 first); `table` reads each run's last rung
 (results.last_rungs). The run is resumable: run the same command with --resume.
 """

@@ -10,7 +10,7 @@ A run continues from a kept state of its *lineage* (checkpoint.lineage: the same
 configuration apart from `steps`, and the same seed) when `continuable` says so: the state's
 row is one of the run's rows, and the training does not read the total number of steps. It
 then trains only the rows after the kept one, and its record equals the one of a run trained
-from step 0 (docs/sweeps.md, "Guarantees").
+from step 0 in chunks of the same size (docs/sweeps.md, "Guarantees").
 """
 
 from __future__ import annotations
