@@ -277,8 +277,7 @@ def _kept_chunk(program, group: Group, chunk: list[Run], entries, size: int, sha
         try:
             state, trained, snaps = jax.device_put(
                 states.load(padded, _template(static, group.example, start)), sharding)
-        except ValueError as e:      # the state changed its fields, or the file its bytes
-            states._damaged(entries[0].file, str(e))
+        except ValueError:           # the state changed its fields, or the file its bytes
             return _kept_chunk(program, group, chunk, None, size, sharding, states, every,
                                programs)
     rows, nbytes = start, 0

@@ -80,7 +80,7 @@ class Store:
             try:
                 head = checkpoint.header(path)
             except ValueError as e:
-                self._damaged(path, str(e))
+                self.set_aside(path, str(e))
                 continue
             for pos, (rid, lin) in enumerate(zip(head["run_ids"], head["lineages"])):
                 self.index.setdefault(lin, []).append(
@@ -97,7 +97,8 @@ class Store:
             self.identities[run.cfg] = run.cfg.identity_dict()
         return checkpoint.lineage(self.identities[run.cfg], run.seed)
 
-    def _damaged(self, path: str, why: str) -> None:
+    def set_aside(self, path: str, why: str) -> None:
+        """Use nothing of this file (damaged, or not the current state's structure)."""
         self.bad.add(path)
         self.notes.append(f"kept state {path} not used, its runs recomputed: {why}")
 
@@ -125,18 +126,22 @@ class Store:
             try:
                 checkpoint.load(path)
             except ValueError as e:
-                self._damaged(path, str(e))
+                self.set_aside(path, str(e))
 
     def load(self, entries: list[Entry], template):
         """The kept trees of `entries`' runs, stacked on a leading run axis in entries' order,
         in the structure of `template` (one run's, no run axis); raises ValueError if a file
-        does not fit it."""
+        does not fit it, having set that file aside (its runs then train from step 0)."""
         by_file: dict[str, list[int]] = {}
         for e in entries:
             by_file.setdefault(e.file, []).append(e.position)
         leaves = {}
         for path, positions in by_file.items():
-            tree = checkpoint.unflatten(template, checkpoint.load(path), positions)
+            try:
+                tree = checkpoint.unflatten(template, checkpoint.load(path), positions)
+            except ValueError as e:
+                self.set_aside(path, str(e))
+                raise
             leaves[path] = (jax.tree.leaves(tree), {p: i for i, p in enumerate(positions)})
         stacked = []
         for n in range(len(jax.tree.leaves(template))):
