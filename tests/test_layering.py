@@ -13,7 +13,7 @@ PACKAGES = ["core", "components", "training", "engine", "records", "report", "an
             "commands"]
 LAYERS = [
     PACKAGES + ["core.errors"],
-    ["core.rand", "core.digest", "core.registry", "report.stats"],
+    ["core.rand", "core.digest", "core.registry", "report.stats", "records.checkpoint"],
     ["engine.cache"],
     ["components.data"],
     ["components.models", "components.losses", "components.metrics", "components.toy_targets"],
@@ -26,13 +26,15 @@ LAYERS = [
     ["engine.programs", "analysis.stability"],
     ["sweep.spec", "report.tables"],
     ["sweep.plan"],
+    ["sweep.states"],
     ["sweep.run"],
     ["sweep", "report.plots", "analysis.seed_repro", "engine.bench", "analysis.dirac",
      "sweep.confirm"],
+    ["sweep.halving"],
     # the command line: every argparse and `main`; nothing below imports it
     ["commands.listing", "commands.exact", "commands.dirac", "commands.table", "commands.plot",
      "commands.bench", "commands.seed", "commands.sweep"],
-    ["commands.confirm", "commands.launch"],
+    ["commands.confirm", "commands.launch", "commands.halve"],
     ["commands.cli"],
     ["__main__", "__init__"],
 ]

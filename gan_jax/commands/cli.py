@@ -33,6 +33,7 @@ COMMANDS = {
     "sweep": ("gan_jax.commands.sweep", "run a sweep file's grid x seeds, grouped, chunked, sharded, resumable"),
     "launch": ("gan_jax.commands.launch", "submit a sweep's shards as a Slurm job array (submitit) that resumes after preemption; --wait follows it"),
     "confirm": ("gan_jax.commands.confirm", "re-run a finished sweep's top K points on fresh seeds: estimates free of the winner's curse"),
+    "halve": ("gan_jax.commands.halve", "successive halving over a sweep's points: the best 1/eta continue to eta times the steps"),
     "table": ("gan_jax.commands.table", "per-configuration tables over seeds of a sweep's results (md, csv, LaTeX)"),
     "list": ("gan_jax.commands.listing", "every registered loss, target, family, optimiser, method and metric, with what it is"),
 }

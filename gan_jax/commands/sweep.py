@@ -24,6 +24,7 @@ from gan_jax.sweep.plan import (DEFAULT_MAX_CHUNK, ESTIMATE_MARGIN, Plan, estima
                                 plan_sweep)
 from gan_jax.sweep.run import DEFAULT_COMPILE_WORKERS, Progress, run_sweep
 from gan_jax.sweep.spec import Sweep, load_sweep
+from gan_jax.sweep.states import STATES_DIR, Store
 
 DEFAULT_MEMORY_BUDGET = "1GiB"      # per device
 
@@ -85,6 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-merge", action="store_true",
                         help="one program per static part: runs that differ only in the loss "
                              "no longer share a program (by default they do, the loss traced)")
+    parser.add_argument("--keep-states", action="store_true",
+                        help="keep each chunk's final training state in OUT/states (one .npz "
+                             "per chunk), so that the sweep with more steps continues its "
+                             "runs instead of training them again (docs/sweeps.md)")
+    parser.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                        help="keep each chunk's training state at the first history row at "
+                             "or after every STEPS steps, so that a killed sweep resumes "
+                             "from there (--resume); one file per chunk, removed once its "
+                             "records are written unless --keep-states")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.add_argument("--wait-for-lock", action="store_true",
                         help="if another process is writing the results file, wait for it "
@@ -255,6 +265,9 @@ def main(args: argparse.Namespace) -> int:
     budget = parse_size(args.memory_budget)
     if args.max_chunk < 1:
         raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
+    if args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every: got {args.checkpoint_every}; must be a number "
+                          "of steps >= 1 (or 0: no checkpoints)")
     if args.compile_workers < 1:
         raise ConfigError(f"--compile-workers: got {args.compile_workers}; must be at least 1")
     shard_index, shard_count = parse_shard(args.shard)
@@ -407,12 +420,19 @@ def _run(args: argparse.Namespace, plan: Plan, path: str, stopper: _Stopper) -> 
     sweep = plan.sweep
     progress = Progress(plan, enabled=False if args.quiet else None)
     stopper.progress, stopper.recorded_before = progress, plan.recorded
+    store = None
+    if (args.keep_states or args.checkpoint_every
+            or os.path.isdir(os.path.join(args.out, STATES_DIR))):
+        store = Store(args.out, keep=args.keep_states)
     try:
         report = run_sweep(plan, path, progress=progress, compile_workers=args.compile_workers,
-                           stop=stopper.stop_requested)
+                           stop=stopper.stop_requested, states=store,
+                           checkpoint_every=args.checkpoint_every)
     except OutputError as e:
         raise OutputError(f"{e}; {progress.runs_done} runs recorded in {path} this time; "
                           f"once there is room, resume with: {resume_command(args)}") from None
+    for note in (store.summary() if store is not None else []):
+        print(f"note: {note}", file=sys.stderr)
     if report.stopped:
         stopper.exit("between chunks")
     rate = report.run_steps / max(report.wall_s - report.compile_wait_s, 1e-9)
@@ -421,8 +441,15 @@ def _run(args: argparse.Namespace, plan: Plan, path: str, stopper: _Stopper) -> 
     print(f"sweep {sweep.name!r}: {report.done} runs recorded in {report.path} "
           f"({report.diverged} diverged; {report.skipped} were recorded already); "
           f"{report.chunks} chunks of {sizes} runs on {report.num_devices} devices; "
-          f"{report.compilations} compilations ({report.compile_s:.1f} s, "
-          f"{report.compile_wait_s:.1f} s of it waited for); wall {report.wall_s:.1f} s; "
-          f"{rate:,.0f} run-steps/s outside compile waits"
-          + (f"; largest chunk {fmt_bytes(max(measured))}/device (XLA)" if measured else ""))
+          + (f"{report.compilations} compilations ({report.compile_s:.1f} s, "
+             f"{report.compile_wait_s:.1f} s of it waited for); wall {report.wall_s:.1f} s; "
+             f"{rate:,.0f} run-steps/s outside compile waits" if store is None else
+             # kept states: programs built on their first call, inside the wall time
+             f"{report.compilations} programs built; wall {report.wall_s:.1f} s, "
+             f"compilations included")
+          + (f"; largest chunk {fmt_bytes(max(measured))}/device (XLA)" if measured else "")
+          + (f"; {report.continued} runs continued from kept states ({report.steps_not_redone:,} "
+             "run-steps not redone)" if store is not None else "")
+          + (f"; kept states {fmt_bytes(report.kept_bytes / report.kept_runs)}/run"
+             if report.kept_runs else ""))
     return 0

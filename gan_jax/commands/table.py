@@ -99,6 +99,11 @@ def main(args: argparse.Namespace) -> int:
     records, problems = results.load_results(args.dir)
     for p in problems:
         print(f"note: {p}", file=sys.stderr)
+    rungs = len(records)
+    records = results.last_rungs(records)       # successive halving: each run's last rung
+    if rungs > len(records):
+        print(f"note: {rungs - len(records)} records of earlier rungs of successive halving "
+              "left out; each run is read at its last rung", file=sys.stderr)
     sweeps = sorted({r["sweep"] for r in records})
     if len(sweeps) > 1:
         counts = ", ".join(f"{s!r} ({sum(r['sweep'] == s for r in records)} runs)"

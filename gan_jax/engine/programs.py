@@ -124,7 +124,8 @@ def code_token(cfg) -> tuple:
     return key, memo
 
 
-def _on_device(program, state, trained, snapshots, keys) -> RunOutput:
+def run_output(program, state, trained, snapshots, keys) -> RunOutput:
+    """A chunk's RunOutput from its training program's outputs and the evaluation `program`."""
     return train_lib.output(state, trained,
                             program(snapshots, train_lib.snapshot(state), keys))
 
@@ -169,23 +170,30 @@ class Program(NamedTuple):
         with _SHARED_LOCK:
             return self.built.setdefault(shapes, compiled)
 
-    def _build(self, hps, keys) -> "CompiledRun":
-        t = time.perf_counter()
-        training = _lower(self.training, self.sharding, (hps, keys),
-                          ("training", self.static), self.token)
-        state, _, snapshots = training.out_info
-        args = (snapshots, train_lib.snapshot(state), keys)
+    def evaluation_for(self, snapshots, last, keys):
+        """The evaluation program compiled for these (snapshots, final snapshot, keys) shapes
+        (arrays or ShapeDtypeStructs), the one the training program's outputs of that shape
+        feed, shared in the process: (compiled, seconds compiling, whether this call did)."""
+        args = (snapshots, last, keys)
         if self.sharding is not None:
             args = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                                sharding=self.sharding), args)
         ecfg = config_lib.eval_part(self.static)
         key = (ecfg, self.sharding, self.keep_samples, cache.call_shape(args),
                self.eval_memo)
+        return _compile_shared(key, lambda: _lower(
+            self.evaluation, self.sharding, args,
+            ("evaluation", ecfg, self.keep_samples), self.eval_token).compile())
+
+    def _build(self, hps, keys) -> "CompiledRun":
+        t = time.perf_counter()
+        training = _lower(self.training, self.sharding, (hps, keys),
+                          ("training", self.static), self.token)
+        state, _, snapshots = training.out_info
         pool = concurrent.futures.ThreadPoolExecutor(1)
         try:
-            evaluating = pool.submit(_compile_shared, key, lambda: _lower(
-                self.evaluation, self.sharding, args,
-                ("evaluation", ecfg, self.keep_samples), self.eval_token).compile())
+            evaluating = pool.submit(self.evaluation_for, snapshots,
+                                     train_lib.snapshot(state), keys)
             training = training.compile()
             train_s = time.perf_counter() - t
             evaluation, eval_s, fresh = evaluating.result()
@@ -324,6 +332,7 @@ def forget_compiled() -> None:
     with _SHARED_LOCK:
         _SHARED.clear()
     _compiled_run.cache_clear()
+    _segment_program.cache_clear()
 
 
 class CompiledRun(NamedTuple):
@@ -338,7 +347,7 @@ class CompiledRun(NamedTuple):
     train_fresh: bool = True   # whether this call built the training program
 
     def __call__(self, hps, keys) -> RunOutput:
-        return _on_device(self.evaluation, *self.training(hps, keys), keys)
+        return run_output(self.evaluation, *self.training(hps, keys), keys)
 
     @property
     def compilations(self) -> int:
@@ -394,6 +403,47 @@ def _compiled_run(static, sharding, keep_samples, memo, token) -> Program:
     return Program(static, _jit(batched_training(static), sharding),
                    _evaluation_program(ecfg, sharding, keep_samples, eval_memo),
                    sharding, keep_samples, {}, token, eval_token, eval_memo)
+
+
+def batched_init(static: StaticConfig):
+    """`vmap` of a run's initial TrainState: (HParams[R], run keys[R]) -> TrainState[R], the
+    state `batched_training` starts from (train.Training.init)."""
+    training = train_lib.make_training(static)
+
+    def init(hp, key):
+        return training.init(hp, train_lib.run_keys(key)[0])[0]
+
+    return jax.vmap(init)
+
+
+def batched_segment(static: StaticConfig, length: int):
+    """`length` history rows of training from a state: (HParams[R], run keys[R],
+    TrainState[R], start) -> (TrainState[R], history fields[R], Snapshots[R]) of rows
+    start..start + length - 1, `state` being the state at row start - 1 (the initial state
+    when start is 0; train.Training.resume). `start` is traced, so one program serves every
+    segment of a length. Segments one after another give the numbers of `batched_training`
+    (tests/test_continue.py)."""
+    training = train_lib.make_training(static)
+
+    def segment(hp, key, state, start):
+        k_train = train_lib.run_keys(key)[0]
+        carry = training.resume(hp, k_train, state, start)
+        return training.loop(hp, k_train, carry, start, length)
+
+    return jax.vmap(segment, in_axes=(0, 0, 0, None))
+
+
+@functools.cache
+def _segment_program(static: StaticConfig, length: int | None, sharding, memo):
+    fn = batched_init(static) if length is None else batched_segment(static, length)
+    return jax.jit(fn) if sharding is None else jax.jit(fn, out_shardings=sharding)
+
+
+def segment_program(static: StaticConfig, length: int | None,
+                    sharding: jax.sharding.Sharding | None = None):
+    """The jitted `batched_segment(static, length)` (`batched_init(static)` for length None),
+    built once per process for a configuration, length, placement and components' code."""
+    return _segment_program(static, length, sharding, code_token(static)[1])
 
 
 def seed_keys(seeds) -> jax.Array:

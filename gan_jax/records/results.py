@@ -569,6 +569,22 @@ def load_results(directory: str | os.PathLike) -> tuple[list[dict], list[str]]:
 # ("lr_g+lr_d"): its value in a record is the fields' common value, or a tuple if they differ.
 
 
+def last_rungs(records: list[dict]) -> list[dict]:
+    """Records without those a later rung of successive halving continued (gan_jax.sweep.
+    halving): of the records with a `rung` that share a sweep, a seed and a configuration
+    apart from `steps`, only the highest rung's; records without a rung stay as they are."""
+    def lineage(r):
+        config = {k: v for k, v in r["config"].items() if k != "steps"}
+        return r["sweep"], r["seed"], json.dumps(config, sort_keys=True)
+
+    last: dict[tuple, int] = {}
+    for r in records:
+        if "rung" in r:
+            key = lineage(r)
+            last[key] = max(last.get(key, r["rung"]), r["rung"])
+    return [r for r in records if "rung" not in r or r["rung"] == last[lineage(r)]]
+
+
 def hashable(value: Any) -> Any:
     """A hashable form of a record's value (lists become tuples)."""
     return tuple(hashable(v) for v in value) if isinstance(value, list) else value

@@ -15,14 +15,17 @@ import time
 from typing import Callable, NamedTuple, TextIO
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
 from gan_jax.engine import programs as engine
 from gan_jax.records import results
+from gan_jax.training import train as train_lib
 from gan_jax.config import stack_hparams, traced_part
 from gan_jax.sweep.plan import Group, Plan, abstract_inputs
 from gan_jax.sweep.spec import Run
+from gan_jax.sweep.states import Store
 
 DEFAULT_COMPILE_WORKERS = 2         # groups compiled ahead, in threads, while one computes
 # Host memory one compilation in flight holds, about (the loss ablation's peak resident
@@ -58,11 +61,17 @@ class Report(NamedTuple):
     run_steps: int
     device_bytes: tuple[int | None, ...]   # per group run: the program's measured bytes/device
     stopped: bool = False      # `stop` asked to stop before every run was done
+    continued: int = 0         # runs started from a kept state (gan_jax.sweep.states)
+    steps_not_redone: int = 0  # run-steps those kept states spared (not in run_steps)
+    kept_bytes: int = 0        # bytes of the last kept state file written ...
+    kept_runs: int = 0         # ... and the runs it holds
 
 
 def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None" = None,
               compile_workers: int = DEFAULT_COMPILE_WORKERS,
-              stop: Callable[[], bool] | None = None) -> Report:
+              stop: Callable[[], bool] | None = None,
+              states: "Store | None" = None, checkpoint_every: int = 0,
+              record_fields: dict | None = None) -> Report:
     """Run a plan's groups and append their records to `path`, chunk by chunk.
 
     Each group is compiled once for its chunk size (the last chunk is padded with copies of a
@@ -75,6 +84,15 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     finished and recorded, compilations not started are cancelled, and the report has
     stopped=True. Compilations in flight are not waited for (their threads end with the
     process). An OutputError from writing records propagates; what was appended before stays.
+
+    `states` (a gan_jax.sweep.states.Store) turns on kept training states: a run with a kept
+    state it can continue from trains only the rows after it (runs continuing from the same
+    row share chunks and programs), and a chunk trains in segments of history rows, each a
+    program of its length: `checkpoint_every` > 0 keeps the chunk's state after the first row
+    at or after every that many steps, and the store's `keep` after its last row. Records
+    are the same numbers either way (docs/sweeps.md, "Guarantees").
+
+    `record_fields`, if given, are added to every record (successive halving's "rung").
     """
     path = os.fspath(path)
     stop = stop or (lambda: False)
@@ -95,6 +113,8 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
                                        [r.seed for r in chunk], host,
                                        version_info=version_info,
                                        ids=[r.run_id for r in chunk])
+        for r in records if record_fields else ():
+            r.update(record_fields)
         results.append_records(path, records)
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
@@ -105,6 +125,9 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
                         compile_wait_s=compile_wait_s)
 
     groups = [g for g in plan.groups if g.runs]
+    if states is not None:
+        return _run_kept(plan, path, groups, sharding, version_info, progress, stop, states,
+                         checkpoint_every, t_start, record_fields or {})
     compile_workers = workers_for_memory(compile_workers)
     pool = concurrent.futures.ThreadPoolExecutor(compile_workers)
     try:
@@ -155,6 +178,129 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     return Report(path, done, diverged, plan.recorded, compilations, chunks, tuple(sizes),
                   len(plan.devices), compile_s, compile_wait_s, time.perf_counter() - t_start,
                   run_steps, tuple(measured), stopped)
+
+
+def _run_kept(plan: Plan, path: str, groups: list[Group], sharding, version_info, progress,
+              stop, states: Store, checkpoint_every: int, t_start: float,
+              record_fields: dict) -> Report:
+    """run_sweep with kept states: groups one after another, each chunk in segments."""
+    done = diverged = run_steps = chunks = continued = spared = 0
+    kept_bytes = kept_runs = 0
+    sizes, stopped = [], False
+    programs: set = set()       # (kind, static, length, chunk size) built here
+    for number, group in enumerate(groups):
+        program = engine.compiled_run(group.static, sharding, plan.sweep.keep_samples)
+        size = group.chunk_size
+        sizes.append(size)
+        progress.start_group(number + 1, compiling=False)
+        every = -(-checkpoint_every // group.static.log_every) if checkpoint_every else 0
+        for chunk, entries in _kept_chunks(group, size, states):
+            if stop():
+                stopped = True
+                break
+            chunks += 1
+            output, start, nbytes = _kept_chunk(program, group, chunk, entries, size,
+                                                sharding, states, every, programs)
+            host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
+            records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
+                                           [r.seed for r in chunk], host,
+                                           version_info=version_info,
+                                           ids=[r.run_id for r in chunk])
+            for r in records if record_fields else ():
+                r.update(record_fields)
+            results.append_records(path, records)
+            if not states.keep:
+                states.drop(chunk)
+            if nbytes:
+                kept_bytes, kept_runs = nbytes, len(chunk)
+            before = 0 if start == 0 else 1 + (start - 1) * group.static.log_every
+            done += len(records)
+            diverged += sum(r["status"] == "diverged" for r in records)
+            run_steps += len(chunk) * (group.static.run_steps - before)
+            continued += len(chunk) if start else 0
+            spared += len(chunk) * before
+            progress.update(runs_done=done, run_steps_done=run_steps, compile_wait_s=0.0)
+        if stopped:
+            break
+    progress.close()
+    return Report(path, done, diverged, plan.recorded, len(programs),
+                  chunks, tuple(sizes), len(plan.devices), 0.0, 0.0,
+                  time.perf_counter() - t_start, run_steps, (None,) * len(sizes), stopped,
+                  continued, spared, kept_bytes, kept_runs)
+
+
+def _kept_chunks(group: Group, size: int, states: Store):
+    """A group's runs as chunks of runs that continue from the same row: (runs, kept
+    entries or None), the chunks of each row in the group's order."""
+    found = [states.find(r) for r in group.runs]
+    states.verify({e.file for e in found if e is not None})
+    by_rows: dict[int, list] = {}
+    for run, e in zip(group.runs, found):
+        e = e if e is not None and e.file not in states.bad else None
+        by_rows.setdefault(e.rows if e else 0, []).append((run, e))
+    for rows, members in by_rows.items():
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
+            yield [r for r, _ in part], ([e for _, e in part] if rows else None)
+
+
+_TEMPLATES: dict = {}
+
+
+def _template(static, example, rows: int):
+    """One run's (TrainState, history fields, Snapshots) after `rows` rows, as shapes."""
+    if static not in _TEMPLATES:
+        hp, key = abstract_inputs(example)
+        one = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape), s.dtype), (hp, key))
+        out = jax.eval_shape(engine.batched_training(static), *one)
+        _TEMPLATES[static] = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype),
+                                          out)
+    state, trained, snaps = _TEMPLATES[static]
+    rows_of = lambda s: jax.ShapeDtypeStruct((rows, *s.shape[1:]), s.dtype)
+    return state, jax.tree.map(rows_of, trained), jax.tree.map(rows_of, snaps)
+
+
+def _kept_chunk(program, group: Group, chunk: list[Run], entries, size: int, sharding,
+                states: Store, every: int, programs: set):
+    """Train a chunk from its kept state (entries; None: from step 0) in segments of `every`
+    rows (0: the rest in one), keeping its state as asked; returns (RunOutput on device, the
+    row it started at, bytes of the last state file written or 0)."""
+    static, n = group.static, group.static.num_logs
+    hp, keys = _chunk_inputs(chunk, size, sharding, static)
+    trained = snaps = None
+    if entries is None:
+        start = 0
+        state = engine.segment_program(static, None, sharding)(hp, keys)
+        programs.add(("init", static, size))
+    else:
+        start = entries[0].rows
+        padded = entries + [entries[-1]] * (size - len(entries))
+        try:
+            state, trained, snaps = jax.device_put(
+                states.load(padded, _template(static, group.example, start)), sharding)
+        except ValueError:           # the state changed its fields, or the file its bytes
+            return _kept_chunk(program, group, chunk, None, size, sharding, states, every,
+                               programs)
+    rows, nbytes = start, 0
+    while rows < n:
+        length = min(every, n - rows) if every else n - rows
+        state, t, s = engine.segment_program(static, length, sharding)(hp, keys, state,
+                                                                      np.int32(rows))
+        join = lambda a, b: jnp.concatenate([a, b], axis=1)
+        trained = t if trained is None else jax.tree.map(join, trained, t)
+        snaps = s if snaps is None else jax.tree.map(join, snaps, s)
+        programs.add(("segment", static, length, size))
+        rows += length
+        if (every and rows < n) or (rows == n and states.keep):
+            kept = jax.tree.map(lambda a: a[:len(chunk)],
+                                jax.device_get((state, trained, snaps)))
+            nbytes = states.save(chunk, kept, rows)
+    trained, snaps = jax.device_put((trained, snaps), sharding)
+    last = train_lib.snapshot(state)
+    evaluation, _, fresh = program.evaluation_for(snaps, last, keys)
+    if fresh:
+        programs.add(("evaluation", static, n, size))
+    return engine.run_output(evaluation, state, trained, snaps, keys), start, nbytes
 
 
 def _wait_for(future: concurrent.futures.Future, stop: Callable[[], bool]) -> bool:

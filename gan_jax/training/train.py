@@ -506,8 +506,9 @@ class Training(NamedTuple):
 
     init: Callable      # (hparams, key) -> carry: (initial TrainState, the first
                         #   step's draws, the first history row's draws)
-    loop: Callable      # (hparams, key, carry, start=0) -> (final_state, history,
-                        #   snapshots) of rows start..num_logs - 1
+    loop: Callable      # (hparams, key, carry, start=0, length=None) -> (final_state,
+                        #   history, snapshots) of rows start..num_logs - 1, or of `length`
+                        #   rows from start (then start may be traced: one program per length)
     resume: Callable | None = None   # (hparams, key, state, start) -> carry: to continue
                         #   from `state`, the state at history row start - 1
 
@@ -598,7 +599,7 @@ def make_training(static: StaticConfig) -> Training:
         *_, k_loop, k_hist, draw, _ = setup(hp, key)
         return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, start)
 
-    def loop(hp: HParams, key: jax.Array, carry, start: int = 0):
+    def loop(hp: HParams, key: jax.Array, carry, start=0, length: int | None = None):
         tx_g, tx_d, _, _, k_loop, k_hist, draw, step = setup(hp, key)
 
         def iteration(_, carry):
@@ -616,12 +617,20 @@ def make_training(static: StaticConfig) -> Training:
             # The last row's draws, for a row that never comes, cost one row's sampling.
             state, draws, batch = carry
             n_iters = jnp.where(log_index == 0, 1, static.log_every)
+            if length == 1:     # the padding row (see below) runs no iteration
+                n_iters = jnp.where(log_index == start, n_iters, 0)
             state, draws = jax.lax.fori_loop(0, n_iters, iteration, (state, draws))
             row = history_row(state, batch, hp, tx_g, tx_d)
             return (state, draws, row_batch(k_hist, log_index + 1)), row
 
-        (state, *_), (history, snapshots) = jax.lax.scan(block, carry,
-                                                         jnp.arange(start, static.num_logs))
+        # XLA removes a loop of one trip and compiles its body with the code around it,
+        # whose rounding differs from the loop's: one row is scanned as two, the second
+        # running no iteration and its row dropped.
+        rows = (jnp.arange(start, static.num_logs) if length is None
+                else start + jnp.arange(max(length, 2), dtype=jnp.int32))
+        (state, *_), (history, snapshots) = jax.lax.scan(block, carry, rows)
+        if length == 1:
+            history, snapshots = jax.tree.map(lambda x: x[:1], (history, snapshots))
         return state, history, snapshots
 
     return Training(init, loop, resume)

@@ -1,0 +1,65 @@
+"""`python -m gan_jax halve FILE --out DIR`: successive halving (gan_jax.sweep.halving)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from gan_jax.commands.sweep import chosen_devices, prepare_out
+from gan_jax.core.errors import ConfigError
+from gan_jax.records import results
+from gan_jax.report import tables
+from gan_jax.sweep.halving import DEFAULT_ETA, DEFAULT_RUNGS, halve, rung_steps
+from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK
+from gan_jax.sweep.spec import load_sweep
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="sweep file (TOML): its points, seeds and final steps")
+    parser.add_argument("--out", required=True, help="output directory (results.jsonl, "
+                        "states/, halving.md)")
+    parser.add_argument("--metric", default="w1", help="final metric to rank by (w1)")
+    parser.add_argument("--eta", type=int, default=DEFAULT_ETA,
+                        help=f"keep the best 1/eta of the points at each rung ({DEFAULT_ETA})")
+    parser.add_argument("--rungs", type=int, default=DEFAULT_RUNGS,
+                        help=f"budgets, each eta times the one before ({DEFAULT_RUNGS})")
+    direction = parser.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", action="store_true",
+                           help="the metric is better higher (default: its known direction)")
+    direction.add_argument("--lower-is-better", action="store_true",
+                           help="the metric is better lower (default: its known direction)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a halving in --out, skipping runs already recorded")
+    parser.add_argument("--max-chunk", type=int, default=DEFAULT_MAX_CHUNK, metavar="N",
+                        help=f"at most N runs per call ({DEFAULT_MAX_CHUNK})")
+    parser.add_argument("--devices", type=int, metavar="N",
+                        help="shard runs over the first N local devices (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.max_chunk < 1:
+        raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
+    higher = (args.metric,) if args.higher_is_better else ()
+    lower = (args.metric,) if args.lower_is_better else ()
+    higher_is_better = tables.direction(args.metric, higher, lower)
+    sweep = load_sweep(args.file)
+    budgets = rung_steps(sweep, args.eta, args.rungs)
+    devices = chosen_devices(args.devices)
+    path, recorded, notes, lock = prepare_out(args.out, sweep, results.RESULTS_FILE,
+                                              resume=args.resume)
+    try:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        text = halve(sweep, budgets, args.eta, args.metric, higher_is_better, args.out, path,
+                     recorded, devices=devices, max_chunk=args.max_chunk, quiet=args.quiet)
+    finally:
+        lock.release()
+    print(text, end="", flush=True)
+    try:
+        results.write_atomic(os.path.join(args.out, "halving.md"), text)
+    except OSError as e:
+        print(f"warning: could not write {args.out}/halving.md: {e.strerror or e}",
+              file=sys.stderr)
+    return 0
