@@ -8,7 +8,7 @@ from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, stack
 from gan_jax.data import GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d, ring_2d
 from gan_jax.engine import compiled_run, rerun, run_batch, seed_keys
 from gan_jax.errors import ConfigError
-from gan_jax.registry import load_plugins, register, unregister
+from gan_jax.registry import Option, load_plugins, register, unregister
 from gan_jax.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
                            estimate_w1, estimated_floor, family_floor, gan_value, optimal_logit,
                            optimal_value, pushforward)
@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 _cache.seal()      # what each module binds now: a later replacement is keyed (gan_jax.cache)
 
 __all__ = [
-    "ConfigError", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
+    "ConfigError", "Option", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
     "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",

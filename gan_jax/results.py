@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from gan_jax import exact
-from gan_jax.config import ADDED_DEFAULTS, RunConfig, static_part, tied_fields
+from gan_jax.config import ADDED_JSON_DEFAULTS, RunConfig, static_part, tied_fields
 from gan_jax.errors import ConfigError, OutputError, suggest
 
 RESULTS_FILE = "results.jsonl"
@@ -280,8 +280,7 @@ def read_records(path: str | os.PathLike,
                 continue
             if isinstance(record.get("config"), dict):   # written before a field was added
                 record["config"] = {**record["config"], **{
-                    k: list(v) if isinstance(v, tuple) else v      # as JSON holds it
-                    for k, v in ADDED_DEFAULTS.items() if k not in record["config"]}}
+                    k: v for k, v in ADDED_JSON_DEFAULTS.items() if k not in record["config"]}}
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)

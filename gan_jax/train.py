@@ -83,15 +83,20 @@ class Parts(NamedTuple):
     discriminator: models.Model
     losses: tuple[str, ...]        # one, or several that runs pick by hp.loss_index
     latent_dim: int
+    static: Any = None             # the StaticConfig, whose losses' options `loss` gives them
 
     def loss(self, hp: HParams) -> losses_lib.Loss:
-        """The run's loss (losses.pick)."""
-        return losses_lib.pick(self.losses, hp.loss_index)
+        """The run's loss (losses.pick), with its options' values (static ones from the
+        configuration, traced ones from `hp.options`)."""
+        options = None if self.static is None else [
+            config_lib.option_values(self.static, "loss", n, hp) for n in self.losses]
+        return losses_lib.pick(self.losses, hp.loss_index, options)
 
 
 def make_parts(static: StaticConfig) -> Parts:
     return Parts(data_lib.make_target(static), models.make_generator(static),
-                 models.make_discriminator(static), static.loss, models.latent_dim(static))
+                 models.make_discriminator(static), static.loss, models.latent_dim(static),
+                 static)
 
 
 def _all_finite(tree) -> jax.Array:
@@ -257,7 +262,8 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
     method = methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
                                      d_updates=static.d_updates, unroll_k=static.unroll_k,
                                      lookahead_k=static.lookahead_k,
-                                     sga_scaled=static.sga_scaled)
+                                     options=config_lib.option_values(
+                                         static, "method", static.update, hp))
     if static.use_ema:
         method = methods_lib.ema(method, hp.ema_beta, population_stats(static, parts))
     return method
@@ -446,7 +452,9 @@ def sample_metrics(static: StaticConfig, parts: Parts, real_ND: jax.Array,
     return metrics_lib.sample_metrics(
         parts.target, real_ND, fake_ND, hq_threshold=static.hq_threshold,
         min_count=static.min_count, num_projections=static.num_projections,
-        mmd_samples=static.mmd_samples, extra=static.extra_metrics)
+        mmd_samples=static.mmd_samples, extra=static.extra_metrics,
+        extra_options={name: config_lib.option_values(static, "metric", name)
+                       for name in static.extra_metrics})
 
 
 class Snapshot(NamedTuple):

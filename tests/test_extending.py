@@ -91,6 +91,64 @@ def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path,
     assert "| energy | 4 |" in text           # four seeds, paired (update = alternating)
 
 
+def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registry):
+    # The example's margin_hinge declares a traced option, margin: validated like a field,
+    # listed, swept from a sweep file in one program, and given to the loss at build time.
+    shutil.copy(EXAMPLE, tmp_path / "my_components.py")
+    assert cli.main(["list", "loss", "--plugin", str(tmp_path / "my_components.py")]) == 0
+    assert ("option `margin_hinge.margin` (float, traced, default 1.0): the discriminator's "
+            "margin m") in capsys.readouterr().out
+    base = dict(SMALL, data="ring_2d", loss="margin_hinge")
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got -1; must be a positive"):
+        gj.make_config({**base, "margin_hinge.margin": -1})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got 'wide'; must be a fin"):
+        gj.make_config({**base, "margin_hinge.margin": "wide"})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got 2.0; applies only to "
+                                             r"loss = 'margin_hinge', not loss = 'hinge'"):
+        gj.make_config({**base, "loss": "hinge", "margin_hinge.margin": 2})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.marign: unknown option \(did you "
+                                             r"mean 'margin_hinge.margin'\?\)"):
+        gj.make_config({**base, "margin_hinge.marign": 2})
+    with pytest.raises(gj.ConfigError, match="only a float option of a loss or method can be "
+                                             "traced"):
+        gj.register("metric", "bad", gj.Metric(lambda r, f: 0.0, options=(
+            gj.Option("k", 1.0, traced=True),)))
+    # At its default the option is not part of the run: same configuration, same run id.
+    plain = gj.make_config(base)
+    assert gj.make_config({**base, "margin_hinge.margin": 1}) == plain
+    wide = gj.make_config({**base, "margin_hinge.margin": 2})
+    assert wide.options == (("margin_hinge.margin", 2.0),)
+    assert wide.to_dict()["options"] == {"margin_hinge.margin": 2.0}
+    assert gj.make_config(wide.to_dict()) == wide
+    assert gj.results.run_id(wide, 0) != gj.results.run_id(plain, 0)
+    # Traced: both margins are one program, each run holding its own value.
+    assert gj.static_part(wide) == gj.static_part(plain)
+    assert float(gj.traced_part(wide).options[0]) == 2.0
+
+    (tmp_path / "margin.toml").write_text(textwrap.dedent("""\
+        name = "margin"
+        seeds = [0, 1]
+        plugins = ["my_components.py"]
+        [base]
+        """) + _toml(base) + textwrap.dedent("""
+        [grid]
+        "margin_hinge.margin" = [1.0, 2.0]
+        """))
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(tmp_path / "margin.toml"), "--out", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    margins = [r["config"]["options"].get("margin_hinge.margin", 1.0) for r in records]
+    assert sorted(margins) == [1.0, 1.0, 2.0, 2.0]
+    # The option reaches the loss: the small discriminator's logits lie in (-1, 1), where each
+    # hinge term is linear, so margin 2's loss is margin 1's plus 2 on the same draws.
+    by = {(r["seed"], r["config"]["options"].get("margin_hinge.margin", 1.0)): r
+          for r in records}
+    for seed in (0, 1):
+        np.testing.assert_allclose(np.asarray(by[seed, 2.0]["history"]["loss_d"]),
+                                   np.asarray(by[seed, 1.0]["history"]["loss_d"]) + 2,
+                                   rtol=0, atol=1e-5)
+
+
 def test_registered_names_are_choices_everywhere_at_once(clean_registry):
     with pytest.raises(gj.ConfigError, match="loss: got 'mine'; must be one of"):
         gj.make_config(dict(loss="mine"))
