@@ -61,8 +61,9 @@ class TrainState(NamedTuple):
     method: Any = ()       # the training method's own state, its wrappers' included
                            # (gan_jax.methods: lookahead's slow weights, the averaged
                            # generator of ema_beta > 0, read with `averaged_generator`)
-    d_sn: Any = ()         # spectral normalization's power-iteration vectors, one
-                           # models.SNVectors (u, v) per layer, from the last step's iteration
+    stabilisers: Any = ()  # the game's stabilisers' own states, one per stabiliser on, in
+                           # STABILISERS order (spectral normalization's power-iteration
+                           # vectors); read one with `stabiliser_state`
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
 
@@ -146,13 +147,89 @@ def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
     return x_ND if pack == 1 else x_ND.reshape(x_ND.shape[0] // pack, -1)
 
 
-def discriminator_view(static: StaticConfig, parts: Parts, d_sn=()) -> Callable:
-    """`D(d_params, x) -> logits` as training sees the discriminator: spectrally normalized
-    with the power-iteration vectors `d_sn` when spectral_norm is on (x already packed)."""
-    apply = parts.discriminator.apply
-    if not static.spectral_norm:
-        return apply
+# ----------------------------------------------------------------------------- stabilisers
+#
+# A stabiliser of the game changes what the players' objectives see (the discriminator, the
+# samples) or what a batch draws, rather than the method's step (those are the method's
+# wrappers, gan_jax.methods.lookahead / ema). Each is one Stabiliser below, listed in
+# STABILISERS; its state, if any, is its own entry of TrainState.stabilisers, which the step,
+# the resumed run, the history rows and the update map's Jacobian carry without knowing it.
+
+
+def _no_state(static, d_params, key):
+    return ()
+
+
+class Stabiliser(NamedTuple):
+    """A stabiliser of the game, as pure functions (each optional hook None where unused).
+
+    on(static) -> bool: whether a configuration switches it on (off, it costs nothing).
+    init(static, d_params, key) -> state: its own state before the first step (`key`: the
+      run's stabiliser stream, rand.fold_in(run key, 5); fold in a number of its own to draw
+      more than one thing from it).
+    advance(state, d_params) -> state: at the start of each step, from the discriminator the
+      step starts at: the state that step's game reads, and that the next step starts from.
+    view(state, apply) -> apply: the discriminator `D(d_params, x)` as the objectives see it
+      (x already packed).
+    words(static, dim) -> (full, generator): random words per packed row of a full batch and
+      of a generator-only batch it draws, after the batch's own (real, latent, penalty).
+    cut(static, dim, words_NW, full) -> draws: its draws of one batch from its columns of the
+      batch's words (`full`: a batch with real samples); they reach `perturb` as `Batch.extra`.
+    row_draws(static, keys, shape) -> draws: its draws for a history row's gradients, from
+      the row's two keys beside the penalty's, for real samples of `shape`.
+    perturb(static, hp, step, draws, real_ND, fake_ND) -> (real_ND, fake_ND): the samples the
+      objectives see, before packing (real None on a generator-only batch; step None: the
+      step is not known, as in the stability analysis).
+    """
+
+    on: Callable[[StaticConfig], bool]
+    init: Callable = _no_state
+    advance: Callable | None = None
+    view: Callable | None = None
+    words: Callable | None = None
+    cut: Callable | None = None
+    row_draws: Callable | None = None
+    perturb: Callable | None = None
+
+
+def _sn_view(d_sn, apply):
     return lambda d, x: apply(models.sn_normalize(d, d_sn), x)
+
+
+# Spectral normalization (Miyato et al. 2018): each layer's weight divided by its top singular
+# value, estimated by one power iteration per step from the vectors carried in its state (one
+# models.SNVectors (u, v) per layer, from the last step's iteration).
+SPECTRAL_NORM = Stabiliser(
+    on=lambda static: static.spectral_norm,
+    init=lambda static, d, key: models.sn_init(d, key),
+    advance=lambda d_sn, d: models.sn_power_iteration(d, d_sn),
+    view=_sn_view)
+
+STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM}
+
+
+def stabilisers_on(static: StaticConfig) -> tuple[tuple[str, Stabiliser], ...]:
+    """(name, stabiliser) of each game stabiliser the configuration switches on, in order."""
+    return tuple((name, s) for name, s in STABILISERS.items() if s.on(static))
+
+
+def stabiliser_state(static: StaticConfig, state: "TrainState", name: str):
+    """The state of stabiliser `name` in a TrainState, or None when it is off."""
+    for (n, _), own in zip(stabilisers_on(static), state.stabilisers):
+        if n == name:
+            return own
+    return None
+
+
+def discriminator_view(static: StaticConfig, parts: Parts, states=()) -> Callable:
+    """`D(d_params, x) -> logits` as training sees the discriminator (x already packed): the
+    family's, wrapped by each stabiliser on that views it (spectral normalization, with the
+    power-iteration vectors of its state in `states`, TrainState.stabilisers)."""
+    apply = parts.discriminator.apply
+    for (_, s), own in zip(stabilisers_on(static), states or (() for _ in STABILISERS)):
+        if s.view is not None:
+            apply = s.view(own, apply)
+    return apply
 
 
 def generator_view(static: StaticConfig, parts: Parts) -> Callable:
@@ -198,20 +275,21 @@ def population_stats(static: StaticConfig, parts: Parts) -> methods_lib.Tracker 
             stats, norm.forward(g, batches[-1].z_NL, None, static.pack)[1]))
 
 
-def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
+def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
               step=None) -> methods_lib.Game:
     """The two players' objectives on a :class:`Batch`, as the training method sees them.
 
     g_loss: the loss's generator term, plus the Nagarajan-Kolter regulariser
       eta |d d_value / d phi|^2 (nk_eta > 0), d_value the loss's discriminator term.
     d_loss: the loss's discriminator term plus the enabled penalties (make_d_objective).
-    Both see packed inputs (pack > 1) and, with instance noise, real and fake samples plus
-    noise_std x N(0, 1) (annealed linearly to 0 over the run when noise_anneal; `step` is the
-    iterations done). The generator is the training view (`generator_view`: batch statistics
-    under g_norm = 'batch'). project_d: WGAN's clipping after every discriminator update.
+    Both see packed inputs (pack > 1), the discriminator and the samples as the game's
+    stabilisers on make them (`STABILISERS`: spectral normalization with its state in
+    `states`, TrainState.stabilisers; instance noise; `step` is the iterations done). The
+    generator is the training view (`generator_view`: batch statistics under g_norm =
+    'batch'). project_d: WGAN's clipping after every discriminator update.
     """
     g_apply, pack = generator_view(static, parts), static.pack
-    d_apply = discriminator_view(static, parts, d_sn)
+    d_apply = discriminator_view(static, parts, states)
     d_objective = make_d_objective(static, parts, hp, d_apply)
     loss = parts.loss(hp)
     sigma = hp.noise_std
@@ -361,10 +439,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
                                   reals[slots.d + j]) for j in range(slots.g))
 
     def step(state: TrainState, batches) -> TrainState:
-        d_sn = state.d_sn
-        if static.spectral_norm:
-            d_sn = models.sn_power_iteration(state.d_params, d_sn)
-        game = make_game(static, parts, hp, d_sn=d_sn, step=state.step)
+        states = tuple(own if s.advance is None else s.advance(own, state.d_params)
+                       for (_, s), own in zip(stabilisers_on(static), state.stabilisers))
+        game = make_game(static, parts, hp, states=states, step=state.step)
         play = make_method(static, parts, hp, game, tx_g, tx_d).step(
             methods_lib.Play(state.g_params, state.d_params, state.g_opt, state.d_opt,
                              state.method), batches)
@@ -372,23 +449,23 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         finite = _all_finite((play.g, play.d))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return TrainState(play.g, play.d, play.g_opt, play.d_opt, state.step + 1, diverged_at,
-                          play.extra, d_sn, g_bn)
+                          play.extra, states, g_bn)
 
     return draw, step
 
 
 def init_state(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d, g_params, d_params,
                key) -> TrainState:
-    """The state before the first step, the method's (its wrappers' included) and
-    normalization's (`key` draws the power-iteration vectors; batch normalization's population
-    statistics start at mean 0 and std 1)."""
+    """The state before the first step, the method's (its wrappers' included), the game's
+    stabilisers' (`key`, their stream: spectral normalization's power-iteration vectors) and
+    batch normalization's (its population statistics start at mean 0 and std 1)."""
     play = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).init(
         g_params, d_params)
-    d_sn = models.sn_init(d_params, key) if static.spectral_norm else ()
+    states = tuple(s.init(static, d_params, key) for _, s in stabilisers_on(static))
     bn = population_stats(static, parts)
     g_bn = bn.init(g_params) if bn is not None else ()
     return TrainState(g_params, d_params, play.g_opt, play.d_opt, jnp.zeros((), jnp.int32),
-                      jnp.full((), -1, jnp.int32), play.extra, d_sn, g_bn)
+                      jnp.full((), -1, jnp.int32), play.extra, states, g_bn)
 
 
 def num_joint_params(static: StaticConfig) -> int:
@@ -414,7 +491,7 @@ def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,
     step and the optimisers' and method's states held fixed: the same function that trains."""
     from jax.flatten_util import ravel_pytree
     x, unravel = ravel_pytree((state.g_params, state.d_params))
-    game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+    game = make_game(static, parts, hp, states=state.stabilisers, step=state.step)
     method = make_method(static, parts, hp, game, tx_g, tx_d)
     batches = (batch,) * (method.slots.d + method.slots.g)
 
@@ -547,14 +624,14 @@ def make_training(static: StaticConfig) -> Training:
 
     def history_row(state: TrainState, batch: Batch, hp: HParams, tx_g, tx_d):
         loss = parts.loss(hp)
-        d_apply = discriminator_view(static, parts, state.d_sn)
+        d_apply = discriminator_view(static, parts, state.stabilisers)
         real_logits = d_apply(state.d_params, pack_samples(batch.real_ND, static.pack))
         fake_logits = d_apply(state.d_params, pack_samples(
             generate(parts, state.g_params, batch.z_NL, state.g_bn), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
                "loss_g": loss.generator(fake_logits, real_logits)}
         # Each player's gradient of its own objective, on the same batch.
-        game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+        game = make_game(static, parts, hp, states=state.stabilisers, step=state.step)
         g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,
                                                           state.d_params, batch)
         row["grad_norm_g"] = jnp.sqrt(methods_lib.sq_norm(g_grad))
@@ -592,8 +669,9 @@ def make_training(static: StaticConfig) -> Training:
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
                                       hp.d_init if static.has_d_init else None)
-        # Spectral normalization's vectors: a sixth stream (fold_in(k_d, 1) would be the key
-        # of the discriminator's second layer, split(k_d, n)[1]).
+        # The game's stabilisers' (spectral normalization's vectors): a sixth stream
+        # (fold_in(k_d, 1) would be the key of the discriminator's second layer,
+        # split(k_d, n)[1]).
         state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
                            rand.fold_in(key, 5))
         return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, 0)
