@@ -138,8 +138,8 @@ class Batch(NamedTuple):
     real_ND: jax.Array | None    # real samples (pack x batch_size of them)
     z_NL: jax.Array              # latent draws for the fake samples
     gp_u_N1: jax.Array | None    # gradient-penalty interpolation weights, one per pack
-    noise_real_ND: jax.Array | None = None   # instance noise, N(0, 1), before scaling
-    noise_fake_ND: jax.Array | None = None
+    extra: tuple = ()            # each game stabiliser's own draws (Stabiliser.cut), one per
+                                 # stabiliser on, in STABILISERS order (() where it draws none)
 
 
 def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
@@ -205,7 +205,41 @@ SPECTRAL_NORM = Stabiliser(
     advance=lambda d_sn, d: models.sn_power_iteration(d, d_sn),
     view=_sn_view)
 
-STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM}
+
+def _noise_cut(static, dim, words_NW, full):
+    """N(0, 1) noise for the real (a full batch only) and fake samples, from its words."""
+    pack, n = static.pack, static.pack * dim
+
+    def normal(w):
+        return rand.normal_from_bits(w.reshape(w.shape[0] * pack, dim))
+
+    return (normal(words_NW[:, :n]), normal(words_NW[:, n:])) if full else \
+        (None, normal(words_NW))
+
+
+def _noise_perturb(static, hp, step, draws, real, fake):
+    """Real and fake samples plus noise_std x N(0, 1), the std annealed linearly to 0 over the
+    run when noise_anneal (`step`: the iterations done)."""
+    sigma = hp.noise_std
+    if static.noise_anneal and step is not None:
+        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
+    noise_real, noise_fake = draws
+    fake = fake + sigma * noise_fake
+    return (None if real is None else real + sigma * noise_real), fake
+
+
+# Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017) on both players' view of the
+# discriminator's inputs: no state, draws of its own in every batch.
+INSTANCE_NOISE = Stabiliser(
+    on=lambda static: static.use_noise,
+    words=lambda static, dim: (2 * static.pack * dim, static.pack * dim),
+    cut=_noise_cut,
+    row_draws=lambda static, keys, shape: (rand.normal(keys[0], shape),
+                                           rand.normal(keys[1], shape)),
+    perturb=_noise_perturb)
+
+STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM,
+                                      "instance_noise": INSTANCE_NOISE}
 
 
 def stabilisers_on(static: StaticConfig) -> tuple[tuple[str, Stabiliser], ...]:
@@ -292,15 +326,13 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
     d_apply = discriminator_view(static, parts, states)
     d_objective = make_d_objective(static, parts, hp, d_apply)
     loss = parts.loss(hp)
-    sigma = hp.noise_std
-    if static.use_noise and static.noise_anneal and step is not None:
-        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
+    on = stabilisers_on(static)
 
     def inputs(g, b: Batch):
         real, fake = b.real_ND, g_apply(g, b.z_NL)
-        if static.use_noise:
-            fake = fake + sigma * b.noise_fake_ND
-            real = None if real is None else real + sigma * b.noise_real_ND
+        for (_, s), draws in zip(on, b.extra or ((),) * len(on)):
+            if s.perturb is not None:
+                real, fake = s.perturb(static, hp, step, draws, real, fake)
         return (None if real is None else pack_samples(real, pack)), pack_samples(fake, pack)
 
     def d_value(g, d, b):
@@ -382,18 +414,20 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     # from its own stream of the step's key instead; its row of words holds no real words.
     from_key = not from_set and not data_lib.has_bits(parts.target)
     n_real = 0 if from_set or from_key else parts.target.words_per_sample
-    n_noise = dim if static.use_noise else 0
-    # Words of one row (one pack) of a full batch: real, latent, GP weight, real and fake
-    # noise; of a generator-only batch: latent, fake noise. Without packing and noise this is
-    # the layout of the seed's reproduction. From a training set, no real words.
-    widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0, pack * n_noise,
-              pack * n_noise)
+    # Words of one row (one pack) of a full batch: real, latent, GP weight, then each game
+    # stabiliser's own (instance noise: real and fake noise); of a generator-only batch:
+    # latent, then each stabiliser's (fake noise). Without packing and noise this is the
+    # layout of the seed's reproduction. From a training set, no real words.
+    on = stabilisers_on(static)
+    own = [s.words(static, dim) if s.words is not None else (0, 0) for _, s in on]
+    widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0) + tuple(w for w, _ in own)
     edges = np.cumsum((0,) + widths)
     per_full = int(edges[-1])
+    g_edges = np.cumsum((pack * latent,) + tuple(w for _, w in own))
     # The generator's batches hold real samples only where it reads them: the NK
     # regulariser's d_value, a relativistic loss's generator term.
     g_full = config_lib.generator_needs_real(static)
-    per_g = per_full if g_full else pack * (latent + n_noise)
+    per_g = per_full if g_full else int(g_edges[-1])
     # Batches with real samples, and the real samples a step reads from a training set.
     n_real_batches = slots.d + (slots.g if g_full else 0)
     batch_real = static.batch_size * pack
@@ -408,17 +442,17 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
             real = parts.target.sample_from_bits(unpack(part[0], n_real))
         z = rand.normal_from_bits(unpack(part[1], latent))
         u = rand.uniform_from_bits(part[2])
-        noise = ((rand.normal_from_bits(unpack(part[3], dim)),
-                  rand.normal_from_bits(unpack(part[4], dim))) if n_noise else (None, None))
-        return Batch(real, z, u, *noise)
+        extra = tuple(() if s.cut is None else s.cut(static, dim, part[3 + i], True)
+                      for i, (_, s) in enumerate(on))
+        return Batch(real, z, u, extra)
 
     def cut_g(bits_NW, real=None) -> Batch:
         if g_full:
             return cut_full(bits_NW, real)
         z = rand.normal_from_bits(unpack(bits_NW[:, :pack * latent], latent))
-        noise = (rand.normal_from_bits(unpack(bits_NW[:, pack * latent:], dim))
-                 if n_noise else None)
-        return Batch(None, z, None, None, noise)
+        extra = tuple(() if s.cut is None else s.cut(static, dim, bits_NW[:, a:b], False)
+                      for (_, s), a, b in zip(on, g_edges, g_edges[1:]))
+        return Batch(None, z, None, extra)
 
     def draw(key, i=0) -> tuple[Batch, ...]:
         bits_NW = rand.words(key, (static.batch_size, slots.d * per_full + slots.g * per_g))
@@ -475,13 +509,13 @@ def num_joint_params(static: StaticConfig) -> int:
 
 def history_batch(static: StaticConfig, parts: Parts, draws: "EvalDraws", key) -> Batch:
     """A full :class:`Batch` around a history row's evaluation draws: penalty weights and
-    instance noise drawn from `key`."""
+    the game's stabilisers' draws (instance noise) from `key`."""
     n = draws.real_ND.shape[0]
-    k_u, k_real, k_fake = jax.random.split(key, 3)
+    k_u, *keys = jax.random.split(key, 3)
     u = jax.random.uniform(k_u, (n // static.pack, 1 if static.use_gp else 0))
-    noise = ((rand.normal(k_real, draws.real_ND.shape), rand.normal(k_fake, draws.real_ND.shape))
-             if static.use_noise else (None, None))
-    return Batch(draws.real_ND, draws.z_NL, u, *noise)
+    extra = tuple(() if s.row_draws is None else s.row_draws(static, keys, draws.real_ND.shape)
+                  for _, s in stabilisers_on(static))
+    return Batch(draws.real_ND, draws.z_NL, u, extra)
 
 
 def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,

@@ -353,7 +353,7 @@ def test_instance_noise_scales_and_anneals_linearly():
     g = parts.generator.init(jax.random.key(1))
     d = parts.discriminator.init(jax.random.key(2))
     b = train.Batch(jnp.zeros((4, 1)), jnp.zeros((4, 1)), jnp.zeros((4, 0)),
-                    jnp.ones((4, 1)), jnp.ones((4, 1)))
+                    ((jnp.ones((4, 1)), jnp.ones((4, 1))),))
     seen = []
     probe = parts._replace(discriminator=models.Model(
         parts.discriminator.init, lambda p, x: (seen.append(x), x[:, 0])[1]))
