@@ -445,6 +445,27 @@ def test_spectral_norm_is_algorithm_1_of_miyato_et_al():
             assert abs(u1 @ w @ v1 - first[0]) > 100 * 1e-5 * first[0]
 
 
+def test_game_stabilisers_keep_their_states_in_one_field():
+    # Spectral normalization and instance noise wrap the game (train.Stabiliser): their states
+    # sit in TrainState.stabilisers, one per stabiliser on, whatever is on; no field of their own.
+    cfg = config.make_config({**MLP, "spectral_norm": True, "noise_std": 0.1})
+    static, hp, parts = _parts(cfg)
+    assert [n for n, _ in train.stabilisers_on(static)] == ["spectral_norm", "instance_noise"]
+    tx_g, tx_d = optim.player_optimizers(static, hp)
+    d0 = parts.discriminator.init(jax.random.key(2))
+    state = train.init_state(static, parts, hp, tx_g, tx_d,
+                             parts.generator.init(jax.random.key(1)), d0, jax.random.key(3))
+    vectors = train.stabiliser_state(static, state, "spectral_norm")
+    assert jax.tree.structure(vectors) == jax.tree.structure(
+        models.sn_init(d0, jax.random.key(3)))
+    assert train.stabiliser_state(static, state, "instance_noise") == ()
+    plain_static = config.static_part(config.make_config(MLP))
+    assert train.stabiliser_state(plain_static, state._replace(stabilisers=()),
+                                  "spectral_norm") is None
+    assert set(train.TrainState._fields) == {"g_params", "d_params", "g_opt", "d_opt", "step",
+                                             "diverged_at", "method", "stabilisers", "g_bn"}
+
+
 def test_ema_follows_its_recursion_in_training():
     cfg = config.make_config({**MLP, "ema_beta": 0.8, "update": "simultaneous"})
     static, hp, parts = _parts(cfg)
