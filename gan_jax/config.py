@@ -646,6 +646,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     the first problem."""
     for f in FIELDS:
         check_field(f.name, getattr(cfg, f.name))
+    _options(cfg)                 # before a component is built with them (make_target below)
     target = data.preset(cfg.data)
     if cfg.data_radius is not None and not target.has_radius:
         raise field_error("data_radius", cfg.data_radius,
@@ -673,7 +674,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     if methods.simultaneous(cfg.update) and cfg.d_updates != 1:
         raise field_error("d_updates", cfg.d_updates,
                           f"must be 1 with update = {cfg.update!r} (both players step together)")
-    _options(cfg)
     _check_method_fields(cfg)
     _check_model_fields(cfg)
     for role in ("generator", "discriminator"):

@@ -8,6 +8,7 @@ import shutil
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -147,6 +148,47 @@ def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registr
         np.testing.assert_allclose(np.asarray(by[seed, 2.0]["history"]["loss_d"]),
                                    np.asarray(by[seed, 1.0]["history"]["loss_d"]) + 2,
                                    rtol=0, atol=1e-5)
+
+
+class _Point:
+    """A 1-D target: every sample at `at`."""
+
+    dim = 1
+
+    def __init__(self, at):
+        self.at = at
+
+    def sample(self, key, n):
+        return jnp.full((n, 1), self.at)
+
+
+def test_options_of_a_target_a_family_and_a_metric_reach_them(clean_registry):
+    # Static options of the kinds the evaluation reads: a Preset's build, a family's
+    # build(cfg) (registry.option) and a metric's fn each get their own value.
+    gj.register("target", "point", gj.Preset(_Point, 1, has_std=False, options=(
+        gj.Option("at", 0.0, "where the samples sit"),)))
+    gj.register("generator", "const", gj.Family(
+        lambda cfg: gj.Model(lambda key: jnp.zeros((1,)),
+                             lambda p, z: p + registry.option(cfg, "const.offset") + 0 * z),
+        lambda cfg: 1, one_d=True, options=(gj.Option("offset", 0.0, "added to G"),)))
+    gj.register("metric", "scaled_mean", gj.Metric(
+        lambda real, fake, scale: scale * jnp.mean(fake - real),
+        options=(gj.Option("scale", 1.0, "a factor"),)))
+    cfg = gj.make_config({"data": "point", "generator": "const", "extra_metrics": ["scaled_mean"],
+                          "point.at": 2, "const.offset": 0.5, "scaled_mean.scale": 3.0,
+                          "update": "sga", "sga.scaled": True, "d_updates": 1})
+    static = gj.static_part(cfg)
+    ecfg = gj.config.eval_part(static)
+    # The evaluation's program holds its components' options, not the method's.
+    assert dict(ecfg.options) == {"point.at": 2.0, "const.offset": 0.5,
+                                  "scaled_mean.scale": 3.0}
+    parts = gj.train.make_parts(static)
+    real = parts.target.sample(jax.random.key(0), 4)
+    fake = gj.train.generate(parts, jnp.zeros((1,)), jnp.ones((4, 1)))
+    np.testing.assert_array_equal(real, 2.0)
+    np.testing.assert_array_equal(fake, 0.5)
+    metrics = gj.train.sample_metrics(ecfg, parts, real, fake)
+    np.testing.assert_allclose(metrics["scaled_mean"], 3.0 * (0.5 - 2.0))
 
 
 def test_registered_names_are_choices_everywhere_at_once(clean_registry):
