@@ -148,6 +148,13 @@ def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registr
         np.testing.assert_allclose(np.asarray(by[seed, 2.0]["history"]["loss_d"]),
                                    np.asarray(by[seed, 1.0]["history"]["loss_d"]) + 2,
                                    rtol=0, atol=1e-5)
+    # Tables group by an option like a field (its default where a run leaves it unset).
+    capsys.readouterr()
+    assert cli.main(["table", str(out), "--by", "margin_hinge.margin", "--metrics", "sliced_w1",
+                     "--plugin", str(tmp_path / "my_components.py")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| margin_hinge.margin | runs |")
+    assert [r.split("|")[1:3] for r in rows[1:]] == [[" 1 ", " 2 "], [" 2 ", " 2 "]]
 
 
 class _Point:
