@@ -12,7 +12,7 @@ from gan_jax.components.data import (GaussianMixture, bimodal_1d, grid_2d, make_
                                      ring_2d)
 from gan_jax.engine.programs import compiled_run, rerun, run_batch, seed_keys
 from gan_jax.core.errors import ConfigError
-from gan_jax.core.registry import load_plugins, register, unregister
+from gan_jax.core.registry import Option, load_plugins, register, unregister
 from gan_jax.analysis.exact import (Estimate, Floor, Pushforward, Quadrature, discriminator_gap,
                                     estimate_w1, estimated_floor, family_floor, gan_value,
                                     optimal_logit, optimal_value, pushforward)
@@ -47,7 +47,7 @@ _digest.seal()      # what each module binds now: a later replacement is keyed (
 
 __all__ = [
     "data", "losses", "methods", "metrics", "models", "optim", "toy_targets",
-    "ConfigError", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
+    "ConfigError", "Option", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
     "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",

@@ -172,6 +172,27 @@ def metric_names(v) -> str | None:
     return None
 
 
+def _option_pairs(v) -> "list[tuple[str, Any]] | None":
+    """The (key, value) pairs of an `options` value (a table, or pairs), or None if it is
+    neither."""
+    if isinstance(v, dict):
+        items = list(v.items())
+    elif isinstance(v, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2
+                                              for p in v):
+        items = [tuple(p) for p in v]
+    else:
+        return None
+    return items if all(isinstance(k, str) for k, _ in items) else None
+
+
+def options_shape(v) -> str | None:
+    """The `options` field's own rule; each option's value is checked by its declaration
+    (`_options`, which needs the components the configuration names)."""
+    if _option_pairs(v) is None:
+        return 'must be a table of "<component>.<option>" = value'
+    return None
+
+
 def metric_option(name: str) -> Check:
     return lambda v: metrics.option_problem(name, v)
 
@@ -243,10 +264,6 @@ class RunConfig:
     spectral_norm: bool = _field(False, STATIC, boolean,
                                  "spectral normalization of the discriminator's layers",
                                  added=True)
-    sga_scaled: bool = _field(False, STATIC, boolean,
-                              "update = 'sga': false, lambda is the alignment's sign (Balduzzi "
-                              "et al.'s Algorithm 1); true, sga_lambda times that sign (this "
-                              "library's generalisation)", added=True)
     noise_anneal: bool = _field(False, STATIC, boolean,
                                 "instance noise: anneal its std linearly to 0 over the steps",
                                 added=True)
@@ -285,6 +302,10 @@ class RunConfig:
     extra_metrics: tuple[str, ...] = _field((), STATIC, lambda v: metric_names(v),
                                             "registered metrics (gan_jax.METRICS) computed "
                                             "beside the built-in ones", added=True)
+    options: tuple = _field((), STATIC, lambda v: options_shape(v),
+                            "the named components' own options, \"<component>.<option>\" -> "
+                            "value (each one's type, default and rule: python -m gan_jax list); "
+                            "a traced one's value goes to HParams.options", added=True)
     # traced numbers
     lr_g: float = _field(0.04, TRACED, positive_number, "generator learning rate")
     lr_d: float = _field(0.04, TRACED, positive_number, "discriminator learning rate")
@@ -302,7 +323,7 @@ class RunConfig:
     consensus_gamma: float = _field(10.0, TRACED, nonnegative_number,
                                     "update = 'consensus': the weight gamma", added=True)
     sga_lambda: float = _field(1.0, TRACED, nonnegative_number,
-                               "update = 'sga' with sga_scaled: |lambda|, the alignment's sign "
+                               "update = 'sga' with sga.scaled: |lambda|, the alignment's sign "
                                "times this", added=True)
     lookahead_alpha: float = _field(0.5, TRACED, unit_interval_closed,
                                     "lookahead-minimax: the slow weights' step alpha", added=True)
@@ -323,6 +344,7 @@ class RunConfig:
         validate(self)
         for f in FIELDS:                              # normalise, so equal runs compare equal
             object.__setattr__(self, f.name, _normalised(f.name, getattr(self, f.name)))
+        object.__setattr__(self, "options", _options(self))
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed, validated like any new configuration."""
@@ -337,15 +359,20 @@ class RunConfig:
         for k in LIST_FIELDS + NAME_LIST_FIELDS:
             if out[k] is not None:
                 out[k] = list(out[k])
+        out["options"] = dict(self.options)
         return out
 
     def identity_dict(self) -> dict[str, Any]:
         """What a run's id hashes: `to_dict()` without the fields declared `added` that sit at
         their defaults, so a field added later leaves every earlier run's id as it was."""
         out = self.to_dict()
+        # Options away from their defaults, under their keys; one that was a field before
+        # (Option.legacy) under that field's name, as its runs were identified then.
+        declared = registry.declared_options(self)
+        out.update({declared[k].option.legacy or k: v for k, v in out.pop("options").items()})
         for name in ADDED_FIELDS:
             default = ADDED_DEFAULTS[name]
-            if out[name] == (list(default) if isinstance(default, tuple) else default):
+            if name in out and out[name] == (list(default) if isinstance(default, tuple) else default):
                 del out[name]
         return out
 
@@ -381,6 +408,10 @@ DERIVED_STATIC: dict[str, Callable[[RunConfig], bool]] = {
 }
 ADDED_FIELDS = tuple(f.name for f in FIELDS if f.metadata["added"])
 ADDED_DEFAULTS = {f.name: f.default for f in FIELDS if f.metadata["added"]}
+# The same defaults as a record's JSON holds them (RunConfig.to_dict): lists, and a table of
+# options.
+ADDED_JSON_DEFAULTS = {name: dict(v) if name == "options" else list(v) if isinstance(v, tuple)
+                       else v for name, v in ADDED_DEFAULTS.items()}
 
 
 def tied_fields(key: str) -> list[str]:
@@ -425,7 +456,7 @@ StaticConfig.__module__ = __name__
 EVAL_FIELDS = ("data", "data_std", "data_radius", "generator", "latent_dim", "g_width",
                "g_depth", "activation", "g_norm", "history_samples", "eval_samples",
                "hq_threshold", "min_count", "num_projections", "mmd_samples", "use_ema",
-               "extra_metrics")
+               "extra_metrics", "options")
 # Of those, the fields only an 'mlp' generator reads: other families' programs ignore them.
 MLP_GENERATOR_FIELDS = ("g_width", "g_depth", "activation", "g_norm")
 
@@ -441,6 +472,11 @@ EvalConfig.__module__ = __name__
 def eval_part(static: StaticConfig) -> EvalConfig:
     """The evaluation program of a static configuration (train.make_evaluation)."""
     values = {name: getattr(static, name) for name in EVAL_FIELDS}
+    # The options of the components the evaluation reads (the target, the generator, the
+    # metrics): a loss's or a method's options leave the evaluation program shared.
+    kinds = {kind for kind, k in registry.KINDS.items() if k.field in EVAL_FIELDS}
+    declared = registry.declared_options(static)
+    values["options"] = tuple((k, v) for k, v in static.options if declared[k].kind in kinds)
     if static.generator != "mlp":
         defaults = {f.name: f.default for f in FIELDS}
         values.update({name: defaults[name] for name in MLP_GENERATOR_FIELDS})
@@ -448,10 +484,13 @@ def eval_part(static: StaticConfig) -> EvalConfig:
 
 
 INDEX_FIELDS = tuple(f"{name}_index" for name in CHOICE_FIELDS)
-HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS + INDEX_FIELDS])
+HParams = NamedTuple("HParams", [(name, Any) for name in TRACED_FIELDS + INDEX_FIELDS]
+                     + [("options", Any)])
 HParams.__doc__ = ("The traced numbers of one run: f32[] scalars, f32[n] explicit initial "
-                   "values (n = 0 when none are given), and i32[] indices of the run's value of "
-                   "each choice field in its program; stacked, a leading run axis.")
+                   "values (n = 0 when none are given), i32[] indices of the run's value of "
+                   "each choice field in its program, and f32[k] values of the traced "
+                   "component options of its program (config.traced_option_keys); stacked, a "
+                   "leading run axis.")
 
 # Where a choice field's values come from: a program lists them in registry order.
 _CHOICE_ORDER = {"loss": losses.LOSSES}
@@ -459,8 +498,10 @@ _CHOICE_ORDER = {"loss": losses.LOSSES}
 
 def static_part(cfg: RunConfig) -> StaticConfig:
     """The static part of one run: its program, if it runs alone."""
+    declared = registry.declared_options(cfg)
+    static_options = tuple((k, v) for k, v in cfg.options if not declared[k].option.traced)
     return StaticConfig(**{f: (getattr(cfg, f),) if f in CHOICE_FIELDS else getattr(cfg, f)
-                           for f in STATIC_FIELDS},
+                           for f in STATIC_FIELDS if f != "options"}, options=static_options,
                         **{name: fact(cfg) for name, fact in DERIVED_STATIC.items()})
 
 
@@ -492,7 +533,10 @@ def traced_part(cfg: RunConfig, program: StaticConfig | None = None) -> HParams:
         return np.float32(getattr(cfg, name))
 
     indices = (np.int32(getattr(program, f).index(getattr(cfg, f))) for f in CHOICE_FIELDS)
-    return HParams(*(value(name) for name in TRACED_FIELDS), *indices)
+    declared, own = registry.declared_options(program), dict(cfg.options)
+    options = np.asarray([own.get(k, declared[k].option.default)
+                          for k in traced_option_keys(program)], np.float32)
+    return HParams(*(value(name) for name in TRACED_FIELDS), *indices, options)
 
 
 def stack_hparams(hps: list[HParams]) -> HParams:
@@ -504,8 +548,10 @@ def stack_hparams(hps: list[HParams]) -> HParams:
 
 
 def _unknown_field(key: str) -> ConfigError:
-    return ConfigError(f"{key}: unknown field{suggest(key, FIELD_NAMES)}; "
-                       f"allowed fields: {', '.join(FIELD_NAMES)}")
+    options = tuple(registry.declared_options())
+    return ConfigError(f"{key}: unknown field{suggest(key, FIELD_NAMES + options)}; "
+                       f"allowed fields: {', '.join(FIELD_NAMES)}; and the components' "
+                       "options (\"<component>.<option>\", python -m gan_jax list)")
 
 
 def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> RunConfig:
@@ -520,9 +566,17 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
     """
     values = dict(values or {})
     try:
+        # A component's option ("sga.scaled"), or the field it was before (Option.legacy),
+        # given beside the fields: it goes to the `options` table.
+        legacy = _legacy_options()
+        moved = {legacy.get(key, key): values.pop(key) for key in list(values)
+                 if key not in FIELD_NAMES and (key in legacy or "." in key)}
         for key in values:
             if key not in FIELD_NAMES:
                 raise _unknown_field(key)
+        given = _option_pairs(values.get("options", ()))
+        if moved and given is not None:
+            values["options"] = {**dict(given), **moved}
         for key, kind in _component_fields().items():
             if key in values:
                 values[key] = _by_name(key, kind, values[key])
@@ -557,11 +611,39 @@ def _by_name(field: str, kind: str, value):
     return name
 
 
+def _legacy_options() -> dict[str, str]:
+    """A field that became a component's option (Option.legacy) -> the option's key."""
+    return {d.option.legacy: key for key, d in registry.declared_options().items()
+            if d.option.legacy}
+
+
+def is_field(key: str) -> bool:
+    """Whether a configuration (a sweep file's table, make_config) may set `key`: a field, an
+    option a registered component declares ("<component>.<option>"), or the field such an
+    option was before (Option.legacy)."""
+    return key in FIELD_NAMES or key in registry.declared_options() or key in _legacy_options()
+
+
+def is_float_field(key: str) -> bool:
+    """Whether a configuration key takes real numbers: a float field, or a float option."""
+    found = registry.declared_options().get(_legacy_options().get(key, key))
+    return key in FLOAT_FIELDS or found is not None and found.option.type is float
+
+
 def check_field(name: str, value: Any) -> Any:
     """One field's value checked by its own rule (not against other fields) and normalised as
-    a RunConfig stores it (an integer for a real-valued field becomes a float)."""
+    a RunConfig stores it (an integer for a real-valued field becomes a float). A component's
+    option ("<component>.<option>", or the field it was before) is checked by its
+    declaration."""
     if name not in FIELD_NAMES:
-        raise _unknown_field(name)
+        key = _legacy_options().get(name, name)
+        found = registry.declared_options().get(key)
+        if found is None:
+            raise _unknown_field(name)
+        problem = found.option.problem(value)
+        if problem:
+            raise field_error(name, value, problem)
+        return found.option.normalised(value)
     problem = FIELDS[FIELD_NAMES.index(name)].metadata["check"](value)
     if problem:
         raise field_error(name, list(value) if isinstance(value, tuple) else value, problem)
@@ -585,6 +667,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     the first problem."""
     for f in FIELDS:
         check_field(f.name, getattr(cfg, f.name))
+    _options(cfg)                 # before a component is built with them (make_target below)
     target = data.preset(cfg.data)
     if cfg.data_radius is not None and not target.has_radius:
         raise field_error("data_radius", cfg.data_radius,
@@ -668,10 +751,63 @@ def _check_point_cloud(cfg: RunConfig, cloud) -> None:
                           "2**31 (int32 positions in the training set)")
 
 
+def _options(cfg) -> tuple[tuple[str, Any], ...]:
+    """The configuration's component options checked by their declarations and normalised:
+    the (key, value) pairs away from their defaults, sorted (equal runs compare equal). An
+    option of a component the configuration does not name may only be given its default."""
+    in_use = registry.declared_options(cfg)
+    out = {}
+    for key, value in _option_pairs(cfg.options):
+        found = in_use.get(key)
+        if found is None:
+            every = registry.declared_options()
+            found = every.get(key)
+            if found is None:
+                own = [k for k in every if k.rpartition(".")[0] == key.rpartition(".")[0]]
+                raise ConfigError(
+                    f"{key}: unknown option{suggest(key, tuple(every))}; " +
+                    (f"its component declares {', '.join(own)}" if own else
+                     "options are \"<component>.<option>\" of a registered component "
+                     "(python -m gan_jax list)"))
+        problem = found.option.problem(value)
+        if problem:
+            raise field_error(key, value, problem)
+        value = found.option.normalised(value)
+        if key not in in_use and value != found.option.default:
+            field = registry.KINDS[found.kind].field
+            named = getattr(cfg, field)
+            raise field_error(key, value, f"applies only to {field} = {found.component!r}, not "
+                              f"{field} = {list(named) if isinstance(named, tuple) else named!r}"
+                              f"; leave it at its default {found.option.default!r}")
+        if value != found.option.default:
+            out[key] = value
+    return tuple(sorted(out.items()))
+
+
+def traced_option_keys(static) -> tuple[str, ...]:
+    """The keys of the traced options of the components a static configuration names, in the
+    order of `HParams.options` (registry.declared_options')."""
+    return tuple(k for k, d in registry.declared_options(static).items() if d.option.traced)
+
+
+def option_values(static, kind: str, name: str, hp: "HParams | None" = None) -> dict[str, Any]:
+    """The options of component `name` of `kind` as it is built for a run: option name ->
+    value, its static ones from `static` (a StaticConfig, EvalConfig or RunConfig), its traced
+    ones (f32[] arrays) from the run's `hp.options` (declared defaults when hp is None)."""
+    own, keys = dict(static.options), traced_option_keys(static)
+    out = {}
+    for o in registry.options_of(registry.table(kind)[name]):
+        key = f"{name}.{o.name}"
+        if o.traced and hp is not None:
+            out[o.name] = hp.options[keys.index(key)]
+        else:
+            out[o.name] = own.get(key, o.default)
+    return out
+
+
 # A method's own fields, and the method that gives each a meaning: set away from its default
 # under another method, a field would change nothing but the run's id.
-METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga",
-                 "sga_scaled": "sga"}
+METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga"}
 
 
 def _check_method_fields(cfg: RunConfig) -> None:
@@ -681,11 +817,12 @@ def _check_method_fields(cfg: RunConfig) -> None:
             raise field_error(name, getattr(cfg, name),
                               f"applies only to update = {method!r}, not update = "
                               f"{cfg.update!r}; leave it at its default {defaults[name]!r}")
-    if not cfg.sga_scaled and cfg.sga_lambda != defaults["sga_lambda"]:
+    if not dict(_options(cfg)).get("sga.scaled", False) and \
+            cfg.sga_lambda != defaults["sga_lambda"]:
         raise field_error("sga_lambda", cfg.sga_lambda,
-                          "applies only with sga_scaled = true: Balduzzi et al.'s Algorithm 1 "
+                          "applies only with sga.scaled = true: Balduzzi et al.'s Algorithm 1 "
                           "sets lambda to the alignment's sign, +-1, and has no weight; leave "
-                          f"it at its default {defaults['sga_lambda']!r} or set sga_scaled")
+                          f"it at its default {defaults['sga_lambda']!r} or set sga.scaled")
     if cfg.lookahead_k == 0 and cfg.lookahead_alpha != defaults["lookahead_alpha"]:
         raise field_error("lookahead_alpha", cfg.lookahead_alpha,
                           "applies only with lookahead_k > 0 (lookahead_k = 0: off)")

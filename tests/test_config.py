@@ -84,7 +84,7 @@ def test_every_field_is_declared_once_and_derived_everywhere():
         assert callable(f.metadata["check"]) and f.metadata["doc"], f.name
     static = [f.name for f in dataclasses.fields(config.StaticConfig)]
     assert static == [*config.STATIC_FIELDS, *config.DERIVED_STATIC]
-    assert list(config.HParams._fields) == [*config.TRACED_FIELDS, *config.INDEX_FIELDS]
+    assert list(config.HParams._fields) == [*config.TRACED_FIELDS, *config.INDEX_FIELDS, "options"]
     assert sorted(config.STATIC_FIELDS + config.TRACED_FIELDS) == sorted(names)
     cfg = config.make_config(dict(g_init=[0.1, 0.2]))
     assert set(config.traced_part(cfg)._asdict()) | set(config.static_part(cfg).__dict__) >= \

@@ -8,11 +8,14 @@ import shutil
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import gan_jax as gj
 from gan_jax.core import digest
+from gan_jax.records import results
+from gan_jax.training import train as train_lib
 from gan_jax.engine import cache, programs as engine
 from gan_jax.commands import cli
 from gan_jax.core import registry
@@ -92,6 +95,112 @@ def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path,
     text = capsys.readouterr().out
     assert "ralsgan − nonsaturating" in text or "ralsgan - nonsaturating" in text
     assert "| energy | 4 |" in text           # four seeds, paired (update = alternating)
+
+
+def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registry):
+    # The example's margin_hinge declares a traced option, margin: validated like a field,
+    # listed, swept from a sweep file in one program, and given to the loss at build time.
+    shutil.copy(EXAMPLE, tmp_path / "my_components.py")
+    assert cli.main(["list", "loss", "--plugin", str(tmp_path / "my_components.py")]) == 0
+    assert ("option `margin_hinge.margin` (float, traced, default 1.0): the discriminator's "
+            "margin m") in capsys.readouterr().out
+    base = dict(SMALL, data="ring_2d", loss="margin_hinge")
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got -1; must be a positive"):
+        gj.make_config({**base, "margin_hinge.margin": -1})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got 'wide'; must be a fin"):
+        gj.make_config({**base, "margin_hinge.margin": "wide"})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.margin: got 2.0; applies only to "
+                                             r"loss = 'margin_hinge', not loss = 'hinge'"):
+        gj.make_config({**base, "loss": "hinge", "margin_hinge.margin": 2})
+    with pytest.raises(gj.ConfigError, match=r"margin_hinge.marign: unknown option \(did you "
+                                             r"mean 'margin_hinge.margin'\?\)"):
+        gj.make_config({**base, "margin_hinge.marign": 2})
+    with pytest.raises(gj.ConfigError, match="only a float option of a loss or method can be "
+                                             "traced"):
+        gj.register("metric", "bad", gj.Metric(lambda r, f: 0.0, options=(
+            gj.Option("k", 1.0, traced=True),)))
+    # At its default the option is not part of the run: same configuration, same run id.
+    plain = gj.make_config(base)
+    assert gj.make_config({**base, "margin_hinge.margin": 1}) == plain
+    wide = gj.make_config({**base, "margin_hinge.margin": 2})
+    assert wide.options == (("margin_hinge.margin", 2.0),)
+    assert wide.to_dict()["options"] == {"margin_hinge.margin": 2.0}
+    assert gj.make_config(wide.to_dict()) == wide
+    assert results.run_id(wide, 0) != results.run_id(plain, 0)
+    # Traced: both margins are one program, each run holding its own value.
+    assert gj.static_part(wide) == gj.static_part(plain)
+    assert float(gj.traced_part(wide).options[0]) == 2.0
+
+    (tmp_path / "margin.toml").write_text(textwrap.dedent("""\
+        name = "margin"
+        seeds = [0, 1]
+        plugins = ["my_components.py"]
+        [base]
+        """) + _toml(base) + textwrap.dedent("""
+        [grid]
+        "margin_hinge.margin" = [1.0, 2.0]
+        """))
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(tmp_path / "margin.toml"), "--out", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    margins = [r["config"]["options"].get("margin_hinge.margin", 1.0) for r in records]
+    assert sorted(margins) == [1.0, 1.0, 2.0, 2.0]
+    # The option reaches the loss: the small discriminator's logits lie in (-1, 1), where each
+    # hinge term is linear, so margin 2's loss is margin 1's plus 2 on the same draws.
+    by = {(r["seed"], r["config"]["options"].get("margin_hinge.margin", 1.0)): r
+          for r in records}
+    for seed in (0, 1):
+        np.testing.assert_allclose(np.asarray(by[seed, 2.0]["history"]["loss_d"]),
+                                   np.asarray(by[seed, 1.0]["history"]["loss_d"]) + 2,
+                                   rtol=0, atol=1e-5)
+    # Tables group by an option like a field (its default where a run leaves it unset).
+    capsys.readouterr()
+    assert cli.main(["table", str(out), "--by", "margin_hinge.margin", "--metrics", "sliced_w1",
+                     "--plugin", str(tmp_path / "my_components.py")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| margin_hinge.margin | runs |")
+    assert [r.split("|")[1:3] for r in rows[1:]] == [[" 1 ", " 2 "], [" 2 ", " 2 "]]
+
+
+class _Point:
+    """A 1-D target: every sample at `at`."""
+
+    dim = 1
+
+    def __init__(self, at):
+        self.at = at
+
+    def sample(self, key, n):
+        return jnp.full((n, 1), self.at)
+
+
+def test_options_of_a_target_a_family_and_a_metric_reach_them(clean_registry):
+    # Static options of the kinds the evaluation reads: a Preset's build, a family's
+    # build(cfg) (registry.option) and a metric's fn each get their own value.
+    gj.register("target", "point", gj.Preset(_Point, 1, has_std=False, options=(
+        gj.Option("at", 0.0, "where the samples sit"),)))
+    gj.register("generator", "const", gj.Family(
+        lambda cfg: gj.Model(lambda key: jnp.zeros((1,)),
+                             lambda p, z: p + registry.option(cfg, "const.offset") + 0 * z),
+        lambda cfg: 1, one_d=True, options=(gj.Option("offset", 0.0, "added to G"),)))
+    gj.register("metric", "scaled_mean", gj.Metric(
+        lambda real, fake, scale: scale * jnp.mean(fake - real),
+        options=(gj.Option("scale", 1.0, "a factor"),)))
+    cfg = gj.make_config({"data": "point", "generator": "const", "extra_metrics": ["scaled_mean"],
+                          "point.at": 2, "const.offset": 0.5, "scaled_mean.scale": 3.0,
+                          "update": "sga", "sga.scaled": True, "d_updates": 1})
+    static = gj.static_part(cfg)
+    ecfg = gj.config.eval_part(static)
+    # The evaluation's program holds its components' options, not the method's.
+    assert dict(ecfg.options) == {"point.at": 2.0, "const.offset": 0.5,
+                                  "scaled_mean.scale": 3.0}
+    parts = train_lib.make_parts(static)
+    real = parts.target.sample(jax.random.key(0), 4)
+    fake = train_lib.generate(parts, jnp.zeros((1,)), jnp.ones((4, 1)))
+    np.testing.assert_array_equal(real, 2.0)
+    np.testing.assert_array_equal(fake, 0.5)
+    metrics = train_lib.sample_metrics(ecfg, parts, real, fake)
+    np.testing.assert_allclose(metrics["scaled_mean"], 3.0 * (0.5 - 2.0))
 
 
 def test_registered_names_are_choices_everywhere_at_once(clean_registry):

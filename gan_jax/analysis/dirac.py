@@ -182,7 +182,12 @@ def make(name: str, game: methods.Game, lr, coefs: methods.Coefs = methods.Coefs
     if name == LOOKAHEAD:
         return methods.make_method("simultaneous", game, tx, tx, coefs, lookahead_k=steps_k)
     return methods.make_method(name, game, tx, tx, coefs, unroll_k=steps_k,
-                               sga_scaled=sga_scaled)
+                               options=sga_options(name, sga_scaled))
+
+
+def sga_options(name: str, sga_scaled: bool) -> dict | None:
+    """The method's own options: sga's `scaled` from --sga-scaled; the others' defaults."""
+    return {"scaled": sga_scaled} if name == "sga" else None
 
 
 def batches_of(method: methods.Method) -> tuple:
@@ -198,7 +203,8 @@ def vector_field(name: str, game: methods.Game, method: methods.Method, lr,
         g, d = x[:1], x[1:]
         spec = methods.METHODS.get(name)
         if spec is not None and spec.direction is not None:       # consensus, sga
-            ctx = methods.Context(game, None, None, coefs, sga_scaled=sga_scaled)
+            ctx = methods.Context(game, None, None, coefs, options=methods.method_options(
+                name, sga_options(name, sga_scaled)))
             direction = spec.direction(ctx, g, d, None)
         elif spec is not None and spec.unrolls:                    # its own displacement
             after = method.step(method.init(g, d), batches_of(method))

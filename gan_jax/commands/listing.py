@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gan_jax.core.registry import kind_of, KINDS
+from gan_jax.core.registry import kind_of, KINDS, options_of
 
 
 def add_arguments(parser) -> None:
@@ -25,6 +25,10 @@ def main(args) -> int:
         for name, e in k.entries.items():
             where = "" if e.builtin else f"  [{_where(e.origin)}]"
             print(f"  {name:<{width}}  {e.doc}{where}")
+            for o in options_of(e.obj):
+                part = "traced" if o.traced else "static"
+                print(f"  {'':<{width}}    option `{name}.{o.name}` ({o.type.__name__}, {part}, "
+                      f"default {o.default!r}): {o.doc}")
         if not k.entries:
             print("  (none registered)")
         print()

@@ -328,12 +328,15 @@ def check_samples(target, x_ND, what: str = "samples") -> None:
 
 class Preset(NamedTuple):
     """A named target: its factory, dimension, and which of `data_std`, `data_radius` apply
-    (passed to the factory as `std=`, `radius=`)."""
+    (passed to the factory as `std=`, `radius=`); `options`, its own options
+    (registry.Option, static, set as "<target>.<option>"), passed to the factory as keyword
+    arguments of their names."""
 
     build: Callable[..., object]
     dim: int
     has_radius: bool = False
     has_std: bool = True
+    options: tuple = ()
 
 
 def check_target(obj) -> str | None:
@@ -347,6 +350,8 @@ def check_target(obj) -> str | None:
         return "a target needs `dim`, a positive integer (its samples' dimension)"
     if not callable(getattr(obj, "sample", None)):
         return "a target needs `sample(key, n) -> f32[n, dim]`"
+    if getattr(obj, "options", ()):
+        return "a target with options of its own must be a Preset, whose build takes them"
     return None
 
 
@@ -406,6 +411,9 @@ def make_target(cfg):
         kwargs["std"] = cfg.data_std
     if spec.has_radius and cfg.data_radius is not None:
         kwargs["radius"] = cfg.data_radius
+    own = dict(getattr(cfg, "options", ()))
+    kwargs.update({o.name: own.get(f"{cfg.data}.{o.name}", o.default)
+                   for o in registry.options_of(spec)})
     target = spec.build(**kwargs)
     if int(target.dim) != spec.dim:
         raise field_error("data", cfg.data, f"built a {target.dim}-D target but is registered "

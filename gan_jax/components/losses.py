@@ -32,6 +32,7 @@ Penalties (added to the discriminator's loss, weight traced):
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -54,6 +55,9 @@ class Loss(NamedTuple):
     g_real: whether g_loss reads the real logits. Only then does the generator's step draw
       real samples (the alternating method's generator batch has none otherwise), so a loss
       without it costs nothing for them and keeps its numbers.
+    options: the loss's own options (registry.Option), set in a configuration as
+      "<loss>.<option>"; d_loss and g_loss then take each one's value as a keyword argument
+      of its name (a traced option's as an f32[] array): `d_loss(real, fake, margin=...)`.
 
     Both logit arrays have one entry per sample (per pack with PacGAN's packing), N real and N
     fake, the i-th of each drawn together; the functions are traced, so they must be written
@@ -65,6 +69,7 @@ class Loss(NamedTuple):
     clip: bool = False
     gp_weight: float = 0.0
     g_real: bool = False
+    options: tuple = ()
 
     def generator(self, fake_logits, real_logits=None) -> jax.Array:
         """The generator's loss, given the real logits where it reads them (`g_real`)."""
@@ -182,18 +187,28 @@ def get_loss(name: str) -> Loss:
     return LOSSES[name]
 
 
-def pick(names: tuple[str, ...], index) -> Loss:
+def bind(loss: Loss, values: dict | None) -> Loss:
+    """A loss with its options' values given (`Loss.options`): its functions take no more
+    than the logits. A loss without options is returned as it is."""
+    if not values:
+        return loss
+    return loss._replace(d_loss=functools.partial(loss.d_loss, **values),
+                         g_loss=functools.partial(loss.g_loss, **values), options=())
+
+
+def pick(names: tuple[str, ...], index, options: "list[dict] | None" = None) -> Loss:
     """The loss `names[index]`, where one program holds several losses and each run picks its
-    own by a traced integer index.
+    own by a traced integer index; `options`, each loss's option values (`bind`), in the
+    order of `names`.
 
     With one name this is that loss itself (no index is read, the program is the single-loss
     one). With several, each value is `lax.switch` over the losses, which under `vmap` computes
     every branch and selects each run's own; `clip` is then a traced bool (the run's loss
     clips), or the plain bool when all the losses agree.
     """
+    chosen = [bind(LOSSES[n], o) for n, o in zip(names, options or [None] * len(names))]
     if len(names) == 1:
-        return LOSSES[names[0]]
-    chosen = [LOSSES[n] for n in names]
+        return chosen[0]
 
     def d_loss(real, fake):
         return jax.lax.switch(index, [c.d_loss for c in chosen], real, fake)

@@ -39,7 +39,7 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
   sga                 symplectic gradient adjustment (Balduzzi et al. 2018, Algorithm 1):
                       both players descend xi + lambda A^T xi, A the antisymmetric part of the
                       game's Hessian, lambda set to their alignment's sign, +-1 (epsilon 0.1).
-                      With sga_scaled, lambda is sga_lambda times that sign instead: this
+                      With its option sga.scaled, lambda is sga_lambda times that sign: this
                       library's generalisation, equal to theirs at sga_lambda = 1.
   unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
                       unrolled steps (its optimiser state included) give d_k(g); the generator
@@ -88,7 +88,7 @@ class Coefs(NamedTuple):
     """A method's traced coefficients (scalars; unused ones are ignored)."""
 
     gamma: Any = 10.0          # consensus weight
-    sga_lambda: Any = 1.0      # SGA's |lambda| (make_method's sga_scaled only)
+    sga_lambda: Any = 1.0      # SGA's |lambda| (with its option `scaled` only)
     lookahead_alpha: Any = 0.5  # lookahead-minimax step of the slow weights
 
 
@@ -232,8 +232,9 @@ def players(game: Game, tx_g: optax.GradientTransformation,
 
 class Context(NamedTuple):
     """What a method is built from: the game, the players' optimisers (descent
-    transformations, from the configuration), the traced coefficients and the static options
-    the configuration gives methods."""
+    transformations, from the configuration), the traced coefficients, the static settings
+    the configuration gives every method, and the method's own options (`MethodSpec.options`:
+    option name -> value, a traced one an f32[] array)."""
 
     game: Game
     tx_g: optax.GradientTransformation
@@ -241,7 +242,7 @@ class Context(NamedTuple):
     coefs: Coefs
     d_updates: int = 1
     unroll_k: int = 5
-    sga_scaled: bool = False
+    options: dict = {}
 
     def players(self) -> Players:
         return players(self.game, self.tx_g, self.tx_d)
@@ -261,6 +262,8 @@ class MethodSpec(NamedTuple):
       displacement.
     unrolls: the method differentiates through optimiser steps (Adam then gets a tiny
       eps_root inside its root, optim.UNROLL_EPS_ROOT, so that the derivative stays finite).
+    options: the method's own options (registry.Option), set in a configuration as
+      "<method>.<option>"; `build` reads their values in `ctx.options`.
     """
 
     build: Callable[[Context], tuple]
@@ -268,6 +271,7 @@ class MethodSpec(NamedTuple):
     simultaneous: bool = True
     direction: Callable | None = None
     unrolls: bool = False
+    options: tuple = ()
 
 
 def check_method(obj) -> str | None:
@@ -284,6 +288,17 @@ METHODS: dict[str, MethodSpec] = registry.declare(
     "method", check_method, "a training method (methods.MethodSpec)", "update")
 
 
+def method_options(name: str, given: dict | None = None) -> dict:
+    """Method `name`'s own options, option name -> value: `given`'s, else the declared
+    defaults."""
+    declared = {o.name: o.default for o in registry.options_of(METHODS[name])}
+    unknown = set(given or {}) - set(declared)
+    if unknown:
+        raise ValueError(f"options: got {sorted(unknown)}; method {name!r} declares "
+                         f"{sorted(declared) or 'none'}")
+    return {**declared, **(given or {})}
+
+
 def simultaneous(name: str) -> bool:
     """Whether method `name`'s step moves both players from one point (d_updates 1)."""
     return METHODS[name].simultaneous
@@ -298,7 +313,7 @@ def slots(name: str, d_updates: int = 1) -> Slots:
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
                 d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0,
-                sga_scaled: bool = False) -> Method:
+                options: dict | None = None) -> Method:
     """The method `name` on `game` with the players' optimisers (descent transformations).
 
     Args:
@@ -306,15 +321,18 @@ def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
         simultaneous methods).
       unroll_k: the unrolled method's k.
       lookahead_k: 0, or wrap the method in lookahead-minimax with this k (:func:`lookahead`).
-      sga_scaled: sga only: lambda = coefs.sga_lambda times the alignment's sign (this
-        library's generalisation) instead of the sign itself (:func:`sga_gradient`).
+      options: values of the method's own options (`MethodSpec.options`) by option name;
+        those not given take their declared defaults (sga's `scaled`: lambda =
+        coefs.sga_lambda times the alignment's sign, this library's generalisation, instead of
+        the sign itself, :func:`sga_gradient`).
     """
     if name not in METHODS:
         raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
     spec = METHODS[name]
     if spec.simultaneous and d_updates != 1:
         raise ValueError(f"d_updates: got {d_updates}; must be 1 with update = {name!r}")
-    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k, sga_scaled))
+    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k,
+                                    method_options(name, options)))
     method = Method(name, spec.slots(d_updates), init, step)
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
 
@@ -425,7 +443,7 @@ def _consensus_direction(ctx: Context, g, d, batch):
 
 def _sga_direction(ctx: Context, g, d, batch):
     return sga_gradient(ctx.game, g, d, batch,
-                        ctx.coefs.sga_lambda if ctx.sga_scaled else None)
+                        ctx.coefs.sga_lambda if ctx.options["scaled"] else None)
 
 
 for _name, _spec, _doc in (
@@ -443,7 +461,11 @@ for _name, _spec, _doc in (
         ("consensus", MethodSpec(_along(_consensus_direction), _one_batch,
                                  direction=_consensus_direction),
          "consensus optimisation, consensus_gamma (Mescheder et al. 2017)"),
-        ("sga", MethodSpec(_along(_sga_direction), _one_batch, direction=_sga_direction),
+        ("sga", MethodSpec(_along(_sga_direction), _one_batch, direction=_sga_direction,
+                           options=(registry.Option(
+                               "scaled", False, "false: lambda is the alignment's sign "
+                               "(Balduzzi et al.'s Algorithm 1); true: sga_lambda times that "
+                               "sign (this library's generalisation)", legacy="sga_scaled"),)),
          "symplectic gradient adjustment (Balduzzi et al. 2018)"),
         ("unrolled", MethodSpec(_unrolled, lambda k: Slots(k, 0), simultaneous=False,
                                 unrolls=True),

@@ -212,12 +212,15 @@ class Metric(NamedTuple):
       table asks for --higher-is-better or --lower-is-better).
     min_samples: the smallest sample it is defined on (a k-NN metric: k + 1); a configuration
       whose history_samples or eval_samples is smaller is refused.
+    options: the metric's own options (registry.Option, static), set in a configuration as
+      "<metric>.<option>"; fn then takes each one's value as a keyword argument of its name.
     """
 
     fn: Callable[[jax.Array, jax.Array], jax.Array]
     needs: tuple[str, ...] = ()
     higher_is_better: bool | None = None
     min_samples: int = 2
+    options: tuple = ()
 
 
 CAPABILITIES = ("modes", "1d")
@@ -399,7 +402,8 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
                    hq_threshold: float = HQ_THRESHOLD, min_count: int = MIN_COUNT,
                    num_projections: int = NUM_PROJECTIONS, mmd_samples: int = MMD_SAMPLES,
                    mmd_bandwidth: float | None = None,
-                   extra: tuple[str, ...] = ()) -> dict[str, jax.Array]:
+                   extra: tuple[str, ...] = (),
+                   extra_options: dict | None = None) -> dict[str, jax.Array]:
     """The metrics of a generated sample against an equal-size real one.
 
     For 1-D targets: w1, left, right, mode_balance, and real/fake mean and std (population
@@ -417,6 +421,7 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
         the MMD out (its cost grows with the square of this number).
       mmd_bandwidth: the Gaussian kernel's h; None: `default_bandwidth(target)`.
       extra: names of registered metrics (METRICS) to compute as well, each under its name.
+      extra_options: metric name -> its options' values (Metric.options), where it has any.
 
     The mode metrics are computed where the target has modes (data.has_modes), and only
     there.
@@ -460,7 +465,9 @@ def sample_metrics(target, real_ND: jax.Array, fake_ND: jax.Array, *,
         problem = metric_problem(name, target)
         if problem:
             raise ConfigError(f"metrics: got {list(extra)}; {problem}")
-        out[name] = jnp.asarray(METRICS[name].fn(real_ND, fake_ND), jnp.float32)
+        out[name] = jnp.asarray(METRICS[name].fn(real_ND, fake_ND,
+                                                 **(extra_options or {}).get(name, {})),
+                                jnp.float32)
     return out
 
 

@@ -301,11 +301,14 @@ def _mlp_discriminator(cfg) -> Model:
 
 class Family(NamedTuple):
     """A named family: `build(cfg) -> Model`, its parameter count, and whether it is 1-D only
-    (samples, and for generators the latent, of dimension 1)."""
+    (samples, and for generators the latent, of dimension 1); `options`, its own options
+    (registry.Option, static, set as "<family>.<option>"), which `build` and `num_params`
+    read with `registry.option(cfg, "<family>.<option>")`."""
 
     build: Callable[[Any], Model]
     num_params: Callable[[Any], int]
     one_d: bool
+    options: tuple = ()
 
 
 def _mlp_count(family: str) -> Callable[[Any], int]:

@@ -37,9 +37,98 @@ import re
 import sys
 from typing import Any, Callable, NamedTuple
 
-from gan_jax.core.errors import ConfigError, suggest
+from gan_jax.core.errors import ConfigError, is_finite_number, is_int, suggest
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# The kinds whose components may declare traced options (numbers every run of one program
+# holds its own value of): their functions are built with the run's traced numbers. A
+# target's, a family's or a metric's options are static (they may change shapes, and the
+# evaluation program reads no traced number).
+TRACED_OPTION_KINDS = ("loss", "method")
+
+
+class Option(NamedTuple):
+    """An option a component declares for itself (`options=(Option(...), ...)` on a Loss,
+    MethodSpec, Metric, Family or Preset), set in a configuration as `"<component>.<name>"`
+    (`make_config({"ramargin.margin": 0.5})`, a sweep file's `"ramargin.margin" = [0.5, 1]`)
+    and validated like a built-in field: `FIELD: got VALUE; RULE`.
+
+    name: letters, digits and '_'.
+    default: its value when a configuration leaves it unset; its type (bool, int, float or
+      str) is the option's type (an integer given for a float option is stored as a float).
+    doc: one line on what it does (`python -m gan_jax list`).
+    check: None, or value -> None (allowed) or the rule it breaks, e.g. "must be in (0, 1]",
+      checked after the type.
+    traced: a float that runs of one compiled program each hold their own value of (a loss's
+      or a method's only; it reaches the component as an f32[] array), rather than a static
+      value that picks the program.
+    legacy: the configuration field it was before it became the component's own: run ids
+      keep hashing it under that name, and configurations and records that give that field
+      are read as the option (built-in components only).
+    """
+
+    name: str
+    default: Any
+    doc: str = ""
+    check: Callable[[Any], "str | None"] | None = None
+    traced: bool = False
+    legacy: str | None = None
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def problem(self, value) -> str | None:
+        """The rule `value` breaks, or None: the option's type, then its own check."""
+        kind = self.type
+        if kind is bool and not isinstance(value, bool):
+            return "must be true or false"
+        if kind is int and not is_int(value):
+            return "must be an integer"
+        if kind is float and not (is_finite_number(value) and not isinstance(value, bool)):
+            return "must be a finite number"
+        if kind is str and not isinstance(value, str):
+            return "must be a string"
+        return self.check(value) if self.check is not None else None
+
+    def normalised(self, value):
+        """A value as a configuration stores it (an integer for a float option as a float)."""
+        return float(value) if self.type is float else value
+
+
+def options_of(obj) -> tuple[Option, ...]:
+    """The options a component declares (its `options`), () for none."""
+    options = getattr(obj, "options", ())
+    return tuple(options) if isinstance(options, (tuple, list)) else ()
+
+
+def _options_problem(kind: str, obj) -> str | None:
+    """What is wrong with a component's declared options, or None."""
+    options = getattr(obj, "options", ())
+    if not isinstance(options, (tuple, list)) or not all(isinstance(o, Option) for o in options):
+        return "options must be a tuple of gan_jax.Option(name, default, ...)"
+    if options and kind == "optimizer":
+        return "an optimiser declares no options (it reads the configuration's beta1, ...)"
+    names = [o.name for o in options]
+    for o in options:
+        if not isinstance(o.name, str) or not OPTION_NAME.match(o.name):
+            return (f"option name: got {o.name!r}; must start with a letter and hold only "
+                    "letters, digits and '_'")
+        if names.count(o.name) > 1:
+            return f"option {o.name!r} is declared twice"
+        if o.type not in (bool, int, float, str):
+            return (f"option {o.name!r}: its default {o.default!r} must be a bool, int, float "
+                    "or str (the default's type is the option's)")
+        if o.check is not None and not callable(o.check):
+            return f"option {o.name!r}: check must be a function of the value"
+        if o.traced and (kind not in TRACED_OPTION_KINDS or o.type is not float):
+            return (f"option {o.name!r}: only a float option of a "
+                    f"{' or '.join(TRACED_OPTION_KINDS)} can be traced")
+        problem = o.problem(o.default)
+        if problem:
+            return f"option {o.name!r}: default {o.default!r}; {problem}"
+    return None
 
 
 class Entry(NamedTuple):
@@ -137,11 +226,14 @@ def register(kind: str, name: str, obj: Any = None, *, doc: str | None = None,
     if not isinstance(name, str) or not NAME.match(name):
         raise ConfigError(f"name: got {name!r}; must start with a letter and hold only letters, "
                           "digits, '_', '.' and '-'")
-    problem = k.check(obj)
+    problem = k.check(obj) or _options_problem(kind, obj)
     if problem:
         raise ConfigError(f"{kind} {name!r}: {problem}")
     old = k.entries.get(name)
     builtin = declared_in is None and _registering_from_library()
+    if not builtin and any(o.legacy for o in options_of(obj)):
+        raise ConfigError(f"{kind} {name!r}: an option's `legacy` field name is for the "
+                          "library's own components; leave it None")
     if old is not None and old.builtin and not builtin and not replace:
         raise ConfigError(f"{kind} {name!r}: a built-in {kind} has that name; choose another "
                           "name, or pass replace=True to replace it")
@@ -216,6 +308,62 @@ def used(cfg) -> list[tuple[str, str, Any]]:
             if e is None or obj is not e.obj or not e.builtin:
                 out.append((kind, name, obj))
     return out
+
+
+class Declared(NamedTuple):
+    """An option of a component a configuration names: its key ("<component>.<option>"),
+    the component's kind and name, and the declaration."""
+
+    key: str
+    kind: str
+    component: str
+    option: Option
+
+
+def declared_options(cfg=None) -> dict[str, Declared]:
+    """key -> Declared of the options of every component `cfg` names (a RunConfig,
+    StaticConfig or EvalConfig; a field it lacks names nothing), or of every registered
+    component when `cfg` is None; keys in kind order, then the components' and their
+    options' declaration order.
+
+    Raises:
+      ConfigError: two components named together declare the same key (a generator and a
+        discriminator family of one name, say).
+    """
+    out: dict[str, Declared] = {}
+    for kind, k in KINDS.items():
+        if cfg is None:
+            names = tuple(k.table)
+        else:
+            value = getattr(cfg, k.field, None)
+            names = value if isinstance(value, (tuple, list)) else (value,)
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            for o in options_of(k.table.get(name)):
+                key = f"{name}.{o.name}"
+                if key in out and cfg is not None and out[key].kind != kind:
+                    raise ConfigError(f"{key}: the {out[key].kind} and the {kind} {name!r} "
+                                      "both declare this option; rename one of them")
+                out.setdefault(key, Declared(key, kind, name, o))
+    return out
+
+
+def option(cfg, key: str):
+    """The value of the option `key` ("<component>.<option>") in `cfg` (a RunConfig,
+    StaticConfig or EvalConfig): its own, else the declared default. What a family's
+    `build(cfg)` reads its options by; a static option only (traced ones are numbers of the
+    run, gan_jax.config.option_values)."""
+    values = dict(getattr(cfg, "options", ()))
+    if key in values:
+        return values[key]
+    found = declared_options(cfg).get(key)
+    if found is None:
+        raise ConfigError(f"{key}: no component this configuration names declares it")
+    if found.option.traced:
+        raise ValueError(f"{key}: a traced option reaches its component as a number of the "
+                         "run (gan_jax.config.option_values), not from the configuration")
+    return found.option.default
 
 
 # ----------------------------------------------------------------------------- plugins

@@ -22,7 +22,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from gan_jax.analysis import exact
-from gan_jax.config import ADDED_DEFAULTS, RunConfig, static_part, tied_fields
+from gan_jax.core import registry
+from gan_jax.config import ADDED_JSON_DEFAULTS, RunConfig, static_part, tied_fields
 from gan_jax.core.errors import ConfigError, OutputError, suggest
 
 RESULTS_FILE = "results.jsonl"
@@ -289,8 +290,7 @@ def read_records(path: str | os.PathLike,
                 continue
             if isinstance(record.get("config"), dict):   # written before a field was added
                 record["config"] = {**record["config"], **{
-                    k: list(v) if isinstance(v, tuple) else v      # as JSON holds it
-                    for k, v in ADDED_DEFAULTS.items() if k not in record["config"]}}
+                    k: v for k, v in ADDED_JSON_DEFAULTS.items() if k not in record["config"]}}
             if fields is not None:
                 record = {k: record.get(k) for k in fields}
             records.append(record)
@@ -598,17 +598,41 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def config_value(record: dict, field: str) -> Any:
+    """A record's value of a configuration key: a field, or a component's option
+    ("<component>.<option>", held in its `options` table; its declared default where the
+    record's configuration names that component and leaves it unset, None otherwise)."""
+    config = record["config"]
+    if field in config:
+        return config[field]
+    options = config.get("options") or {}
+    if field in options:
+        return options[field]
+    found = registry.declared_options().get(field)
+    if found is not None:
+        named = config.get(registry.KINDS[found.kind].field)
+        if named == found.component or isinstance(named, list) and found.component in named:
+            return found.option.default
+    return None
+
+
 def key_value(record: dict, key: str) -> Any:
     """The value of a key in a record's configuration (hashable)."""
-    values = [hashable(record["config"].get(f)) for f in tied_fields(key)]
+    values = [hashable(config_value(record, f)) for f in tied_fields(key)]
     if all(same(v, values[0]) for v in values):
         return values[0]
     return tuple(values)
 
 
 def config_keys(records: list[dict]) -> list[str]:
-    """The configuration fields the records have, in the order of the first record."""
-    return list(dict.fromkeys(k for r in records for k in r["config"]))
+    """The configuration fields the records have, in the order of the first record, with the
+    `options` table's keys ("<component>.<option>") in its place."""
+    return list(dict.fromkeys(o for r in records for k in r["config"]
+                              for o in (_option_keys(records) if k == "options" else (k,))))
+
+
+def _option_keys(records: list[dict]) -> list[str]:
+    return sorted({k for r in records for k in (r["config"].get("options") or {})})
 
 
 def check_keys(records: list[dict], keys, what: str) -> None:
@@ -627,8 +651,8 @@ def varying_keys(records: list[dict], exclude=()) -> tuple[str, ...]:
     for k in config_keys(records):
         if k in exclude:
             continue
-        first = hashable(records[0]["config"].get(k))
-        if any(not same(hashable(r["config"].get(k)), first) for r in records):
+        first = hashable(config_value(records[0], k))
+        if any(not same(hashable(config_value(r, k)), first) for r in records):
             out.append(k)
     return tuple(out)
 
@@ -691,7 +715,8 @@ def to_dataframe(source, history: bool = False):
 
     Columns: run_id, sweep, seed, status, diverged_at (nullable integer: the iteration, or
     <NA>), then every configuration field under its own name (loss, lr_g, ...; list values as
-    tuples), then every final metric under its own name (w1, mode_balance, ...; null, i.e.
+    tuples; the `options` table as one column per option set in any run, under its key,
+    "<component>.<option>"), then every final metric under its own name (w1, mode_balance, ...; null, i.e.
     non-finite, as NaN). Names are not prefixed, so `df.groupby("loss")["w1"].median()` reads
     as the table does; a final metric whose name is also a run or configuration column (none
     today) is prefixed `final_`. Diverged runs are rows like any other: filter on `status`.
@@ -718,7 +743,7 @@ def to_dataframe(source, history: bool = False):
     rows = []
     for r in records:
         row = {c: r.get(c) for c in RUN_COLUMNS}
-        row.update({k: hashable(r["config"].get(k)) for k in keys})
+        row.update({k: hashable(config_value(r, k)) for k in keys})
         row.update({names[m]: number(r.get("final", {}).get(m)) for m in metrics})
         rows.append(row)
     runs = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *keys, *names.values()])

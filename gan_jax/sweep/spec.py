@@ -26,8 +26,8 @@ import numpy as np
 from gan_jax.components import data as data_lib
 from gan_jax.core import registry
 from gan_jax.records import results
-from gan_jax.config import (FIELD_NAMES, FLOAT_FIELDS, LIST_FIELDS, RunConfig, check_field,
-                            make_config, tied_fields)
+from gan_jax.config import (FIELD_NAMES, LIST_FIELDS, RunConfig, check_field, is_field,
+                            is_float_field, make_config, tied_fields)
 from gan_jax.core.errors import ConfigError, is_finite_number, is_int, suggest
 
 SWEEP_KEYS = ("name", "seeds", "keep_samples", "plugins", "targets", "base", "grid", "search")
@@ -427,7 +427,7 @@ def _check_grid(grid: dict, where: str, fail) -> dict[str, str]:
     for key, values in grid.items():
         ok = True
         for field in tied_fields(key):
-            if field not in FIELD_NAMES:
+            if not is_field(field):
                 hint = ("; seeds are set by the top-level `seeds`" if field in ("seed", "seeds")
                         else suggest(field, FIELD_NAMES))
                 fail(f"{where}.{key}: {field!r} is not a field{hint}; a grid may sweep any "
@@ -620,7 +620,7 @@ def _parse_dimension(key: str, spec: Any, swept: dict[str, str], searched: dict[
     fields = tied_fields(key)
     ok = True
     for field in fields:
-        if field not in FIELD_NAMES:
+        if not is_field(field):
             hint = ("; seeds are set by the top-level `seeds`" if field in ("seed", "seeds")
                     else suggest(field, FIELD_NAMES + SEARCH_SETTINGS))
             fail(f"{where}: {field!r} is not a field{hint}; a search may sample any [base] "
@@ -685,7 +685,7 @@ def _parse_dimension(key: str, spec: Any, swept: dict[str, str], searched: dict[
             fail(f"{at}: {lists[0]} is a list of numbers; sample it with choice = [[...], ...]")
             return None
         reals = kind in ("log_uniform", "uniform")
-        ints = [f for f in fields if f not in FLOAT_FIELDS]
+        ints = [f for f in fields if not is_float_field(f)]
         if reals and ints:
             fail(f"{at}: {ints[0]} takes integers or names, not real numbers; use integer = "
                  "[low, high] or choice = [...]")

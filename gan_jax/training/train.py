@@ -61,8 +61,9 @@ class TrainState(NamedTuple):
     method: Any = ()       # the training method's own state, its wrappers' included
                            # (gan_jax.components.methods: lookahead's slow weights, the averaged
                            # generator of ema_beta > 0, read with `averaged_generator`)
-    d_sn: Any = ()         # spectral normalization's power-iteration vectors, one
-                           # models.SNVectors (u, v) per layer, from the last step's iteration
+    stabilisers: Any = ()  # the game's stabilisers' own states, one per stabiliser on, in
+                           # STABILISERS order (spectral normalization's power-iteration
+                           # vectors); read one with `stabiliser_state`
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
 
@@ -83,15 +84,20 @@ class Parts(NamedTuple):
     discriminator: models.Model
     losses: tuple[str, ...]        # one, or several that runs pick by hp.loss_index
     latent_dim: int
+    static: Any = None             # the StaticConfig, whose losses' options `loss` gives them
 
     def loss(self, hp: HParams) -> losses_lib.Loss:
-        """The run's loss (losses.pick)."""
-        return losses_lib.pick(self.losses, hp.loss_index)
+        """The run's loss (losses.pick), with its options' values (static ones from the
+        configuration, traced ones from `hp.options`)."""
+        options = None if self.static is None else [
+            config_lib.option_values(self.static, "loss", n, hp) for n in self.losses]
+        return losses_lib.pick(self.losses, hp.loss_index, options)
 
 
 def make_parts(static: StaticConfig) -> Parts:
     return Parts(data_lib.make_target(static), models.make_generator(static),
-                 models.make_discriminator(static), static.loss, models.latent_dim(static))
+                 models.make_discriminator(static), static.loss, models.latent_dim(static),
+                 static)
 
 
 def _all_finite(tree) -> jax.Array:
@@ -132,8 +138,8 @@ class Batch(NamedTuple):
     real_ND: jax.Array | None    # real samples (pack x batch_size of them)
     z_NL: jax.Array              # latent draws for the fake samples
     gp_u_N1: jax.Array | None    # gradient-penalty interpolation weights, one per pack
-    noise_real_ND: jax.Array | None = None   # instance noise, N(0, 1), before scaling
-    noise_fake_ND: jax.Array | None = None
+    extra: tuple = ()            # each game stabiliser's own draws (Stabiliser.cut), one per
+                                 # stabiliser on, in STABILISERS order (() where it draws none)
 
 
 def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
@@ -141,13 +147,123 @@ def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
     return x_ND if pack == 1 else x_ND.reshape(x_ND.shape[0] // pack, -1)
 
 
-def discriminator_view(static: StaticConfig, parts: Parts, d_sn=()) -> Callable:
-    """`D(d_params, x) -> logits` as training sees the discriminator: spectrally normalized
-    with the power-iteration vectors `d_sn` when spectral_norm is on (x already packed)."""
-    apply = parts.discriminator.apply
-    if not static.spectral_norm:
-        return apply
+# ----------------------------------------------------------------------------- stabilisers
+#
+# A stabiliser of the game changes what the players' objectives see (the discriminator, the
+# samples) or what a batch draws, rather than the method's step (those are the method's
+# wrappers, gan_jax.components.methods.lookahead / ema). Each is one Stabiliser below, listed in
+# STABILISERS; its state, if any, is its own entry of TrainState.stabilisers, which the step,
+# the resumed run, the history rows and the update map's Jacobian carry without knowing it.
+
+
+def _no_state(static, d_params, key):
+    return ()
+
+
+class Stabiliser(NamedTuple):
+    """A stabiliser of the game, as pure functions (each optional hook None where unused).
+
+    on(static) -> bool: whether a configuration switches it on (off, it costs nothing).
+    init(static, d_params, key) -> state: its own state before the first step (`key`: the
+      run's stabiliser stream, rand.fold_in(run key, 5); fold in a number of its own to draw
+      more than one thing from it).
+    advance(state, d_params) -> state: at the start of each step, from the discriminator the
+      step starts at: the state that step's game reads, and that the next step starts from.
+    view(state, apply) -> apply: the discriminator `D(d_params, x)` as the objectives see it
+      (x already packed).
+    words(static, dim) -> (full, generator): random words per packed row of a full batch and
+      of a generator-only batch it draws, after the batch's own (real, latent, penalty).
+    cut(static, dim, words_NW, full) -> draws: its draws of one batch from its columns of the
+      batch's words (`full`: a batch with real samples); they reach `perturb` as `Batch.extra`.
+    row_draws(static, keys, shape) -> draws: its draws for a history row's gradients, from
+      the row's two keys beside the penalty's, for real samples of `shape`.
+    perturb(static, hp, step, draws, real_ND, fake_ND) -> (real_ND, fake_ND): the samples the
+      objectives see, before packing (real None on a generator-only batch; step None: the
+      step is not known, as in the stability analysis).
+    """
+
+    on: Callable[[StaticConfig], bool]
+    init: Callable = _no_state
+    advance: Callable | None = None
+    view: Callable | None = None
+    words: Callable | None = None
+    cut: Callable | None = None
+    row_draws: Callable | None = None
+    perturb: Callable | None = None
+
+
+def _sn_view(d_sn, apply):
     return lambda d, x: apply(models.sn_normalize(d, d_sn), x)
+
+
+# Spectral normalization (Miyato et al. 2018): each layer's weight divided by its top singular
+# value, estimated by one power iteration per step from the vectors carried in its state (one
+# models.SNVectors (u, v) per layer, from the last step's iteration).
+SPECTRAL_NORM = Stabiliser(
+    on=lambda static: static.spectral_norm,
+    init=lambda static, d, key: models.sn_init(d, key),
+    advance=lambda d_sn, d: models.sn_power_iteration(d, d_sn),
+    view=_sn_view)
+
+
+def _noise_cut(static, dim, words_NW, full):
+    """N(0, 1) noise for the real (a full batch only) and fake samples, from its words."""
+    pack, n = static.pack, static.pack * dim
+
+    def normal(w):
+        return rand.normal_from_bits(w.reshape(w.shape[0] * pack, dim))
+
+    return (normal(words_NW[:, :n]), normal(words_NW[:, n:])) if full else \
+        (None, normal(words_NW))
+
+
+def _noise_perturb(static, hp, step, draws, real, fake):
+    """Real and fake samples plus noise_std x N(0, 1), the std annealed linearly to 0 over the
+    run when noise_anneal (`step`: the iterations done)."""
+    sigma = hp.noise_std
+    if static.noise_anneal and step is not None:
+        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
+    noise_real, noise_fake = draws
+    fake = fake + sigma * noise_fake
+    return (None if real is None else real + sigma * noise_real), fake
+
+
+# Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017) on both players' view of the
+# discriminator's inputs: no state, draws of its own in every batch.
+INSTANCE_NOISE = Stabiliser(
+    on=lambda static: static.use_noise,
+    words=lambda static, dim: (2 * static.pack * dim, static.pack * dim),
+    cut=_noise_cut,
+    row_draws=lambda static, keys, shape: (rand.normal(keys[0], shape),
+                                           rand.normal(keys[1], shape)),
+    perturb=_noise_perturb)
+
+STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM,
+                                      "instance_noise": INSTANCE_NOISE}
+
+
+def stabilisers_on(static: StaticConfig) -> tuple[tuple[str, Stabiliser], ...]:
+    """(name, stabiliser) of each game stabiliser the configuration switches on, in order."""
+    return tuple((name, s) for name, s in STABILISERS.items() if s.on(static))
+
+
+def stabiliser_state(static: StaticConfig, state: "TrainState", name: str):
+    """The state of stabiliser `name` in a TrainState, or None when it is off."""
+    for (n, _), own in zip(stabilisers_on(static), state.stabilisers):
+        if n == name:
+            return own
+    return None
+
+
+def discriminator_view(static: StaticConfig, parts: Parts, states=()) -> Callable:
+    """`D(d_params, x) -> logits` as training sees the discriminator (x already packed): the
+    family's, wrapped by each stabiliser on that views it (spectral normalization, with the
+    power-iteration vectors of its state in `states`, TrainState.stabilisers)."""
+    apply = parts.discriminator.apply
+    for (_, s), own in zip(stabilisers_on(static), states or (() for _ in STABILISERS)):
+        if s.view is not None:
+            apply = s.view(own, apply)
+    return apply
 
 
 def generator_view(static: StaticConfig, parts: Parts) -> Callable:
@@ -193,31 +309,30 @@ def population_stats(static: StaticConfig, parts: Parts) -> methods_lib.Tracker 
             stats, norm.forward(g, batches[-1].z_NL, None, static.pack)[1]))
 
 
-def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, d_sn=(),
+def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
               step=None) -> methods_lib.Game:
     """The two players' objectives on a :class:`Batch`, as the training method sees them.
 
     g_loss: the loss's generator term, plus the Nagarajan-Kolter regulariser
       eta |d d_value / d phi|^2 (nk_eta > 0), d_value the loss's discriminator term.
     d_loss: the loss's discriminator term plus the enabled penalties (make_d_objective).
-    Both see packed inputs (pack > 1) and, with instance noise, real and fake samples plus
-    noise_std x N(0, 1) (annealed linearly to 0 over the run when noise_anneal; `step` is the
-    iterations done). The generator is the training view (`generator_view`: batch statistics
-    under g_norm = 'batch'). project_d: WGAN's clipping after every discriminator update.
+    Both see packed inputs (pack > 1), the discriminator and the samples as the game's
+    stabilisers on make them (`STABILISERS`: spectral normalization with its state in
+    `states`, TrainState.stabilisers; instance noise; `step` is the iterations done). The
+    generator is the training view (`generator_view`: batch statistics under g_norm =
+    'batch'). project_d: WGAN's clipping after every discriminator update.
     """
     g_apply, pack = generator_view(static, parts), static.pack
-    d_apply = discriminator_view(static, parts, d_sn)
+    d_apply = discriminator_view(static, parts, states)
     d_objective = make_d_objective(static, parts, hp, d_apply)
     loss = parts.loss(hp)
-    sigma = hp.noise_std
-    if static.use_noise and static.noise_anneal and step is not None:
-        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
+    on = stabilisers_on(static)
 
     def inputs(g, b: Batch):
         real, fake = b.real_ND, g_apply(g, b.z_NL)
-        if static.use_noise:
-            fake = fake + sigma * b.noise_fake_ND
-            real = None if real is None else real + sigma * b.noise_real_ND
+        for (_, s), draws in zip(on, b.extra or ((),) * len(on)):
+            if s.perturb is not None:
+                real, fake = s.perturb(static, hp, step, draws, real, fake)
         return (None if real is None else pack_samples(real, pack)), pack_samples(fake, pack)
 
     def d_value(g, d, b):
@@ -257,7 +372,8 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
     method = methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
                                      d_updates=static.d_updates, unroll_k=static.unroll_k,
                                      lookahead_k=static.lookahead_k,
-                                     sga_scaled=static.sga_scaled)
+                                     options=config_lib.option_values(
+                                         static, "method", static.update, hp))
     if static.use_ema:
         method = methods_lib.ema(method, hp.ema_beta, population_stats(static, parts))
     return method
@@ -299,18 +415,20 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
     # from its own stream of the step's key instead; its row of words holds no real words.
     from_key = not from_set and not data_lib.has_bits(parts.target)
     n_real = 0 if from_set or from_key else parts.target.words_per_sample
-    n_noise = dim if static.use_noise else 0
-    # Words of one row (one pack) of a full batch: real, latent, GP weight, real and fake
-    # noise; of a generator-only batch: latent, fake noise. Without packing and noise this is
-    # the layout of the seed's reproduction. From a training set, no real words.
-    widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0, pack * n_noise,
-              pack * n_noise)
+    # Words of one row (one pack) of a full batch: real, latent, GP weight, then each game
+    # stabiliser's own (instance noise: real and fake noise); of a generator-only batch:
+    # latent, then each stabiliser's (fake noise). Without packing and noise this is the
+    # layout of the seed's reproduction. From a training set, no real words.
+    on = stabilisers_on(static)
+    own = [s.words(static, dim) if s.words is not None else (0, 0) for _, s in on]
+    widths = (pack * n_real, pack * latent, 1 if static.use_gp else 0) + tuple(w for w, _ in own)
     edges = np.cumsum((0,) + widths)
     per_full = int(edges[-1])
+    g_edges = np.cumsum((pack * latent,) + tuple(w for _, w in own))
     # The generator's batches hold real samples only where it reads them: the NK
     # regulariser's d_value, a relativistic loss's generator term.
     g_full = config_lib.generator_needs_real(static)
-    per_g = per_full if g_full else pack * (latent + n_noise)
+    per_g = per_full if g_full else int(g_edges[-1])
     # Batches with real samples, and the real samples a step reads from a training set.
     n_real_batches = slots.d + (slots.g if g_full else 0)
     batch_real = static.batch_size * pack
@@ -325,17 +443,17 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
             real = parts.target.sample_from_bits(unpack(part[0], n_real))
         z = rand.normal_from_bits(unpack(part[1], latent))
         u = rand.uniform_from_bits(part[2])
-        noise = ((rand.normal_from_bits(unpack(part[3], dim)),
-                  rand.normal_from_bits(unpack(part[4], dim))) if n_noise else (None, None))
-        return Batch(real, z, u, *noise)
+        extra = tuple(() if s.cut is None else s.cut(static, dim, part[3 + i], True)
+                      for i, (_, s) in enumerate(on))
+        return Batch(real, z, u, extra)
 
     def cut_g(bits_NW, real=None) -> Batch:
         if g_full:
             return cut_full(bits_NW, real)
         z = rand.normal_from_bits(unpack(bits_NW[:, :pack * latent], latent))
-        noise = (rand.normal_from_bits(unpack(bits_NW[:, pack * latent:], dim))
-                 if n_noise else None)
-        return Batch(None, z, None, None, noise)
+        extra = tuple(() if s.cut is None else s.cut(static, dim, bits_NW[:, a:b], False)
+                      for (_, s), a, b in zip(on, g_edges, g_edges[1:]))
+        return Batch(None, z, None, extra)
 
     def draw(key, i=0) -> tuple[Batch, ...]:
         bits_NW = rand.words(key, (static.batch_size, slots.d * per_full + slots.g * per_g))
@@ -356,10 +474,9 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
                                   reals[slots.d + j]) for j in range(slots.g))
 
     def step(state: TrainState, batches) -> TrainState:
-        d_sn = state.d_sn
-        if static.spectral_norm:
-            d_sn = models.sn_power_iteration(state.d_params, d_sn)
-        game = make_game(static, parts, hp, d_sn=d_sn, step=state.step)
+        states = tuple(own if s.advance is None else s.advance(own, state.d_params)
+                       for (_, s), own in zip(stabilisers_on(static), state.stabilisers))
+        game = make_game(static, parts, hp, states=states, step=state.step)
         play = make_method(static, parts, hp, game, tx_g, tx_d).step(
             methods_lib.Play(state.g_params, state.d_params, state.g_opt, state.d_opt,
                              state.method), batches)
@@ -367,23 +484,23 @@ def make_step(static: StaticConfig, parts: Parts, hp: HParams,
         finite = _all_finite((play.g, play.d))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, state.step, state.diverged_at)
         return TrainState(play.g, play.d, play.g_opt, play.d_opt, state.step + 1, diverged_at,
-                          play.extra, d_sn, g_bn)
+                          play.extra, states, g_bn)
 
     return draw, step
 
 
 def init_state(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d, g_params, d_params,
                key) -> TrainState:
-    """The state before the first step, the method's (its wrappers' included) and
-    normalization's (`key` draws the power-iteration vectors; batch normalization's population
-    statistics start at mean 0 and std 1)."""
+    """The state before the first step, the method's (its wrappers' included), the game's
+    stabilisers' (`key`, their stream: spectral normalization's power-iteration vectors) and
+    batch normalization's (its population statistics start at mean 0 and std 1)."""
     play = make_method(static, parts, hp, make_game(static, parts, hp), tx_g, tx_d).init(
         g_params, d_params)
-    d_sn = models.sn_init(d_params, key) if static.spectral_norm else ()
+    states = tuple(s.init(static, d_params, key) for _, s in stabilisers_on(static))
     bn = population_stats(static, parts)
     g_bn = bn.init(g_params) if bn is not None else ()
     return TrainState(g_params, d_params, play.g_opt, play.d_opt, jnp.zeros((), jnp.int32),
-                      jnp.full((), -1, jnp.int32), play.extra, d_sn, g_bn)
+                      jnp.full((), -1, jnp.int32), play.extra, states, g_bn)
 
 
 def num_joint_params(static: StaticConfig) -> int:
@@ -393,13 +510,13 @@ def num_joint_params(static: StaticConfig) -> int:
 
 def history_batch(static: StaticConfig, parts: Parts, draws: "EvalDraws", key) -> Batch:
     """A full :class:`Batch` around a history row's evaluation draws: penalty weights and
-    instance noise drawn from `key`."""
+    the game's stabilisers' draws (instance noise) from `key`."""
     n = draws.real_ND.shape[0]
-    k_u, k_real, k_fake = jax.random.split(key, 3)
+    k_u, *keys = jax.random.split(key, 3)
     u = jax.random.uniform(k_u, (n // static.pack, 1 if static.use_gp else 0))
-    noise = ((rand.normal(k_real, draws.real_ND.shape), rand.normal(k_fake, draws.real_ND.shape))
-             if static.use_noise else (None, None))
-    return Batch(draws.real_ND, draws.z_NL, u, *noise)
+    extra = tuple(() if s.row_draws is None else s.row_draws(static, keys, draws.real_ND.shape)
+                  for _, s in stabilisers_on(static))
+    return Batch(draws.real_ND, draws.z_NL, u, extra)
 
 
 def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,
@@ -409,7 +526,7 @@ def update_jacobian(static: StaticConfig, parts: Parts, hp: HParams, tx_g, tx_d,
     step and the optimisers' and method's states held fixed: the same function that trains."""
     from jax.flatten_util import ravel_pytree
     x, unravel = ravel_pytree((state.g_params, state.d_params))
-    game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+    game = make_game(static, parts, hp, states=state.stabilisers, step=state.step)
     method = make_method(static, parts, hp, game, tx_g, tx_d)
     batches = (batch,) * (method.slots.d + method.slots.g)
 
@@ -447,7 +564,9 @@ def sample_metrics(static: StaticConfig, parts: Parts, real_ND: jax.Array,
     return metrics_lib.sample_metrics(
         parts.target, real_ND, fake_ND, hq_threshold=static.hq_threshold,
         min_count=static.min_count, num_projections=static.num_projections,
-        mmd_samples=static.mmd_samples, extra=static.extra_metrics)
+        mmd_samples=static.mmd_samples, extra=static.extra_metrics,
+        extra_options={name: config_lib.option_values(static, "metric", name)
+                       for name in static.extra_metrics})
 
 
 class Snapshot(NamedTuple):
@@ -541,14 +660,14 @@ def make_training(static: StaticConfig) -> Training:
 
     def history_row(state: TrainState, batch: Batch, hp: HParams, tx_g, tx_d):
         loss = parts.loss(hp)
-        d_apply = discriminator_view(static, parts, state.d_sn)
+        d_apply = discriminator_view(static, parts, state.stabilisers)
         real_logits = d_apply(state.d_params, pack_samples(batch.real_ND, static.pack))
         fake_logits = d_apply(state.d_params, pack_samples(
             generate(parts, state.g_params, batch.z_NL, state.g_bn), static.pack))
         row = {"step": state.step - 1, "loss_d": loss.d_loss(real_logits, fake_logits),
                "loss_g": loss.generator(fake_logits, real_logits)}
         # Each player's gradient of its own objective, on the same batch.
-        game = make_game(static, parts, hp, d_sn=state.d_sn, step=state.step)
+        game = make_game(static, parts, hp, states=state.stabilisers, step=state.step)
         g_grad, d_grad = methods_lib.simultaneous_gradient(game, state.g_params,
                                                           state.d_params, batch)
         row["grad_norm_g"] = jnp.sqrt(methods_lib.sq_norm(g_grad))
@@ -587,8 +706,9 @@ def make_training(static: StaticConfig) -> Training:
                                       hp.g_init if static.has_g_init else None)
         d_params = models.init_params(parts.discriminator, k_d,
                                       hp.d_init if static.has_d_init else None)
-        # Spectral normalization's vectors: a sixth stream (fold_in(k_d, 1) would be the key
-        # of the discriminator's second layer, split(k_d, n)[1]).
+        # The game's stabilisers' (spectral normalization's vectors): a sixth stream
+        # (fold_in(k_d, 1) would be the key of the discriminator's second layer,
+        # split(k_d, n)[1]).
         state = init_state(static, parts, hp, tx_g, tx_d, g_params, d_params,
                            rand.fold_in(key, 5))
         return state, draw(rand.fold_in(k_loop, state.step), state.step), row_batch(k_hist, 0)
