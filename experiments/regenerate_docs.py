@@ -141,11 +141,27 @@ LONG = (
           "python -m gan_jax table runs/nagarajan_kolter_ring --by update,nk_eta "
           "--metrics modes_captured,hq_fraction,reverse_kl --interval bootstrap"),
          "not dated on the page; 804 s wall on 2 cores, written 2026-11-28"),
+    Long("WGAN-GP's toy experiment, CPU-sized", "docs/reproductions.md (section 5, table "
+         "and figures/wgan_gp_toy_critic.png)",
+         ("python -m gan_jax sweep experiments/wgan_gp_toy.toml --out runs/wgan_gp_toy",
+          "python -m gan_jax table runs/wgan_gp_toy --by data --metrics "
+          "precision_k3,recall_k3,coverage_k5,energy_distance,modes_captured,hq_fraction,"
+          "reverse_kl",
+          "python -m gan_jax plot runs/wgan_gp_toy --critic --seeds 0 --num-samples 500"),
+         "2026-12-04 (the page; its wall time on 2 shared cores is there)"),
+    Long("mode collapse on targets without modes", "docs/new_targets.md",
+         ("python -m gan_jax sweep experiments/new_targets_study.toml "
+          "--out runs/new_targets_study",
+          "python -m gan_jax table runs/new_targets_study --by data,update,loss --metrics "
+          "precision_k3,recall_k3,coverage_k5"),
+         "2026-12-04 (the page says which of its groups were run)"),
     Long("the reproductions at full budget", "docs/reproductions.md",
          ("python -m gan_jax sweep experiments/pacgan_2d_full.toml --out runs/pacgan_2d_full",
           "python -m gan_jax sweep experiments/veegan_2d_full.toml --out runs/veegan_2d_full",
           "python -m gan_jax sweep experiments/nagarajan_kolter_ring_full.toml "
-          "--out runs/nagarajan_kolter_ring_full"),
+          "--out runs/nagarajan_kolter_ring_full",
+          "python -m gan_jax sweep experiments/wgan_gp_toy_full.toml "
+          "--out runs/wgan_gp_toy_full --memory-budget 16GiB"),
          "never run (each needs a GPU; the page gives estimates)"),
     Long("throughput", "BENCHMARKS.md",
          ("python -m gan_jax bench --json bench.json",),

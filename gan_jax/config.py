@@ -244,8 +244,9 @@ class RunConfig:
                            "MLP discriminator: k > 1 makes its hidden layers maxout layers of k "
                            "pieces", added=True)
     weight_init: str = _field("uniform", STATIC, choice(models.WEIGHT_INITS),
-                              "MLP weights: U(+-1/sqrt(fan_in)) with such biases, or "
-                              "N(0, 0.02^2) with zero biases", added=True)
+                              "MLP weights: U(+-1/sqrt(fan_in)) with such biases, "
+                              "N(0, 0.02^2) with zero biases, or U(+-sqrt(6/fan_in)) (He) "
+                              "with zero biases", added=True)
     # how it is trained
     loss: str = _field("nonsaturating", STATIC, choice(losses.LOSSES), "GAN objective")
     optimizer: str = _field("sgd", STATIC, choice(optim.OPTIMIZERS), "both players' optimiser")

@@ -155,6 +155,18 @@ def test_normal_initialization_draws_small_weights_and_zero_biases():
         np.testing.assert_array_equal(layer.b, 0.0)
 
 
+def test_he_initialization_is_tflibs_he_uniform():
+    # tflib's Linear(initialization='he'): U(+-sqrt(3) * sqrt(2 / fan_in)), zero biases.
+    layers = models.mlp(2, 2, 512, 3, "relu", weight_init="he_uniform").init(jax.random.key(2))
+    for layer, fan_in in zip(layers, (2, 512, 512, 512)):
+        w = np.asarray(layer.w)
+        bound = np.sqrt(6.0 / fan_in)
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
+        if w.size > 1000:   # std within 3 % of sqrt(2 / fan_in) (its se is about 0.2 %)
+            assert abs(w.std() / np.sqrt(2.0 / fan_in) - 1) < 0.03
+        np.testing.assert_array_equal(layer.b, 0.0)
+
+
 def test_default_mlp_initialization_is_unchanged():
     # The initialization every earlier run used, written out: its draws must not move.
     sizes = [2, 7, 7, 1]
@@ -198,7 +210,7 @@ def test_configuration_refuses_the_options_outside_their_families():
         (dict(d_pieces=3), "d_pieces", "discriminator = 'logistic'"),
         (dict(RING, d_pieces=0), "d_pieces", "positive integer"),
         (dict(weight_init="normal_0.02"), "weight_init", "discriminator = 'logistic'"),
-        (dict(weight_init="normal"), "weight_init", "uniform, normal_0.02"),
+        (dict(weight_init="normal"), "weight_init", "uniform, normal_0.02, he_uniform"),
         (dict(dataset_size=-1), "dataset_size", "integer >= 0"),
         (dict(RING, dataset_size=10), "dataset_size", "8 x 1 x 2 = 16 (batch_size = 8"),
         (dict(RING, dataset_size=20, pack=3, update="simultaneous", d_updates=1),

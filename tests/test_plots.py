@@ -112,6 +112,40 @@ def test_samples_read_from_records_or_rerun(sweep_2d, tmp_path, capsys, monkeypa
         assert a["matches"] and a["diverged_at"] == -1
 
 
+def test_critic_maps_rerun_the_records_and_draw_one_panel_each(sweep_2d, tmp_path, capsys):
+    directory, records = sweep_2d
+    assert run_cli(directory, "--out", tmp_path, "--critic", "--seeds", 1,
+                   "--where", "lr_d=0.001", "--num-samples", TINY_2D_SAMPLES) == 0
+    path = tmp_path / "critic__lr_d=0.001.png"
+    assert png_size(path) == (px(2 * plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1] + 0.3))
+    assert "differ" not in capsys.readouterr().err
+    chosen = [r for r in records if r["seed"] == 1 and r["config"]["lr_d"] == 1e-3]
+    for record, m in zip(chosen, plots.critic_maps(chosen, TINY_2D_SAMPLES, points=32)):
+        # The re-run is the recorded run: its final metrics and kept samples are the record's.
+        assert m["matches"] and m["diverged_at"] == -1
+        np.testing.assert_allclose(m["samples"], np.asarray(record["samples"], np.float32),
+                                   rtol=1e-6, atol=1e-7)
+        assert m["values"].shape == (32, 32) and np.all(np.isfinite(m["values"]))
+        assert np.ptp(m["values"]) > 0
+        # The grid holds every real and generated sample but the outermost percent or so.
+        for x in (m["real"], m["samples"]):
+            inside = ((x[:, 0] >= m["xs"][0]) & (x[:, 0] <= m["xs"][-1])
+                      & (x[:, 1] >= m["ys"][0]) & (x[:, 1] <= m["ys"][-1]))
+            assert inside.mean() >= 0.9
+
+
+def test_critic_maps_refuse_a_1d_target_before_running(tmp_path, capsys, monkeypatch):
+    cfg = config.make_config(TINY_1D)
+    record = dict(run_id="r0", sweep="by-hand", seed=0, config=cfg.to_dict(), status="ok",
+                  final=dict(w1=0.5), history=dict(step=[0, 10, 20], w1=[2.0, 1.0, 0.5]))
+    results.append_records(tmp_path / results.RESULTS_FILE, [record])
+    monkeypatch.setattr(engine, "rerun", lambda *a, **k: pytest.fail("ran before refusing"))
+    assert run_cli(tmp_path, "--critic", "--out", tmp_path / "figs") == 2
+    err = capsys.readouterr().err
+    assert "data = 'bimodal_1d'" in err and "need a 2-D target" in err and "Traceback" not in err
+    assert not list((tmp_path / "figs").iterdir())
+
+
 def test_1d_figures_from_records(tmp_path):
     # A 1-D record written by hand (no training): histograms over the exact density, and the
     # 1-D default curves (w1, mode_balance).

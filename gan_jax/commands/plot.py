@@ -9,10 +9,10 @@ import sys
 from gan_jax.components import data
 from gan_jax.core.errors import ConfigError
 from gan_jax.records import results
-from gan_jax.report.plots import (DEFAULT_CURVES_1D, DEFAULT_CURVES_2D, DPI, label, new_figure,
-                                  parse_where, plot_curves, plot_heatmap, plot_profile,
-                                  plot_samples, plot_search, recorded_samples, SEARCH_MIN_VALUES,
-                                  sensitivity_table, slug)
+from gan_jax.report.plots import (critic_maps, DEFAULT_CURVES_1D, DEFAULT_CURVES_2D, DPI, label,
+                                  new_figure, parse_where, plot_critic, plot_curves, plot_heatmap,
+                                  plot_profile, plot_samples, plot_search, recorded_samples,
+                                  SEARCH_MIN_VALUES, sensitivity_table, slug)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scatter (2-D) or histograms (1-D) of generated samples: those the "
                              "records kept (keep_samples), else re-runs "
                              "the chosen runs from their records")
+    parser.add_argument("--critic", action="store_true",
+                        help="2-D runs: real and generated samples over the contours of the "
+                             "final discriminator (WGAN-GP's toy figure), re-running the chosen "
+                             "runs from their records")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
-                        help="samples: these seeds of each configuration (default: the lowest)")
+                        help="samples, critic: these seeds of each configuration (default: the "
+                             "lowest)")
     parser.add_argument("--max-runs", type=int, default=16, metavar="N",
-                        help="samples: at most this many runs (16)")
+                        help="samples, critic: at most this many runs (16)")
     parser.add_argument("--num-samples", type=int, default=2500, metavar="N",
-                        help="samples: points drawn per run (2500)")
+                        help="samples, critic: points drawn per run (2500)")
     parser.add_argument("--profile", metavar="METRIC",
                         help="performance profile of a final metric: fraction of each "
                              "configuration's runs better than tau, with bootstrap bands")
@@ -86,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     written = []
 
     nothing_chosen = (args.curves is None and args.heatmap is None and not args.samples
+                      and not getattr(args, "critic", False)
                       and getattr(args, "profile", None) is None
                       and getattr(args, "search", None) is None)
     if args.curves is not None or nothing_chosen:
@@ -108,6 +114,11 @@ def main(args: argparse.Namespace) -> int:
         drawn = recorded_samples(chosen, args.num_samples)
         written.append(_drawn(lambda p, **kw: plot_samples(chosen, drawn, p, **kw),
                               os.path.join(out_dir, f"samples{suffix}.png"), dpi=args.dpi))
+    if getattr(args, "critic", False):
+        chosen = choose_runs(records, args.seeds, args.max_runs)
+        maps = critic_maps(chosen, args.num_samples)
+        written.append(_drawn(lambda p, **kw: plot_critic(chosen, maps, p, **kw),
+                              os.path.join(out_dir, f"critic{suffix}.png"), dpi=args.dpi))
     written += write_profile(args, records, out_dir, suffix)
     written += write_search(args, records, out_dir, suffix, one_d)
     for path in written:

@@ -126,15 +126,20 @@ class NormDense(NamedTuple):
     shift: jax.Array  # f32[out]: beta, starts at 0
 
 
-WEIGHT_INITS = ("uniform", "normal_0.02")
+WEIGHT_INITS = ("uniform", "normal_0.02", "he_uniform")
 NORMS = ("none", "batch")
 
 
 def _dense_init(key, n_in: int, n_out: int, weight_init: str):
-    """(w, b) of one layer: U(+-1/sqrt(fan_in)) both, or w ~ N(0, 0.02^2) and b = 0."""
+    """(w, b) of one layer: U(+-1/sqrt(fan_in)) both; or w ~ N(0, 0.02^2) and b = 0; or w ~
+    U(+-sqrt(6/fan_in)) (std sqrt(2/fan_in)) and b = 0."""
     kw, kb = jax.random.split(key)
     if weight_init == "normal_0.02":
         return 0.02 * jax.random.normal(kw, (n_in, n_out)), jnp.zeros((n_out,))
+    if weight_init == "he_uniform":
+        bound = np.sqrt(6.0 / n_in)
+        return (jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
+                jnp.zeros((n_out,)))
     bound = 1.0 / np.sqrt(n_in)
     return (jax.random.uniform(kw, (n_in, n_out), minval=-bound, maxval=bound),
             jax.random.uniform(kb, (n_out,), minval=-bound, maxval=bound))
@@ -146,7 +151,9 @@ def mlp(in_dim: int, out_dim: int, width: int, depth: int, activation: str, *,
 
     weight_init "uniform": weights and biases start ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the
     common default of published GAN toy experiments, so results compare with theirs;
-    "normal_0.02": weights ~ N(0, 0.02^2) and biases 0 (PacGAN's, DCGAN's).
+    "normal_0.02": weights ~ N(0, 0.02^2) and biases 0 (PacGAN's, DCGAN's); "he_uniform":
+    weights ~ U(-sqrt(6/fan_in), sqrt(6/fan_in)), He et al.'s std sqrt(2/fan_in), and biases 0
+    (tflib's `initialization='he'`, WGAN-GP's toy networks).
 
     pieces = k > 1: the hidden layers are maxout layers (Goodfellow et al. 2013): each unit is
     the max over k affine pieces, the layer's weights [in, width * k] and biases [width * k]

@@ -14,6 +14,9 @@ Five kinds, each a PNG under `--out` (default DIR/plots):
   samples  generated samples of chosen runs: a scatter over the target's mode centres (2-D;
            the first two coordinates in more dimensions) or histograms of real and generated
            samples over the exact density (1-D).
+  critic   WGAN-GP's toy figure (Gulrajani et al. 2017, gan_toy.py's generate_image): real
+           and generated samples of chosen 2-D runs over the contours of their final
+           discriminator (the critic's value, or the logit), re-run from their records.
   profile  performance profiles of a final metric (rliable's score distributions): the
            fraction of a configuration's runs better than tau, against tau, with a pointwise
            95% bootstrap band; lines and panels as for curves; diverged runs never count as
@@ -61,7 +64,7 @@ import jax
 import numpy as np
 
 from gan_jax import config as config_lib
-from gan_jax.components import data
+from gan_jax.components import data, models
 from gan_jax.engine import programs as engine
 from gan_jax.records import results
 from gan_jax.config import tied_fields
@@ -84,6 +87,7 @@ SEARCH_MIN_VALUES = 8           # a numeric key taking this many values counts a
 DEFAULT_CURVES_2D = ("modes_captured", "hq_fraction", "reverse_kl")
 DEFAULT_CURVES_1D = ("w1", "mode_balance")
 PLOT_STREAM = 0x9107            # fold_in constant: the real samples' key from the run's seed
+CRITIC_POINTS = 128             # critic maps: grid points per axis (gan_toy.py's N_POINTS)
 
 
 # ----------------------------------------------------------------------------- records
@@ -926,6 +930,86 @@ def plot_samples(records: list[dict], drawn: list[dict], path: str, *, dpi: int 
         ax.set_title(f"{head}seed {record['seed']}: {summary}", fontsize=8)
     for ax in axes[len(records):]:
         ax.set_axis_off()
+    return _save(fig, path)
+
+
+def critic_maps(records: list[dict], num_samples: int,
+                points: int = CRITIC_POINTS) -> list[dict]:
+    """Each 2-D run's final discriminator on a grid, with real and generated samples.
+
+    The discriminator's parameters are in no record, so every run is run again from its
+    record (engine.rerun; one compilation per static configuration), its re-run final metrics
+    checked against the record's. The grid is square, points x points, over the real and
+    generated samples' 1st-99th percentiles widened by a fifth (gan_toy.py draws 128 x 128
+    over [-3, 3]^2, which holds its targets). Real samples: `num_samples` from the target,
+    keyed by the run's seed (the samples figure's stream).
+
+    Returns one dict per record: real, samples (f32[n, 2] NumPy), xs, ys (f32[points]),
+    values (f32[points, points], values[i, j] at (xs[j], ys[i]): the raw critic value or
+    logit), matches, diverged_at.
+    """
+    cfgs = [config_lib.make_config(r["config"], where="record config") for r in records]
+    for cfg in cfgs:
+        if data.DIMS.get(cfg.data, 2) != 2 or cfg.pack != 1 or cfg.spectral_norm:
+            raise ConfigError(f"--critic: got data = {cfg.data!r}, pack = {cfg.pack}, "
+                              f"spectral_norm = {cfg.spectral_norm}; critic maps need a 2-D "
+                              "target, pack = 1 and no spectral normalization")
+    out = []
+    for record, cfg, run in zip(records, cfgs, engine.rerun(records, num_samples)):
+        target = data.make_target(cfg)
+        real = np.asarray(target.sample(jax.random.fold_in(jax.random.key(record["seed"]),
+                                                           PLOT_STREAM), num_samples))
+        fake = np.asarray(run.samples)
+        both = np.concatenate([real, fake[np.all(np.isfinite(fake), axis=1)]])
+        lo, hi = np.percentile(both, [1, 99], axis=0)
+        centre, half = 0.5 * (lo + hi), 0.6 * float(np.max(hi - lo))
+        xs = np.linspace(centre[0] - half, centre[0] + half, points, dtype=np.float32)
+        ys = np.linspace(centre[1] - half, centre[1] + half, points, dtype=np.float32)
+        grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+        d = models.make_discriminator(config_lib.static_part(cfg))
+        values = np.asarray(jax.jit(d.apply)(run.state.d_params, grid)).reshape(points, points)
+        final = {k: float(v) for k, v in run.final.items()}
+        out.append(dict(real=real, samples=fake, xs=xs, ys=ys, values=values,
+                        matches=_same_metrics(final, record["final"]),
+                        diverged_at=int(run.state.diverged_at)))
+    return out
+
+
+def plot_critic(records: list[dict], maps: list[dict], path: str, *, dpi: int = DPI) -> str:
+    """Real (orange) and generated (green) samples over the contours of each run's final
+    discriminator, one panel per run (`maps`: critic_maps'), as WGAN-GP's toy figure."""
+    ncols = min(SAMPLE_COLUMNS, len(records))
+    nrows = math.ceil(len(records) / ncols)
+    fig = new_figure(SAMPLE_PANEL[0] * ncols, (SAMPLE_PANEL[1] + 0.3) * nrows, dpi)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    shown = results.varying_keys(records, exclude=("seed",))
+    for ax, record, m in zip(axes, records, maps):
+        values = np.where(np.isfinite(m["values"]), m["values"], np.nan)
+        if np.isfinite(values).any() and np.nanmax(values) > np.nanmin(values):
+            ax.contour(m["xs"], m["ys"], values, levels=12, linewidths=0.7, cmap="viridis")
+        ax.scatter(m["real"][:, 0], m["real"][:, 1], s=6, marker="+", lw=0.5,
+                   color="tab:orange", label="real")
+        ax.scatter(m["samples"][:, 0], m["samples"][:, 1], s=6, marker="+", lw=0.5,
+                   color="tab:green", label="generated")
+        ax.set_xlim(m["xs"][0], m["xs"][-1])
+        ax.set_ylim(m["ys"][0], m["ys"][-1])
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+        head = f"{label(record, shown)}\n" if shown else ""
+        note = ""
+        if m["diverged_at"] >= 0:
+            note = f", diverged at step {m['diverged_at']}"
+        elif not m["matches"]:
+            print(f"warning: re-running seed {record['seed']} ({label(record, shown)}) gave "
+                  "final metrics that differ from its record; the panel shows the re-run",
+                  file=sys.stderr)
+            note = " (re-run differs)"
+        ax.set_title(f"{head}seed {record['seed']}, step {record['config'].get('steps')}{note}",
+                     fontsize=8)
+    for ax in axes[len(records):]:
+        ax.set_axis_off()
+    _title(fig, "real (orange) and generated (green) samples over the contours of the final "
+                "discriminator", legend=False)
     return _save(fig, path)
 
 
