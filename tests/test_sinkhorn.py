@@ -30,9 +30,10 @@ def reference_ot_eps(x, y, eps):
         if warm is not None:
             warm = (warm[0] * e / e_next, warm[1] * e / e_next)   # same potentials, new eps
         e = e_next
-        plan, log = ot.sinkhorn(a, b, c, e, method="sinkhorn_log", log=True, warn=False,
-                                warmstart=warm, stopThr=1e-9,
-                                numItermax=10000 if e == eps else 20)
+        with np.errstate(over="ignore"):     # POT's log also holds exp(log-scalings), unused
+            plan, log = ot.sinkhorn(a, b, c, e, method="sinkhorn_log", log=True, warn=False,
+                                    warmstart=warm, stopThr=1e-9,
+                                    numItermax=10000 if e == eps else 20)
         if e == eps:
             break
         warm = (log["log_u"], log["log_v"])
@@ -86,7 +87,7 @@ def divergence(terms):
     return ot_xy - 0.5 * (ot_xx + ot_yy)
 
 
-def check_against_pot(n, eps_values):
+def check_against_pot(n, eps_values, names=None):
     """Each of the three entropic costs within 1e-4 relative (+ 1e-5 absolute) of POT's:
     float32 costs (up to 800 here) carry a relative error of about 1e-6 per operation, and the
     loop stops with the potentials moving by at most eps / 1000 an iteration (POT's own
@@ -94,6 +95,8 @@ def check_against_pot(n, eps_values):
     c, got = computed(n, eps_values)
     for eps in eps_values:
         for name, (x, y) in c.items():
+            if names is not None and (eps, name) not in names:
+                continue
             ot_xy, ot_xx, ot_yy, iters = got[eps][name]
             assert iters < metrics.SINKHORN_MAX_ITERS, (eps, name, iters)   # converged
             for ours, ref in [(ot_xy, reference_ot_eps(x, y, eps)),
@@ -103,14 +106,16 @@ def check_against_pot(n, eps_values):
 
 
 def test_entropic_costs_agree_with_pot_in_float64():
-    """On 48-point samples at eps = 0.1 and 1 (POT's float64 iterations take seconds each)."""
-    check_against_pot(48, (0.1, 1.0))
+    """On 48-point samples: every case at eps = 1, the dropped mode at eps = 0.1 (POT's float64
+    iterations take about 10 s a case there)."""
+    names = {(1.0, name) for name in cases(48)} | {(0.1, "a mode dropped")}
+    check_against_pot(48, (0.1, 1.0), names)
 
 
 @pytest.mark.slow
 def test_entropic_costs_agree_with_pot_in_float64_at_every_eps():
-    """On the 200-point samples of the other tests, at every registered eps (minutes)."""
-    check_against_pot(N, EPS)
+    """Every case of the 48-point samples at every registered eps (minutes)."""
+    check_against_pot(48, EPS)
 
 
 def test_known_answers():
