@@ -114,8 +114,11 @@ def test_entropic_costs_agree_with_pot_in_float64():
 
 @pytest.mark.slow
 def test_entropic_costs_agree_with_pot_in_float64_at_every_eps():
-    """Every case of the 48-point samples at every registered eps (minutes)."""
-    check_against_pot(48, EPS)
+    """Every case of the 48-point samples at eps = 0.1 and 1 (minutes). At eps = 0.01 POT's
+    10,000 float64 iterations stop short of convergence by more than the tolerance (its value on
+    the dropped mode lies 1.5e-4 relative below ours, a dual lower bound, so the shortfall is the
+    reference's); there test_small_eps_approaches_exact_w2 checks the divergence."""
+    check_against_pot(48, (0.1, 1.0))
 
 
 def test_known_answers():
