@@ -264,6 +264,12 @@ def _register_builtin_metrics():
     registry.register("metric", "energy_distance",
                       Metric(energy_distance, higher_is_better=False),
                       doc="unbiased energy distance of generated and real samples (any target)")
+    for eps in SINKHORN_EPS:
+        registry.register("metric", f"sinkhorn_eps{eps:g}",
+                          Metric(functools.partial(sinkhorn_divergence, eps=eps),
+                                 higher_is_better=False),
+                          doc=f"debiased Sinkhorn divergence, squared Euclidean cost (about "
+                              f"W2^2), eps = {eps:g} (any target)")
 
 
 def metric_problem(name: str, target) -> str | None:
@@ -304,12 +310,27 @@ def metric_problem(name: str, target) -> str | None:
 #               U-statistics for the within-sample means (no diagonal terms), so unbiased;
 #               zero exactly when the laws are equal, no bandwidth; it may be slightly
 #               negative for equal laws. Euclidean norms.
+#   sinkhorn    (Feydy et al. 2019) the debiased Sinkhorn divergence with the squared
+#               Euclidean cost C(x, y) = |x - y|^2,
+#                 S_eps(a, b) = OT_eps(a, b) - (OT_eps(a, a) + OT_eps(b, b)) / 2,
+#               OT_eps(a, b) = min_P <P, C> + eps KL(P | a x b) over couplings P of a and b,
+#               the entropic transport cost. OT_eps(a, a) > 0: entropic OT alone is biased
+#               (it does not vanish for equal laws); S_eps is 0 for equal laws, positive
+#               otherwise, and tends to W2^2 as eps -> 0 and to |mean a - mean b|^2 as
+#               eps -> infinity. eps is part of the name (`sinkhorn_eps0.1`), in squared
+#               units of the target (blur sqrt(eps)).
 #
 # Each forms every pair's squared distance, [N, N] in blocks of KNN_BLOCK rows (lax.map), so
-# the memory is O(KNN_BLOCK * N) per run and the cost O(N^2 D).
+# the memory is O(KNN_BLOCK * N) per run and the cost O(N^2 D) (the Sinkhorn divergence:
+# per iteration, four passes over the pairs, recomputed rather than stored).
 
 KNN_BLOCK = 128
 KNN_KS = (3, 5, 10)      # the k of the registered names
+SINKHORN_EPS = (0.01, 0.1, 1.0)  # the eps of the registered names (sinkhorn_eps0.01, ...)
+SINKHORN_DECAY = 0.5     # eps-scaling: iteration t runs at max(eps, diameter^2 * DECAY^t)
+SINKHORN_TOL = 1e-3      # converged once no potential moves by more than TOL * eps
+SINKHORN_MAX_ITERS = 2000
+SINKHORN_OMEGA = 1.8     # over-relaxation of the (x, y) updates once eps is reached
 
 
 def _pair_sq(a_BD: jax.Array, b_ND: jax.Array) -> jax.Array:
@@ -394,6 +415,82 @@ def energy_distance(x_ND: jax.Array, y_MD: jax.Array) -> jax.Array:
     # The diagonal of a sample against itself is 0, so the off-diagonal sum is the whole sum.
     return (2 * dist_sum(x_ND, y_MD) / (n * m) - dist_sum(x_ND, x_ND) / (n * (n - 1))
             - dist_sum(y_MD, y_MD) / (m * (m - 1)))
+
+
+def _softmin(eps, x_ND: jax.Array, y_MD: jax.Array, g_M: jax.Array) -> jax.Array:
+    """f32[N]: -eps log (1/M) sum_m exp((g_m - |x_n - y_m|^2) / eps), the entropic c-transform
+    of g for uniform weights, in log space (a logsumexp, so no underflow at small eps), row
+    block by row block (the [N, M] costs are recomputed, never stored)."""
+    log_m = np.log(y_MD.shape[0])
+    return _by_rows(lambda x_D: -eps * (jax.nn.logsumexp(
+        (g_M - _pair_sq(x_D[None], y_MD)[0]) / eps) - log_m), x_ND)
+
+
+def sinkhorn_terms(x_ND: jax.Array, y_MD: jax.Array, eps: float, *, tol: float = SINKHORN_TOL,
+                   max_iters: int = SINKHORN_MAX_ITERS, omega: float = SINKHORN_OMEGA):
+    """The entropic transport costs OT_eps(x, y), OT_eps(x, x), OT_eps(y, y) of two uniform
+    empirical laws (squared Euclidean cost), and the iterations taken.
+
+    Log-domain Sinkhorn iterations under one lax.while_loop (no host round trip, vmappable):
+    alternate updates f = T(g), g = T(f) for (x, y) and the averaged symmetric update
+    p = (p + T(p)) / 2 for each self term (Feydy et al. 2019, eq. 25). eps-scaling: iteration
+    t runs at max(eps, diam^2 * SINKHORN_DECAY^t), diam the diagonal of the samples' bounding
+    box, so the potentials are warm when eps is reached. At eps the (x, y) updates are
+    over-relaxed, f = (1 - omega) f + omega T(g) (Thibault et al. 2021): with clustered
+    samples, mass moving between clusters makes plain Sinkhorn slow (a 200-point mixture:
+    800 iterations at omega = 1, 132 at 1.8, the same value). The loop ends at eps once no
+    potential moved by more than tol * eps (or 16 float ulps of diam^2, what rounding alone
+    moves them by) in an iteration, or after max_iters iterations
+    (annealing included). Each cost is the dual objective at (f, T(f)): with the second
+    potential the c-transform of the first, the plan has mass 1 and the dual is <a, f> +
+    <b, T(f)>, a lower bound of OT_eps that is tight at convergence.
+
+    Returns:
+      (ot_xy, ot_xx, ot_yy, iterations): three f32 scalars and an i32 scalar.
+    """
+    n, m = x_ND.shape[0], y_MD.shape[0]
+    both = jnp.concatenate([x_ND, y_MD])
+    diam2 = jnp.sum((jnp.max(both, 0) - jnp.min(both, 0)) ** 2)
+
+    def eps_at(t):
+        return jnp.maximum(eps, diam2 * SINKHORN_DECAY ** t.astype(x_ND.dtype))
+
+    def step(state):
+        t, f, g, p, q, _ = state
+        e = eps_at(t)
+        w = jnp.where(e > eps, 1.0, omega).astype(f.dtype)
+        f1 = (1 - w) * f + w * _softmin(e, x_ND, y_MD, g)
+        new = (f1, (1 - w) * g + w * _softmin(e, y_MD, x_ND, f1),
+               0.5 * (p + _softmin(e, x_ND, x_ND, p)), 0.5 * (q + _softmin(e, y_MD, y_MD, q)))
+        moved = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(new, (f, g, p, q))]))
+        return (t + 1, *new, moved)
+
+    # The potentials are at most about diam^2 in size, so float32 rounding alone moves them by
+    # a few of its ulps: the tolerance is never below 16 of them.
+    floor = 16 * jnp.finfo(x_ND.dtype).eps * diam2
+
+    def going(state):
+        t, *_, moved = state
+        # eps_at(t - 1) is the eps the last iteration ran at (diam^2 * 2 before the first).
+        return (t < max_iters) & ((eps_at(t - 1) > eps) | (moved > jnp.maximum(tol * eps, floor)))
+
+    zeros = lambda k: jnp.zeros((k,), x_ND.dtype)
+    init = (jnp.zeros((), jnp.int32), zeros(n), zeros(m), zeros(n), zeros(m),
+            jnp.full((), jnp.inf, x_ND.dtype))
+    t, f, _, p, q, _ = jax.lax.while_loop(going, step, init)
+    ot_xy = jnp.mean(f) + jnp.mean(_softmin(eps, y_MD, x_ND, f))
+    ot_xx = jnp.mean(p) + jnp.mean(_softmin(eps, x_ND, x_ND, p))
+    ot_yy = jnp.mean(q) + jnp.mean(_softmin(eps, y_MD, y_MD, q))
+    return ot_xy, ot_xx, ot_yy, t
+
+
+def sinkhorn_divergence(x_ND: jax.Array, y_MD: jax.Array, eps: float = 0.1) -> jax.Array:
+    """Debiased Sinkhorn divergence OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2 of two
+    uniform empirical laws, squared Euclidean cost: about W2^2 for small eps (`sinkhorn_terms`)."""
+    if not (is_finite_number(eps) and eps > 0):
+        raise ConfigError(f"eps: got {eps!r}; must be a positive number")
+    ot_xy, ot_xx, ot_yy, _ = sinkhorn_terms(x_ND, y_MD, eps)
+    return ot_xy - 0.5 * (ot_xx + ot_yy)
 
 
 # ----------------------------------------------------------------------------- all together
