@@ -15,7 +15,7 @@ import math
 import jax
 import numpy as np
 
-import gan_jax as gj
+import gan_jax  # noqa: F401  (every built-in target is registered on import)
 from gan_jax.commands import cli
 from gan_jax.components import data
 from gan_jax.core import registry

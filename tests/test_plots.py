@@ -449,3 +449,31 @@ def test_search_figure_and_its_rank_correlations(tmp_path, monkeypatch, capsys):
     assert run_cli(tmp_path, "--search", "score") == 2
     assert "--higher-is-better score" in capsys.readouterr().err
     assert run_cli(tmp_path, "--search", "score", "--lower-is-better") == 0
+
+
+def test_samples_of_targets_without_modes_are_drawn_over_a_real_sample(tmp_path):
+    # A swiss roll (2-D) and a 1-D target without modes or density have no mode centres to
+    # mark: the panel shows a real sample of the target instead, and nothing reads `means`.
+    import matplotlib.image
+
+    class Line1D:
+        dim = 1
+
+        def sample(self, key, n):
+            return jax.random.uniform(key, (n, 1), minval=-1.0, maxval=1.0)
+
+    roll = data.make_target(config.make_config(dict(TINY_2D, data="ffjord_swissroll")))
+    assert not data.has_modes(roll) and not data.has_modes(Line1D())
+    for name, target in (("roll", roll), ("line", Line1D())):
+        x = np.asarray(target.sample(jax.random.key(1), 400)) * 0.9
+        record = dict(seed=0, config=dict(data=name), final={})
+        path = plots.plot_samples([record], [dict(samples=x, target=target)],
+                                  str(tmp_path / f"{name}.png"), dpi=DPI)
+        assert png_size(path) == (px(plots.SAMPLE_PANEL[0]), px(plots.SAMPLE_PANEL[1]))
+        image = matplotlib.image.imread(path)[..., :3]
+        # The real sample (red points in 2-D, a black step histogram in 1-D) and the
+        # generated one (blue) are both on the panel.
+        real = (image[..., 0] - image[..., 2] > 0.15 if target.dim == 2
+                else image.max(axis=-1) < 0.3)
+        blue = image[..., 2] - image[..., 0] > 0.15
+        assert real.sum() > 20 and blue.sum() > 20, (name, real.sum(), blue.sum())

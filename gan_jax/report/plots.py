@@ -917,7 +917,7 @@ def plot_samples(records: list[dict], drawn: list[dict], path: str, *, dpi: int 
         if target.dim == 1:
             _draw_1d(ax, target, finite, len(x), record["seed"])
         else:
-            _draw_2d(ax, target, finite)
+            _draw_2d(ax, target, finite, record["seed"])
         summary = _final_summary(record["final"], target.dim)
         if d.get("diverged_at", -1) >= 0:
             summary = f"diverged at step {d['diverged_at']}"
@@ -1022,15 +1022,26 @@ def _final_summary(final: dict, dim: int) -> str:
     return ""
 
 
-def _draw_2d(ax, target, x):
-    means = target.means[:, :2]
+def _draw_2d(ax, target, x, seed):
+    """Generated samples over the target: its mode centres where it has modes, else a real
+    sample of it (a swiss roll, a point cloud)."""
     ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.35, color="tab:blue", lw=0, label="generated")
-    ax.scatter(means[:, 0], means[:, 1], s=40, marker="x", color="tab:red", lw=1.5,
-               label="mode centres")
-    # View: the target's modes with a margin, widened to hold most samples (1st-99th
-    # percentiles), so a few far outliers do not shrink the picture.
-    pad = 3 * float(target.stds.max()) + 0.15 * float(np.ptp(means, axis=0).max() + 1e-9)
-    lo, hi = means.min(0) - pad, means.max(0) + pad
+    if data.has_modes(target):
+        means = target.means[:, :2]
+        ax.scatter(means[:, 0], means[:, 1], s=40, marker="x", color="tab:red", lw=1.5,
+                   label="mode centres")
+        # View: the target's modes with a margin, widened to hold most samples (1st-99th
+        # percentiles), so a few far outliers do not shrink the picture.
+        pad = 3 * float(target.stds.max()) + 0.15 * float(np.ptp(means, axis=0).max() + 1e-9)
+        lo, hi = means.min(0) - pad, means.max(0) + pad
+    else:
+        real = np.asarray(target.sample(
+            jax.random.fold_in(jax.random.key(seed), PLOT_STREAM), 2000))[:, :2]
+        ax.scatter(real[:, 0], real[:, 1], s=2, alpha=0.35, color="tab:red", lw=0,
+                   label="real")
+        lo, hi = np.percentile(real, [0.5, 99.5], axis=0)
+        pad = 0.05 * float(np.max(hi - lo))
+        lo, hi = lo - pad, hi + pad
     if len(x):
         q_lo, q_hi = np.percentile(x[:, :2], [1, 99], axis=0)
         lo, hi = np.minimum(lo, q_lo), np.maximum(hi, q_hi)
@@ -1044,16 +1055,22 @@ def _draw_2d(ax, target, x):
 
 def _draw_1d(ax, target, x, n, seed):
     real = np.asarray(target.sample(jax.random.fold_in(jax.random.key(seed), PLOT_STREAM), n))
-    lo = float(min(target.means.min() - 4 * target.stds.max(), np.percentile(x, 0.5) if len(x) else 0))
-    hi = float(max(target.means.max() + 4 * target.stds.max(), np.percentile(x, 99.5) if len(x) else 0))
+    lo, hi = (float(v) for v in np.percentile(real[:, 0], [0.1, 99.9]))
+    if data.has_modes(target):
+        lo = min(lo, float(target.means.min() - 4 * target.stds.max()))
+        hi = max(hi, float(target.means.max() + 4 * target.stds.max()))
+    if len(x):
+        lo = min(lo, float(np.percentile(x, 0.5)))
+        hi = max(hi, float(np.percentile(x, 99.5)))
     bins = np.linspace(lo, hi, 61)
     ax.hist(real[:, 0], bins=bins, density=True, histtype="step", color="black", lw=1.2,
             label="real")
     if len(x):
         ax.hist(np.clip(x[:, 0], lo, hi), bins=bins, density=True, color="tab:blue", alpha=0.5,
                 label="generated")
-    grid = np.linspace(lo, hi, 400)
-    density = np.exp(np.asarray(target.log_prob(grid.astype(np.float32))))
-    ax.plot(grid, density, color="tab:red", lw=1, label="target density")
+    if hasattr(target, "log_prob"):
+        grid = np.linspace(lo, hi, 400)
+        density = np.exp(np.asarray(target.log_prob(grid.astype(np.float32))))
+        ax.plot(grid, density, color="tab:red", lw=1, label="target density")
     ax.legend(fontsize=7, frameon=False)
     ax.tick_params(labelsize=7)
