@@ -13,7 +13,7 @@ PACKAGES = ["core", "components", "training", "engine", "records", "report", "an
             "commands"]
 LAYERS = [
     PACKAGES + ["core.errors"],
-    ["core.rand", "core.digest", "core.registry", "report.stats", "records.checkpoint"],
+    ["core.rand", "core.digest", "core.registry", "report.stats"],
     ["engine.cache"],
     ["components.data"],
     ["components.models", "components.losses", "components.metrics", "components.toy_targets"],
@@ -22,6 +22,7 @@ LAYERS = [
     ["config", "training.gradcheck"],
     ["analysis.exact"],
     ["records.results", "presets"],
+    ["records.checkpoint"],
     ["training.train"],
     ["engine.programs", "analysis.stability"],
     ["sweep.spec", "report.tables"],

@@ -6,13 +6,13 @@ import argparse
 import os
 import sys
 
-from gan_jax.commands.sweep import chosen_devices, prepare_out
+from gan_jax.commands.sweep import add_ranking_arguments, chosen_devices, prepare_out
 from gan_jax.core.errors import ConfigError
 from gan_jax.records import results
 from gan_jax.report import tables
 from gan_jax.sweep.confirm import (collect, compare, CONFIRM_DIR, DEFAULT_SEEDS, DEFAULT_TOP,
                                    fresh_seeds, point_labels, report, select)
-from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK, plan_sweep
+from gan_jax.sweep.plan import plan_sweep
 from gan_jax.sweep.run import Progress, run_sweep
 from gan_jax.sweep.spec import load_sweep, Sweep
 
@@ -29,16 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "largest seed")
     parser.add_argument("--confirm-out", metavar="DIR",
                         help=f"where the fresh runs and the report go (OUT/{CONFIRM_DIR})")
-    direction = parser.add_mutually_exclusive_group()
-    direction.add_argument("--higher-is-better", action="store_true",
-                           help="the metric is better higher (default: its known direction)")
-    direction.add_argument("--lower-is-better", action="store_true",
-                           help="the metric is better lower (default: its known direction)")
-    parser.add_argument("--max-chunk", type=int, default=DEFAULT_MAX_CHUNK, metavar="N",
-                        help=f"at most N runs per call ({DEFAULT_MAX_CHUNK})")
-    parser.add_argument("--devices", type=int, metavar="N",
-                        help="shard runs over the first N local devices (default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_ranking_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:

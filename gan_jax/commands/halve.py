@@ -6,12 +6,11 @@ import argparse
 import os
 import sys
 
-from gan_jax.commands.sweep import chosen_devices, prepare_out
+from gan_jax.commands.sweep import add_ranking_arguments, chosen_devices, prepare_out
 from gan_jax.core.errors import ConfigError
 from gan_jax.records import results
 from gan_jax.report import tables
 from gan_jax.sweep.halving import DEFAULT_ETA, DEFAULT_RUNGS, halve, rung_steps
-from gan_jax.sweep.plan import DEFAULT_MAX_CHUNK
 from gan_jax.sweep.spec import load_sweep
 
 
@@ -24,18 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"keep the best 1/eta of the points at each rung ({DEFAULT_ETA})")
     parser.add_argument("--rungs", type=int, default=DEFAULT_RUNGS,
                         help=f"budgets, each eta times the one before ({DEFAULT_RUNGS})")
-    direction = parser.add_mutually_exclusive_group()
-    direction.add_argument("--higher-is-better", action="store_true",
-                           help="the metric is better higher (default: its known direction)")
-    direction.add_argument("--lower-is-better", action="store_true",
-                           help="the metric is better lower (default: its known direction)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a halving in --out, skipping runs already recorded")
-    parser.add_argument("--max-chunk", type=int, default=DEFAULT_MAX_CHUNK, metavar="N",
-                        help=f"at most N runs per call ({DEFAULT_MAX_CHUNK})")
-    parser.add_argument("--devices", type=int, metavar="N",
-                        help="shard runs over the first N local devices (default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_ranking_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -109,6 +109,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     multi.add_argument("--process-id", type=int, metavar="I")
 
 
+def add_ranking_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a command that ranks a sweep's points by a final metric and runs some
+    of them again (confirm, halve): the metric's direction, the calls' size, the devices."""
+    direction = parser.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", action="store_true",
+                           help="the metric is better higher (default: its known direction)")
+    direction.add_argument("--lower-is-better", action="store_true",
+                           help="the metric is better lower (default: its known direction)")
+    parser.add_argument("--max-chunk", type=int, default=DEFAULT_MAX_CHUNK, metavar="N",
+                        help=f"at most N runs per call ({DEFAULT_MAX_CHUNK})")
+    parser.add_argument("--devices", type=int, metavar="N",
+                        help="shard runs over the first N local devices (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
 def _cluster_environment() -> bool:
     """Whether the environment launched several cooperating processes of this command."""
     env = os.environ

@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from gan_jax.records import results
+
 FORMAT = "gan_jax kept state 1"
 HEADER = "header"
 SUFFIX = ".npz"
@@ -89,20 +91,9 @@ def save(path: str | os.PathLike, tree, header: dict[str, Any]) -> int:
     arrays, names, keys = flatten(tree)
     head = dict(header, format=FORMAT, names=names, keys=keys, digest=digest(arrays, names))
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}{SUFFIX}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{HEADER: np.asarray(json.dumps(head))},
-                     **{f"a{i}": arrays[n] for i, n in enumerate(names)})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    results.write_atomic(path, lambda f: np.savez(
+        f, **{HEADER: np.asarray(json.dumps(head))},
+        **{f"a{i}": arrays[n] for i, n in enumerate(names)}))
     return os.path.getsize(path)
 
 

@@ -17,7 +17,7 @@ import socket
 import math
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 
@@ -499,16 +499,18 @@ def ensure_writable_dir(directory: str | os.PathLike) -> None:
     os.remove(probe)
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers see the old or the new contents, never a mix.
+def write_atomic(path: str | os.PathLike, text: "str | Callable[[BinaryIO], None]") -> None:
+    """Write a file so that readers see the old or the new contents, never a mix: `text`, or
+    what `text(f)` writes to the binary file f (a kept state's arrays).
 
     On failure (a full disk, a read-only directory) the temporary file is removed, the old
     contents stay, and OSError propagates.
     """
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with (open(tmp, "w", encoding="utf-8") if isinstance(text, str)
+              else open(tmp, "wb")) as f:
+            f.write(text) if isinstance(text, str) else text(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

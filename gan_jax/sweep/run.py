@@ -108,14 +108,7 @@ def run_sweep(plan: Plan, path: str | os.PathLike, *, progress: "Progress | None
     def finish(chunk: list[Run], output, steps_per_run: int) -> None:
         nonlocal done, diverged, run_steps
         _await(output)
-        host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
-        records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
-                                       [r.seed for r in chunk], host,
-                                       version_info=version_info,
-                                       ids=[r.run_id for r in chunk])
-        for r in records if record_fields else ():
-            r.update(record_fields)
-        results.append_records(path, records)
+        records = _append(path, plan.sweep.name, chunk, output, version_info, record_fields)
         done += len(records)
         diverged += sum(r["status"] == "diverged" for r in records)
         run_steps += len(chunk) * steps_per_run
@@ -201,14 +194,8 @@ def _run_kept(plan: Plan, path: str, groups: list[Group], sharding, version_info
             chunks += 1
             output, start, nbytes = _kept_chunk(program, group, chunk, entries, size,
                                                 sharding, states, every, programs)
-            host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
-            records = results.make_records(plan.sweep.name, [r.cfg for r in chunk],
-                                           [r.seed for r in chunk], host,
-                                           version_info=version_info,
-                                           ids=[r.run_id for r in chunk])
-            for r in records if record_fields else ():
-                r.update(record_fields)
-            results.append_records(path, records)
+            records = _append(path, plan.sweep.name, chunk, output, version_info,
+                              record_fields)
             if not states.keep:
                 states.drop(chunk)
             if nbytes:
@@ -227,6 +214,20 @@ def _run_kept(plan: Plan, path: str, groups: list[Group], sharding, version_info
                   chunks, tuple(sizes), len(plan.devices), 0.0, 0.0,
                   time.perf_counter() - t_start, run_steps, (None,) * len(sizes), stopped,
                   continued, spared, kept_bytes, kept_runs)
+
+
+def _append(path: str, sweep: str, chunk: list[Run], output, version_info,
+            record_fields) -> list[dict]:
+    """A finished chunk's records (the padding runs cut off, `record_fields` added), appended
+    to the results file."""
+    host = jax.tree.map(lambda a: np.asarray(a)[:len(chunk)], jax.device_get(output))
+    records = results.make_records(sweep, [r.cfg for r in chunk], [r.seed for r in chunk],
+                                   host, version_info=version_info,
+                                   ids=[r.run_id for r in chunk])
+    for r in records if record_fields else ():
+        r.update(record_fields)
+    results.append_records(path, records)
+    return records
 
 
 def _kept_chunks(group: Group, size: int, states: Store):

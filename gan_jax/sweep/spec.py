@@ -182,19 +182,24 @@ class _Problems:
         return ConfigError("\n".join(self.lines))
 
 
-def load_sweep(path: str | os.PathLike) -> Sweep:
-    """Read and validate a sweep file; every problem is reported, one ConfigError naming file
-    and key per line."""
-    path = os.fspath(path)
+def _read_toml(path: str) -> dict:
+    """A sweep file's TOML, or a ConfigError naming the file and what is wrong with it."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and validate a sweep file; every problem is reported, one ConfigError naming file
+    and key per line."""
+    path = os.fspath(path)
+    data = _read_toml(path)
     return parse_sweep(data, path)
 
 
@@ -203,15 +208,7 @@ def load_targets(path: str | os.PathLike) -> dict[str, str]:
     else of it: what `table`, `plot` and the other commands need to read its records
     (`--plugin FILE.toml`). Returns NAME -> NAME.DIGEST."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data = _read_toml(path)
     base = os.path.dirname(os.path.abspath(path))
     try:
         if "plugins" in data:
