@@ -1,7 +1,7 @@
 """gan_jax: GAN training dynamics on low-dimensional targets with known answers, in JAX."""
 
 # Importing the package changes no JAX setting: the persistent compilation cache is set up by
-# the commands, and by the engine when it first builds a program (gan_jax.core.digest).
+# the commands, and by the engine when it first builds a program (gan_jax.engine.cache).
 from gan_jax.core import digest as _digest
 # The component modules, by their short names (`gj.losses.hinge_d_loss`, `gj.methods.Slots`):
 # what a researcher composes their own component from (docs/extending.md).

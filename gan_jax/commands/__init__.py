@@ -1,1 +1,3 @@
-"""The command line: every `python -m gan_jax` command's arguments and `main`; nothing below imports it."""
+"""The command line: every `python -m gan_jax` command's arguments and `main`; nothing below
+imports it.
+"""

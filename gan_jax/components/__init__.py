@@ -1,1 +1,3 @@
-"""The components by protocol and their built-ins: targets, generator and discriminator families, losses, metrics, training methods, optimisers."""
+"""The components by protocol and their built-ins: targets, generator and discriminator families,
+losses, metrics, training methods, optimisers.
+"""

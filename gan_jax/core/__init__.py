@@ -1,1 +1,3 @@
-"""The foundations every layer reads: the error wording, the live tables of components, code digests, the library's random words."""
+"""The foundations every layer reads: the error wording, the live tables of components, code
+digests, the library's random words.
+"""

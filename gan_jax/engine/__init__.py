@@ -1,1 +1,3 @@
-"""Programs: compiling runs for many configurations at once, keeping them by configuration, measuring their throughput."""
+"""Programs: compiling runs for many configurations at once, keeping them by configuration,
+measuring their throughput.
+"""

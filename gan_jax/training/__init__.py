@@ -1,1 +1,3 @@
-"""One run: its state, step, game, loop and evaluation, written for one run and vmapped from outside."""
+"""One run: its state, step, game, loop and evaluation, written for one run and vmapped from
+outside.
+"""
