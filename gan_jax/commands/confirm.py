@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from gan_jax.commands.sweep import add_ranking_arguments, chosen_devices, prepare_out
+from gan_jax.commands.sweep import (add_ranking_arguments, chosen_devices, prepare_out,
+                                    ranking_direction)
 from gan_jax.core.errors import ConfigError
 from gan_jax.records import results
-from gan_jax.report import tables
 from gan_jax.sweep.confirm import (collect, compare, CONFIRM_DIR, DEFAULT_SEEDS, DEFAULT_TOP,
                                    fresh_seeds, point_labels, report, select)
 from gan_jax.sweep.plan import plan_sweep
@@ -38,11 +38,7 @@ def main(args: argparse.Namespace) -> int:
     if args.seeds < 2:
         raise ConfigError(f"--seeds: got {args.seeds}; must be at least 2 (an interval needs "
                           "two seeds)")
-    if args.max_chunk < 1:
-        raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
-    higher = (args.metric,) if args.higher_is_better else ()
-    lower = (args.metric,) if args.lower_is_better else ()
-    higher_is_better = tables.direction(args.metric, higher, lower)
+    higher_is_better = ranking_direction(args)
     sweep = load_sweep(args.file)
     records, notes = results.load_results(args.out)
     for note in results.summarize_problems(notes):

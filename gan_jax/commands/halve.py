@@ -6,10 +6,9 @@ import argparse
 import os
 import sys
 
-from gan_jax.commands.sweep import add_ranking_arguments, chosen_devices, prepare_out
-from gan_jax.core.errors import ConfigError
+from gan_jax.commands.sweep import (add_ranking_arguments, chosen_devices, prepare_out,
+                                    ranking_direction)
 from gan_jax.records import results
-from gan_jax.report import tables
 from gan_jax.sweep.halving import DEFAULT_ETA, DEFAULT_RUNGS, halve, rung_steps
 from gan_jax.sweep.spec import load_sweep
 
@@ -29,11 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.max_chunk < 1:
-        raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
-    higher = (args.metric,) if args.higher_is_better else ()
-    lower = (args.metric,) if args.lower_is_better else ()
-    higher_is_better = tables.direction(args.metric, higher, lower)
+    higher_is_better = ranking_direction(args)
     sweep = load_sweep(args.file)
     budgets = rung_steps(sweep, args.eta, args.rungs)
     devices = chosen_devices(args.devices)

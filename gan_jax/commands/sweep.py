@@ -18,6 +18,7 @@ from typing import TextIO
 import jax
 
 from gan_jax.records import results
+from gan_jax.report import tables
 from gan_jax.config import CHOICE_FIELDS, eval_part
 from gan_jax.core.errors import ConfigError, OutputError
 from gan_jax.sweep.plan import (DEFAULT_MAX_CHUNK, ESTIMATE_MARGIN, Plan, estimate_chunk_bytes,
@@ -122,6 +123,16 @@ def add_ranking_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, metavar="N",
                         help="shard runs over the first N local devices (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def ranking_direction(args: argparse.Namespace) -> bool:
+    """Check the arguments of add_ranking_arguments and return whether args.metric is better
+    higher (the flags, else the metric's known direction)."""
+    if args.max_chunk < 1:
+        raise ConfigError(f"--max-chunk: got {args.max_chunk}; must be at least 1")
+    higher = (args.metric,) if args.higher_is_better else ()
+    lower = (args.metric,) if args.lower_is_better else ()
+    return tables.direction(args.metric, higher, lower)
 
 
 def _cluster_environment() -> bool:

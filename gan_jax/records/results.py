@@ -499,18 +499,21 @@ def ensure_writable_dir(directory: str | os.PathLike) -> None:
     os.remove(probe)
 
 
-def write_atomic(path: str | os.PathLike, text: "str | Callable[[BinaryIO], None]") -> None:
-    """Write a file so that readers see the old or the new contents, never a mix: `text`, or
-    what `text(f)` writes to the binary file f (a kept state's arrays).
+def write_atomic(path: str | os.PathLike, contents: "str | Callable[[BinaryIO], None]") -> None:
+    """Write a file so that readers see the old or the new contents, never a mix: a text, or
+    what `contents(f)` writes to the binary file f (a kept state's arrays).
 
     On failure (a full disk, a read-only directory) the temporary file is removed, the old
     contents stay, and OSError propagates.
     """
     tmp = f"{path}.tmp{os.getpid()}"
+    text = isinstance(contents, str)
     try:
-        with (open(tmp, "w", encoding="utf-8") if isinstance(text, str)
-              else open(tmp, "wb")) as f:
-            f.write(text) if isinstance(text, str) else text(f)
+        with open(tmp, "w" if text else "wb", encoding="utf-8" if text else None) as f:
+            if text:
+                f.write(contents)
+            else:
+                contents(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
