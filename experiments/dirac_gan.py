@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.analysis import dirac, stability
+from gan_jax.components import methods
 from gan_jax.config import ConfigError
 from gan_jax.records.results import write_atomic
 from gan_jax.report.tables import markdown_table as md_table
 
-EQUILIBRIUM = np.zeros(2, np.float32)
+EQUILIBRIUM = (np.zeros(1, np.float32), np.zeros(1, np.float32))   # (theta, psi)
 
 
 class Arm(NamedTuple):
@@ -57,13 +58,10 @@ ARMS = (
 )
 
 
-def dirac_game(arm: Arm) -> stability.Game:
-    """The arm's Dirac-GAN (gan_jax.analysis.dirac.dirac_game) on flat (theta, psi) vectors."""
-    game = dirac.dirac_game(arm.loss, r1=arm.r1_weight or None, gp=arm.gp_weight or None,
+def dirac_game(arm: Arm) -> methods.Game:
+    """The arm's Dirac-GAN (gan_jax.analysis.dirac.dirac_game) on theta and psi (f[1] each)."""
+    return dirac.dirac_game(arm.loss, r1=arm.r1_weight or None, gp=arm.gp_weight or None,
                             clip=arm.clip, r2=arm.r2_weight or None)
-    return stability.Game(lambda theta, psi: game.g_loss(theta, psi, None),
-                          lambda theta, psi: game.d_loss(theta, psi, None), 1,
-                          None if arm.clip is None else game.project_d)
 
 
 class ArmResult(NamedTuple):
@@ -78,7 +76,8 @@ def run_arm(arm: Arm, *, lr: float, steps: int, x0) -> ArmResult:
     # check then says whether a linearisation describes the dynamics at all.
     analysis = stability.analyze(game, EQUILIBRIUM, lr_g=lr, lr_d=lr)
     paths = {u: np.asarray(jax.jit(lambda x, u=u: stability.trajectory(
-        stability.update_map(game, lr, lr, u), x, steps))(jnp.asarray(x0, jnp.float32)))
+        stability.update_map(game, EQUILIBRIUM, lr, lr, u), x, steps))(
+            jnp.asarray(x0, jnp.float32)))
         for u in ("simultaneous", "alternating")}
     return ArmResult(arm, analysis, paths)
 

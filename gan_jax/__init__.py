@@ -27,13 +27,13 @@ from gan_jax.components.metrics import (METRICS, Metric, default_bandwidth, js_d
 from gan_jax.components.models import (Family, Model, linear_generator, logistic_discriminator,
                                        make_discriminator, make_generator, mlp,
                                        piecewise_generator)
-from gan_jax.components.methods import MethodSpec
+from gan_jax.components.methods import Game, MethodSpec
 from gan_jax.components.optim import make_optimizer, maximize
 from gan_jax.report.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
                                   recorded_samples)
 from gan_jax.presets import BENCH_CONFIGS, SEED_CONFIGS
 from gan_jax.records.results import history_frame, load_results, to_dataframe
-from gan_jax.analysis.stability import (Game, LocalAnalysis, analyze, analyze_config,
+from gan_jax.analysis.stability import (LocalAnalysis, analyze, analyze_config,
                                         find_stationary, population_game, saturation, trajectory,
                                         update_map, vector_field)
 from gan_jax.sweep import (Group, Plan, Report, Run, Sweep, load_sweep, parse_sweep, plan_sweep,

@@ -344,8 +344,9 @@ def test_components_given_as_objects_are_named_by_their_code(clean_registry):
 
 
 def test_the_population_game_refuses_what_it_leaves_out():
-    cfg = gj.make_config(dict(nk_eta=0.1))
-    with pytest.raises(gj.ConfigError, match="nk_eta: got 0.1; the population game has no"):
+    cfg = gj.make_config(dict(generator="mlp", discriminator="mlp", spectral_norm=True))
+    with pytest.raises(gj.ConfigError, match="spectral_norm: switched on by this "
+                                             "configuration; the population game has no"):
         gj.population_game(cfg)
 
 

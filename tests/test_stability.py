@@ -9,11 +9,12 @@ import pytest
 
 from experiments import dirac_gan
 from gan_jax.analysis import stability
+from gan_jax.components import methods
 from gan_jax.config import ConfigError
 from gan_jax.analysis.seed_repro import SEED_CONFIGS
 
 H = 0.1
-ORIGIN = np.zeros(2, np.float32)
+ORIGIN = (np.zeros(1, np.float32), np.zeros(1, np.float32))   # (theta, psi)
 
 
 def analyze_arm(arm, **kwargs):
@@ -77,7 +78,7 @@ def test_trajectories_circle_spiral_out_and_converge():
     x0 = jnp.array([1.0, 1.0])
 
     def norms(arm, update, steps=300):
-        step = stability.update_map(dirac_gan.dirac_game(arm), H, H, update)
+        step = stability.update_map(dirac_gan.dirac_game(arm), ORIGIN, H, H, update)
         return np.linalg.norm(stability.trajectory(step, x0, steps), axis=1)
 
     minimax = dirac_gan.Arm("gan", "minimax")
@@ -90,7 +91,7 @@ def test_trajectories_circle_spiral_out_and_converge():
 def test_alternating_map_steps_d_then_g_with_the_new_d():
     game = dirac_gan.dirac_game(dirac_gan.Arm("gan", "minimax"))
     theta, psi = 0.7, -0.4
-    step = stability.update_map(game, 0.3, 0.2, "alternating", d_updates=2)
+    step = stability.update_map(game, ORIGIN, 0.3, 0.2, "alternating", d_updates=2)
     sig = lambda t: 1 / (1 + math.exp(-t))                                  # noqa: E731
     for _ in range(2):   # minimax Dirac field: v = (psi s(psi theta), -theta s(psi theta))
         psi = psi - 0.2 * theta * sig(psi * theta)
@@ -98,14 +99,15 @@ def test_alternating_map_steps_d_then_g_with_the_new_d():
     # The step as one program (float32), against the recursion in float64.
     np.testing.assert_allclose(jax.jit(step)(jnp.array([0.7, -0.4])), [theta, psi], rtol=1e-6)
     with pytest.raises(ConfigError, match="d_updates"):
-        stability.update_map(game, 0.1, 0.1, "simultaneous", d_updates=2)
+        stability.update_map(game, ORIGIN, 0.1, 0.1, "simultaneous", d_updates=2)
     with pytest.raises(ConfigError, match="update"):
-        stability.update_map(game, 0.1, 0.1, "leapfrog")
+        stability.update_map(game, ORIGIN, 0.1, 0.1, "leapfrog")
 
 
 def test_no_stationary_point_is_reported_with_its_residual():
-    game = stability.Game(lambda th, ph: th[0], lambda th, ph: ph[0] ** 2, 1)  # v_theta = -1
-    a = stability.analyze(game, np.array([0.5, 0.5], np.float32), lr_g=H, lr_d=H)
+    game = methods.Game(lambda g, d, _: g[0], lambda g, d, _: d[0] ** 2)  # v_theta = -1
+    a = stability.analyze(game, (np.array([0.5], np.float32), np.array([0.5], np.float32)),
+                          lr_g=H, lr_d=H)
     assert not a.converged and a.eigenvalues is None and a.rho_alternating is None
     assert a.residual == pytest.approx(1.0, abs=1e-4)
     assert a.flow.startswith("no stationary point") and "|v| = 1" in a.flow
@@ -141,3 +143,54 @@ def test_seed_linear_configuration_has_a_neutral_spread_direction():
     assert a.flow == "neutral" and a.alternating == "neutral"
     with pytest.raises(ConfigError, match="sgd"):
         stability.analyze_config(SEED_CONFIGS["linear"].replace(optimizer="adam"))
+
+
+@pytest.mark.parametrize("changes", [
+    dict(nk_eta=0.5),
+    dict(noise_std=1.0),
+    dict(pack=2, discriminator="mlp", d_width=4, d_depth=1, d_init=None),
+    pytest.param(dict(nk_eta=0.2, noise_std=0.2, pack=2, loss="wgan_gp", discriminator="mlp",
+                      d_width=4, d_depth=1, d_init=None),
+                 marks=pytest.mark.slow),
+], ids=["nk", "noise", "pack", "all"])
+def test_population_game_is_the_training_game_in_expectation(changes):
+    """The population game (training's make_game on quantile nodes) against training's game
+    on random batches: equal within the batches' own Monte Carlo error."""
+    from gan_jax import config
+    from gan_jax.training import train
+
+    cfg = SEED_CONFIGS["linear"].replace(**changes)
+    built = stability.population_game(cfg, nodes=512)
+    g, d = built.point
+    d = jax.tree.map(lambda x: x + 0.3, d)   # away from the start (the seed's bias is 0)
+    static, hp = config.static_part(cfg), config.traced_part(cfg)
+    parts = train.make_parts(static)
+    game = train.make_game(static, parts, hp, states=((),) * len(train.stabilisers_on(static)))
+    n, reps = 8192, 8
+
+    @jax.jit
+    def sampled(key):
+        k_draw, k_extra = jax.random.split(key)
+        batch = train.history_batch(static, parts, train.eval_draws(parts, k_draw, n * cfg.pack),
+                                    k_extra)
+        return jnp.stack([game.g_loss(g, d, batch), game.d_loss(g, d, batch)])
+
+    mc = np.stack([np.asarray(sampled(jax.random.key(i))) for i in range(reps)])
+    pop = np.asarray([built.game.g_loss(g, d, None), built.game.d_loss(g, d, None)])
+    err = mc.std(axis=0, ddof=1) / np.sqrt(reps)
+    # 4 standard errors of the 8 batches' mean (switching the stabiliser off moves the
+    # population values by 10 or more of them); 2e-4 for the nodes' quadrature error.
+    assert np.all(np.abs(pop - mc.mean(axis=0)) < 4 * err + 2e-4), (pop, mc.mean(0), err)
+
+
+def test_population_game_stabilisers_change_the_verdict_inputs():
+    """NK, noise and packing reach the analysis (a different Jacobian), and what has no
+    population form is refused with its field."""
+    base = SEED_CONFIGS["linear"]
+    plain = stability.analyze_config(base, nodes=64)
+    nk = stability.analyze_config(base.replace(nk_eta=1.0), nodes=64)
+    assert nk.converged and nk.differentiable
+    assert not np.allclose(np.sort(nk.eigenvalues.real), np.sort(plain.eigenvalues.real))
+    with pytest.raises(ConfigError, match="noise_std: got 0.1; the population game of a "
+                                          "relativistic loss"):
+        stability.population_game(base.replace(loss="rpgan", noise_std=0.1), nodes=16)

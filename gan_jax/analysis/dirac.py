@@ -147,10 +147,7 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
         return weights() @ jax.vmap(lambda f: spec.g_loss(f[None]))(fake_N)
 
     def g_loss(theta, psi, batch=None):
-        value = g_value(theta, psi)
-        if nk_eta is not None:
-            value = value + nk_eta * methods.nk_regulariser(d_value, theta, psi, batch)
-        return value
+        return g_value(theta, psi)
 
     def d_loss(theta, psi, batch=None):
         value = d_value(theta, psi)
@@ -169,7 +166,9 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
             value = value + gp * (weights() @ per_node)
         return value
 
-    game = methods.Game(g_loss, d_loss)
+    game = methods.Game(g_loss, d_loss, value=d_value)
+    if nk_eta is not None:      # the wrapper training uses (train.NAGARAJAN_KOLTER)
+        game = methods.nagarajan_kolter(game, nk_eta)
     if clip is not None:
         game = game._replace(project_d=lambda psi: losses.clip_params(psi, clip))
     return game

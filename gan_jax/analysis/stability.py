@@ -4,10 +4,15 @@ Gradient signal (the seed's saturation table, for every loss): with s a fake sam
 and D(fake) = sigmoid(s), |d g_loss / d s| is the generator's signal and |d d_loss / d s| the
 discriminator's, by autodiff of the registry's losses (:func:`saturation`).
 
-Dynamics. A :class:`Game` is two losses to minimise on flat parameter vectors theta (generator)
-and phi (discriminator). Plain gradient play follows the vector field
+Dynamics. The game is the library's one type, gan_jax.components.methods.Game: two objectives
+to minimise, of the generator's and the discriminator's parameters (and a batch, None here:
+the games analysed are deterministic). At a point (g, d), flattened to x = (theta, phi)
+(`flat`, generator first), plain gradient play follows the vector field
 
   v(x) = (-d g_loss / d theta, -d d_loss / d phi),   x = (theta, phi).
+
+A configuration's game is training's own (train.make_game) on its population nodes
+(:func:`population_game`); the Dirac-GAN's is gan_jax.analysis.dirac.dirac_game.
 
 At a stationary point x* (v(x*) = 0, found by Levenberg-Marquardt steps, :func:`find_stationary`)
 the Jacobian J = dv/dx (jax.jacfwd) decides the local behaviour:
@@ -81,65 +86,57 @@ def saturation(probs, names=None) -> dict[str, dict[str, np.ndarray]]:
 
 
 # ----------------------------------------------------------------------------- games
-
-class Game(NamedTuple):
-    """Two losses to minimise, `g_loss(theta, phi)` and `d_loss(theta, phi)`, on flat vectors.
-
-    num_g: the length of theta; x = concatenate([theta, phi]).
-    project_d: applied to phi after each discriminator step (WGAN's clipping), or None.
-    """
-
-    g_loss: Callable[[jax.Array, jax.Array], jax.Array]
-    d_loss: Callable[[jax.Array, jax.Array], jax.Array]
-    num_g: int
-    project_d: Callable[[jax.Array], jax.Array] | None = None
+#
+# The analysis takes the library's one game type, gan_jax.components.methods.Game (two
+# objectives of (g, d, batch), both minimised), with a point `(g, d)` of parameter pytrees that
+# fixes their structure; it works on the flat vector x = ravel((g, d)) (generator first). Its
+# games are deterministic: the batch they are called with is None (a population game carries
+# its nodes in its objectives, `population_game`).
 
 
-def vector_field(game: Game) -> Callable[[jax.Array], jax.Array]:
-    """v(x) = (-d g_loss / d theta, -d d_loss / d phi)."""
-    n = game.num_g
+def flat(point) -> tuple[jax.Array, Callable]:
+    """(x, unravel): the point (g, d) as one flat vector, and x -> (g, d)."""
+    return ravel_pytree(point)
+
+
+def vector_field(game: methods.Game, point) -> Callable[[jax.Array], jax.Array]:
+    """v(x) = -xi(x) = (-d g_loss / d g, -d d_loss / d d), flattened like `flat(point)`."""
+    _, unravel = flat(point)
 
     def v(x):
-        theta, phi = x[:n], x[n:]
-        return jnp.concatenate([-jax.grad(game.g_loss, 0)(theta, phi),
-                                -jax.grad(game.d_loss, 1)(theta, phi)])
+        g, d = unravel(x)
+        return -ravel_pytree(methods.simultaneous_gradient(game, g, d, None))[0]
 
     return v
 
 
-def update_map(game: Game, lr_g, lr_d, update: str = "simultaneous",
+def update_map(game: methods.Game, point, lr_g, lr_d, update: str = "simultaneous",
                d_updates: int = 1) -> Callable[[jax.Array], jax.Array]:
-    """One run-step of plain gradient play as a map x -> x' (the train loop's order).
+    """One run-step of plain gradient play as a map x -> x' (the train loop's order), on flat
+    vectors shaped like `flat(point)`.
 
     The step is the library's own (gan_jax.components.methods.make_method, with optax.sgd(lr_g) and
     optax.sgd(lr_d)): no update rule is written here. Plain SGD keeps no state, so the step
-    is a map of x = (theta, phi) alone.
+    is a map of x = (g, d) alone.
     """
     if update not in methods.METHODS:
         raise ConfigError(f"update: got {update!r}; must be one of {', '.join(methods.METHODS)}")
     if methods.simultaneous(update) and d_updates != 1:
         raise ConfigError(f"d_updates: got {d_updates}; must be 1 with update = {update!r}")
-    n = game.num_g
-    method = methods.make_method(update, as_method_game(game), optax.sgd(lr_g),
-                                 optax.sgd(lr_d), d_updates=d_updates)
+    _, unravel = flat(point)
+    method = methods.make_method(update, game, optax.sgd(lr_g), optax.sgd(lr_d),
+                                 d_updates=d_updates)
     batches = (None,) * (method.slots.d + method.slots.g)   # the game is deterministic
 
     def step(x):
-        play = method.step(method.init(x[:n], x[n:]), batches)
+        play = method.step(method.init(*unravel(x)), batches)
         if jax.tree.leaves((play.g_opt, play.d_opt, play.extra)):
             raise ConfigError(f"update: got {update!r}; its step carries state beyond "
-                              f"(theta, phi), so it is not a map of x (gan_jax.analysis.dirac "
+                              f"(g, d), so it is not a map of x (gan_jax.analysis.dirac "
                               f"analyses such methods over their whole state)")
-        return jnp.concatenate([play.g, play.d])
+        return flat((play.g, play.d))[0]
 
     return step
-
-
-def as_method_game(game: Game) -> methods.Game:
-    """The game as gan_jax.components.methods takes it: losses of (g, d, batch), the batch ignored."""
-    method_game = methods.Game(lambda g, d, batch: game.g_loss(g, d),
-                               lambda g, d, batch: game.d_loss(g, d))
-    return method_game._replace(project_d=game.project_d) if game.project_d else method_game
 
 
 def trajectory(step_map: Callable, x0, steps: int) -> jax.Array:
@@ -162,15 +159,16 @@ class Stationary(NamedTuple):
     iterations: int
 
 
-def _field_and_jacobian(game: Game) -> Callable:
+def _field_and_jacobian(game: methods.Game, point) -> Callable:
     """jit(x -> (v(x), dv/dx(x))): one compiled program for the search and the analysis."""
-    v = vector_field(game)
+    v = vector_field(game, point)
     return jax.jit(lambda x: (v(x), jax.jacfwd(v)(x)))
 
 
-def find_stationary(game: Game, x0, *, tol: float = 1e-5, max_iter: int = 200,
+def find_stationary(game: methods.Game, point, *, tol: float = 1e-5, max_iter: int = 200,
                     field: Callable | None = None) -> Stationary:
-    """A zero of the vector field near x0, by Levenberg-Marquardt steps on |v|^2.
+    """A zero of the vector field near the point (g, d), by Levenberg-Marquardt steps on
+    |v|^2, on the flat vector x = flat(point)[0].
 
     Each step solves (J^T J + mu I) dx = -J^T v: Newton's step where J is well conditioned, a
     short gradient step otherwise, so the search also settles on a continuum of stationary
@@ -179,13 +177,13 @@ def find_stationary(game: Game, x0, *, tol: float = 1e-5, max_iter: int = 200,
     grows after a rejected one. `field` (x -> (v, J), compiled) may be passed in to share
     one compilation with the caller.
     """
-    field = field or _field_and_jacobian(game)
+    field = field or _field_and_jacobian(game, point)
 
     def evaluate(x):
         v, jac = field(x)
         return np.asarray(v, np.float64), np.asarray(jac, np.float64)
 
-    x = np.asarray(x0, np.float32)
+    x = np.asarray(flat(point)[0], np.float32)
     v, jac = evaluate(x)
     residual = float(np.linalg.norm(v))
     mu = 1e-3
@@ -266,21 +264,22 @@ def jacobian_error(field: Callable, jac: np.ndarray, x: np.ndarray, delta: float
     return float(np.max(np.abs(fd - jac)) / max(np.max(np.abs(jac)), 1.0))
 
 
-def analyze(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
+def analyze(game: methods.Game, point, *, lr_g: float, lr_d: float, d_updates: int = 1,
             tol: float = 1e-5, max_iter: int = 200, smooth_tol: float = 0.05) -> LocalAnalysis:
-    """Find a stationary point near x0 and classify its stability for flow and both maps.
+    """Find a stationary point near `point` and classify its stability for flow and both maps.
 
     Args:
-      game: the two losses.
-      x0: f32[n] where the search starts.
+      game: the two objectives (deterministic: called with batch None).
+      point: (g, d), parameter pytrees where the search starts; LocalAnalysis.x is the
+        stationary point flattened like `flat(point)`.
       lr_g, lr_d: step sizes of the discrete maps; d_updates: discriminator steps per
         generator step in the alternating map (the simultaneous map always uses 1).
       tol: |v| below which x counts as stationary.
       smooth_tol: the largest relative central-difference mismatch of J accepted as
         differentiable.
     """
-    field = _field_and_jacobian(game)
-    found = find_stationary(game, x0, tol=tol, max_iter=max_iter, field=field)
+    field = _field_and_jacobian(game, point)
+    found = find_stationary(game, point, tol=tol, max_iter=max_iter, field=field)
     if not found.converged:
         why = f"no stationary point (|v| = {found.residual:.3g} after {found.iterations} steps)"
         return LocalAnalysis(found.x, found.residual, False, False, float("nan"), None, why,
@@ -291,8 +290,8 @@ def analyze(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
         why = f"not differentiable at x* (J mismatch {error:.3g})"
         return LocalAnalysis(found.x, found.residual, True, False, error, None, why,
                              None, why, None, why)
-    sim = update_map(game, lr_g, lr_d, "simultaneous")
-    alt = update_map(game, lr_g, lr_d, "alternating", d_updates)
+    sim = update_map(game, point, lr_g, lr_d, "simultaneous")
+    alt = update_map(game, point, lr_g, lr_d, "alternating", d_updates)
     map_jacs = jax.jit(lambda x: (jax.jacfwd(sim)(x), jax.jacfwd(alt)(x)))(found.x)
     sim_eigs, alt_eigs = (np.linalg.eigvals(np.asarray(m, np.float64)) for m in map_jacs)
     eigs = np.linalg.eigvals(jac)
@@ -307,70 +306,108 @@ def analyze(game: Game, x0, *, lr_g: float, lr_d: float, d_updates: int = 1,
 class ConfigGame(NamedTuple):
     """A configuration's population game and where its parameters start."""
 
-    game: Game
-    x0: jax.Array                     # f32[n]: the configuration's initial (theta, phi)
-    unravel_g: Callable               # flat theta -> generator params pytree
-    unravel_d: Callable
+    game: methods.Game       # deterministic: its nodes are inside its objectives
+    point: tuple             # (g, d): the configuration's initial parameters (pytrees)
 
 
-def population_game(cfg: RunConfig, *, nodes: int = 1024, key=None) -> ConfigGame:
-    """The expected (population) losses of a 1-D configuration, as a Game.
+NOISE_NODES = 32     # the population game's instance-noise nodes per sample
 
-    Expectations use equal-weight nodes, the mid-quantiles (i + 1/2) / nodes of the target and
-    of z ~ N(0, 1), so the library's batch-mean losses and penalties (train.make_d_objective)
-    apply unchanged and the game is deterministic. WGAN-GP's interpolation weights are drawn
-    once from a fixed key. The initial point is cfg's g_init / d_init, or a draw from `key`.
-    A relativistic loss (g_real) is evaluated on every pair of real and generated nodes.
+
+def _on_nodes(game: methods.Game, batch) -> methods.Game:
+    """The game with its batch fixed: a deterministic game, whatever batch it is given."""
+    value = game.value
+    return methods.Game(lambda g, d, _: game.g_loss(g, d, batch),
+                        lambda g, d, _: game.d_loss(g, d, batch), game.project_d,
+                        None if value is None else lambda g, d, _: value(g, d, batch))
+
+
+def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOISE_NODES,
+                    key=None) -> ConfigGame:
+    """The expected (population) losses of a 1-D configuration: the game training plays
+    (train.make_game, its stabilisers and wrappers included), on one deterministic batch of
+    nodes in place of random draws.
+
+    real and latent samples: the mid-quantiles (i + 1/2) / nodes of the target and of
+      z ~ N(0, 1), equal-weight nodes, so the library's batch-mean losses and penalties
+      (train.make_d_objective) are expectations by the midpoint rule in probability.
+    packing (pack = m): member k of pack i is node perm_k(i), perm_0 the identity and the
+      others fixed random permutations: a Latin-hypercube estimate of the expectation over
+      independent m-tuples (not exact; its error shrinks as nodes grow).
+    a relativistic loss (g_real): every real node (or pack) against every generated one, so
+      a loss that compares pairs has the expectation over independent draws (nodes^2 rows).
+    instance noise: the batch repeated once for each of `noise_nodes` mid-quantiles of
+      N(0, 1), scaled to unit variance (32 mid-quantiles alone hold 0.961 of it), so each
+      sample meets every noise node (in a pack, member k's node is permuted as above); its
+      anneal is not applied (the step is not known).
+    the gradient penalty's interpolation weights: drawn once from a fixed key.
+    the Nagarajan-Kolter term: training's own wrapper (methods.nagarajan_kolter).
+    A stabiliser that keeps state (spectral normalization) or makes draws other than instance
+    noise's has no population form and is refused. The initial point is cfg's g_init /
+    d_init, or a draw from `key`.
     """
-    # What the population game leaves out is refused, never dropped without a word.
-    for name, off, what in (("nk_eta", 0.0, "the Nagarajan-Kolter term"),
-                            ("noise_std", 0.0, "instance noise"), ("pack", 1, "packing"),
-                            ("spectral_norm", False, "spectral normalization")):
-        if getattr(cfg, name) != off:
-            raise ConfigError(f"{name}: got {getattr(cfg, name)!r}; the population game has no "
-                              f"{what}: leave it at {off!r} (the Dirac-GAN, `python -m gan_jax "
-                              "dirac`, analyses the stabilisers it names)")
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
+    on = train.stabilisers_on(static)
+    for name, s in on:
+        stateful = s.init is not train.Stabiliser._field_defaults["init"] or s.advance
+        if name != "instance_noise" and (stateful or s.cut or s.row_draws or s.view):
+            raise ConfigError(f"{name}: switched on by this configuration; the population "
+                              "game has no form of it (it keeps state or draws of its own): "
+                              "switch it off (the Dirac-GAN, `python -m gan_jax dirac`, "
+                              "analyses the stabilisers it names)")
     parts = train.make_parts(static)
     if parts.target.dim != 1 or parts.latent_dim != 1:
         raise ConfigError(f"data: population games are built for 1-D data and latent; got "
                           f"{parts.target.dim}-D data, latent_dim {parts.latent_dim}")
     hp = config_lib.traced_part(cfg)
+    loss = parts.loss(hp)
+    use_noise, pack = static.use_noise, static.pack
+    if use_noise and loss.g_real:
+        raise ConfigError(f"noise_std: got {cfg.noise_std!r}; the population game of a "
+                          f"relativistic loss ({cfg.loss!r}) has no instance noise (its "
+                          f"nodes^2 x noise_nodes rows): leave noise_std at 0")
     key = jax.random.key(0) if key is None else key
     k_g, k_d, k_pen = jax.random.split(key, 3)
     gp_u = jax.random.uniform(k_pen, (nodes,))   # fixed interpolation weights of the GP
+
+    def members(k, n, count):
+        """i32[count, m]: member j of row i is node perm_j(i) (perm_0 the identity)."""
+        perms = [jnp.arange(count)] + [jax.random.permutation(jax.random.fold_in(k, j), count)
+                                       for j in range(1, pack)]
+        return jnp.stack(perms, axis=1) % n
+
     g0 = models.init_params(parts.generator, k_g, hp.g_init if static.has_g_init else None)
     d0 = models.init_params(parts.discriminator, k_d, hp.d_init if static.has_d_init else None)
-    theta0, unravel_g = ravel_pytree(g0)
-    phi0, unravel_d = ravel_pytree(d0)
     p = (jnp.arange(nodes) + 0.5) / nodes
-    real = exact.target_quantile(parts.target, p)[:, None]
-    z = ndtri(p)[:, None]
-    d_objective = train.make_d_objective(static, parts, hp)
-    d_apply, g_apply = parts.discriminator.apply, parts.generator.apply
-    loss = parts.loss(hp)
+    real_nodes, z_nodes = exact.target_quantile(parts.target, p), ndtri(p)
+    real_i, z_i = members(jax.random.fold_in(k_pen, 1), nodes, nodes), \
+        members(jax.random.fold_in(k_pen, 2), nodes, nodes)
     if loss.g_real:
-        # A relativistic loss pairs the i-th real node with the i-th fake one: every real
-        # node against every fake node gives the expectation over independent draws.
-        real, z = jnp.repeat(real, nodes, axis=0), jnp.tile(z, (nodes, 1))
+        # Every real pack against every fake one: a loss that compares the i-th real pack
+        # with the i-th fake one then has the expectation over independent draws.
+        real_i, z_i = jnp.repeat(real_i, nodes, axis=0), jnp.tile(z_i, (nodes, 1))
         gp_u = jnp.tile(gp_u, nodes)
+    extra = tuple(() for _ in on)
+    if use_noise:
+        eps = ndtri((jnp.arange(noise_nodes) + 0.5) / noise_nodes)
+        eps = eps / jnp.sqrt(jnp.mean(eps**2))      # the noise's variance exactly
+        # Copy c of the batch: member j of each pack meets noise node perm_j(c).
+        eps_cj = eps[members(jax.random.fold_in(k_pen, 3), noise_nodes, noise_nodes)]
+        packs = real_i.shape[0]
+        real_i, z_i = jnp.tile(real_i, (noise_nodes, 1)), jnp.tile(z_i, (noise_nodes, 1))
+        gp_u = jnp.tile(gp_u, noise_nodes)
+        noise_N1 = jnp.broadcast_to(eps_cj[:, None, :], (noise_nodes, packs, pack)
+                                    ).reshape(-1, 1)
+        extra = tuple((noise_N1, noise_N1) if name == "instance_noise" else ()
+                      for name, _ in on)
+    batch = train.Batch(real_nodes[real_i.reshape(-1)][:, None],
+                        z_nodes[z_i.reshape(-1)][:, None], gp_u, extra)
+    game = train.make_game(static, parts, hp, states=tuple(() for _ in on), step=None)
+    return ConfigGame(_on_nodes(game, batch), (g0, d0))
 
-    def g_loss(theta, phi):
-        d = unravel_d(phi)
-        return loss.generator(d_apply(d, g_apply(unravel_g(theta), z)), d_apply(d, real))
 
-    def d_loss(theta, phi):
-        return d_objective(unravel_d(phi), real, g_apply(unravel_g(theta), z), gp_u)
-
-    project = None
-    if loss.clip:
-        project = lambda phi: losses.clip_params(phi, hp.clip)  # noqa: E731
-    game = Game(g_loss, d_loss, theta0.size, project)
-    return ConfigGame(game, jnp.concatenate([theta0, phi0]), unravel_g, unravel_d)
-
-
-def analyze_config(cfg: RunConfig, x0=None, *, nodes: int = 1024, **kwargs) -> LocalAnalysis:
-    """:func:`analyze` of a configuration's population game at its learning rates.
+def analyze_config(cfg: RunConfig, point=None, *, nodes: int = 1024, **kwargs) -> LocalAnalysis:
+    """:func:`analyze` of a configuration's population game at its learning rates, from
+    `point` ((g, d) pytrees; default the configuration's initial parameters).
 
     Raises:
       ConfigError: for optimisers other than plain SGD (their updates are not a map of x).
@@ -379,6 +416,6 @@ def analyze_config(cfg: RunConfig, x0=None, *, nodes: int = 1024, **kwargs) -> L
         raise ConfigError(f"optimizer: got {cfg.optimizer!r} (momentum {cfg.momentum}); the "
                           f"local analysis models plain gradient steps: 'sgd' with momentum 0")
     built = population_game(cfg, nodes=nodes)
-    start = built.x0 if x0 is None else jnp.asarray(x0, jnp.float32)
-    return analyze(built.game, start, lr_g=cfg.lr_g, lr_d=cfg.lr_d,
+    return analyze(built.game, built.point if point is None else point,
+                   lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                    d_updates=cfg.d_updates if cfg.update == "alternating" else 1, **kwargs)

@@ -77,11 +77,22 @@ def _identity(d):
 
 
 class Game(NamedTuple):
-    """Two objectives to minimise, on parameter pytrees g and d and a batch (any pytree)."""
+    """Two objectives to minimise, on parameter pytrees g and d and a batch (any pytree).
+
+    The one game type of the library: training builds it from a configuration
+    (gan_jax.training.train.make_game), the local stability analysis from a configuration's
+    population losses (gan_jax.analysis.stability.population_game) and the Dirac-GAN from its
+    closed form (gan_jax.analysis.dirac.dirac_game); every method steps on it, and wrappers
+    such as :func:`nagarajan_kolter` take one and give one.
+
+    value: the game's value for the discriminator, its loss without penalties, as a function
+      of (g, d, batch) (the Nagarajan-Kolter term differentiates it); None where not given.
+    """
 
     g_loss: Callable[[Any, Any, Any], jax.Array]
     d_loss: Callable[[Any, Any, Any], jax.Array]
     project_d: Callable[[Any], Any] = _identity
+    value: Callable[[Any, Any, Any], jax.Array] | None = None
 
 
 class Coefs(NamedTuple):
@@ -144,6 +155,20 @@ def nk_regulariser(d_value: Callable, g, d, batch) -> jax.Array:
     its loss with weight eta (their eq. (4): eta multiplies the squared norm, no 1/2); d_value
     is the game's value for the discriminator, without penalties."""
     return sq_norm(jax.grad(d_value, 1)(g, d, batch))
+
+
+def nagarajan_kolter(game: Game, eta) -> Game:
+    """The game with the Nagarajan-Kolter regulariser (Nagarajan & Kolter 2017, eq. (4)) on
+    the generator: it minimises g_loss + eta |d value / d d|^2, `value` the game's value for
+    the discriminator (Game.value, required). eta may be traced."""
+    if game.value is None:
+        raise ValueError("nagarajan_kolter: the game gives no value (Game.value) to "
+                         "differentiate")
+
+    def g_loss(g, d, batch):
+        return game.g_loss(g, d, batch) + eta * nk_regulariser(game.value, g, d, batch)
+
+    return game._replace(g_loss=g_loss)
 
 
 def simultaneous_gradient(game: Game, g, d, batch):

@@ -180,6 +180,10 @@ class Stabiliser(NamedTuple):
     perturb(static, hp, step, draws, real_ND, fake_ND) -> (real_ND, fake_ND): the samples the
       objectives see, before packing (real None on a generator-only batch; step None: the
       step is not known, as in the stability analysis).
+    wrap(static, hp, game) -> game: the players' objectives as it changes them (a
+      methods.Game in, one out; e.g. methods.nagarajan_kolter), after the views and samples
+      above are in place. The generator's batches hold real samples when the configuration
+      says so (config.generator_needs_real), for a wrapper that reads them.
     """
 
     on: Callable[[StaticConfig], bool]
@@ -190,6 +194,7 @@ class Stabiliser(NamedTuple):
     cut: Callable | None = None
     row_draws: Callable | None = None
     perturb: Callable | None = None
+    wrap: Callable | None = None
 
 
 def _sn_view(d_sn, apply):
@@ -238,8 +243,16 @@ INSTANCE_NOISE = Stabiliser(
                                            rand.normal(keys[1], shape)),
     perturb=_noise_perturb)
 
+# The Nagarajan-Kolter regulariser (Nagarajan & Kolter 2017) on the generator's objective:
+# no state, no draws of its own; the generator's batches then hold real samples (its term
+# differentiates the discriminator's value on a full batch).
+NAGARAJAN_KOLTER = Stabiliser(
+    on=lambda static: static.use_nk,
+    wrap=lambda static, hp, game: methods_lib.nagarajan_kolter(game, hp.nk_eta))
+
 STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM,
-                                      "instance_noise": INSTANCE_NOISE}
+                                      "instance_noise": INSTANCE_NOISE,
+                                      "nagarajan_kolter": NAGARAJAN_KOLTER}
 
 
 def stabilisers_on(static: StaticConfig) -> tuple[tuple[str, Stabiliser], ...]:
@@ -313,14 +326,15 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
               step=None) -> methods_lib.Game:
     """The two players' objectives on a :class:`Batch`, as the training method sees them.
 
-    g_loss: the loss's generator term, plus the Nagarajan-Kolter regulariser
-      eta |d d_value / d phi|^2 (nk_eta > 0), d_value the loss's discriminator term.
+    g_loss: the loss's generator term (with the real logits, for a relativistic loss).
     d_loss: the loss's discriminator term plus the enabled penalties (make_d_objective).
-    Both see packed inputs (pack > 1), the discriminator and the samples as the game's
+    value: the loss's discriminator term alone.
+    All see packed inputs (pack > 1), the discriminator and the samples as the game's
     stabilisers on make them (`STABILISERS`: spectral normalization with its state in
-    `states`, TrainState.stabilisers; instance noise; `step` is the iterations done). The
-    generator is the training view (`generator_view`: batch statistics under g_norm =
-    'batch'). project_d: WGAN's clipping after every discriminator update.
+    `states`, TrainState.stabilisers; instance noise; `step` is the iterations done), and
+    the objectives as they wrap them (the Nagarajan-Kolter term). The generator is the
+    training view (`generator_view`: batch statistics under g_norm = 'batch'). project_d:
+    WGAN's clipping after every discriminator update.
     """
     g_apply, pack = generator_view(static, parts), static.pack
     d_apply = discriminator_view(static, parts, states)
@@ -345,10 +359,7 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
 
     def g_loss(g, d, b):
         real, fake = inputs(g, b)
-        value = loss.generator(d_apply(d, fake), d_apply(d, real) if loss.g_real else None)
-        if static.use_nk:
-            value += hp.nk_eta * methods_lib.nk_regulariser(d_value, g, d, b)
-        return value
+        return loss.generator(d_apply(d, fake), d_apply(d, real) if loss.g_real else None)
 
     def project_d(d):
         if loss.clip is True:
@@ -358,7 +369,11 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
                                 losses_lib.clip_params(d, hp.clip), d)
         return d
 
-    return methods_lib.Game(g_loss, d_loss, project_d)
+    game = methods_lib.Game(g_loss, d_loss, project_d, d_value)
+    for _, s in on:
+        if s.wrap is not None:
+            game = s.wrap(static, hp, game)
+    return game
 
 
 def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_lib.Game,
