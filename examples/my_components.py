@@ -103,3 +103,25 @@ gj.register("method", "hamiltonian",
             gj.MethodSpec(hamiltonian, lambda d_updates: gj.methods.Slots(1, 0),
                           direction=hamiltonian_direction),
             doc="Hamiltonian gradient descent: both descend |xi|^2 / 2")
+
+
+# A stabiliser of the game: the drift term of Karras et al. (2018, "Progressive growing of
+# GANs", Appendix A.1), eps_drift E[D(x_real)^2] added to the discriminator's loss, which keeps
+# a critic's values near 0; eps_drift is a traced option (0.001 in the paper). Switched on by
+# `stabilisers = ["drift"]`.
+def drift_wrap(static, hp, game, view):
+    eps = gj.option_values(static, "stabiliser", "drift", hp)["eps"]
+
+    def d_loss(g, d, batch):
+        real, _ = view.inputs(g, batch)
+        return game.d_loss(g, d, batch) + eps * jnp.mean(view.d_apply(d, real) ** 2)
+
+    return game._replace(d_loss=d_loss)
+
+
+gj.register("stabiliser", "drift", gj.Stabiliser(
+    wrap=drift_wrap,
+    options=(gj.Option("eps", 0.001, "the drift term's weight eps_drift",
+                       check=lambda e: None if e >= 0 else "must be a non-negative number",
+                       traced=True),)),
+    doc="the drift term eps E[D(real)^2] on the discriminator (Karras et al. 2018)")

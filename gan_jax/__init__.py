@@ -6,7 +6,8 @@ from gan_jax.core import digest as _digest
 # The component modules, by their short names (`gj.losses.hinge_d_loss`, `gj.methods.Slots`):
 # what a researcher composes their own component from (docs/extending.md).
 from gan_jax.components import data, losses, methods, metrics, models, optim, toy_targets
-from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, stack_hparams,
+from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, option_values,
+                            stack_hparams,
                             static_part, traced_part, validate)
 from gan_jax.components.data import (GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d,
                                      ring_2d)
@@ -28,6 +29,7 @@ from gan_jax.components.models import (Family, Model, linear_generator, logistic
                                        make_discriminator, make_generator, mlp,
                                        piecewise_generator)
 from gan_jax.components.methods import Game, MethodSpec
+from gan_jax.components.stabilisers import STABILISERS, GameView, Stabiliser
 from gan_jax.components.optim import make_optimizer, maximize
 from gan_jax.report.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
                                   recorded_samples)
@@ -48,7 +50,7 @@ _digest.seal()      # what each module binds now: a later replacement is keyed (
 __all__ = [
     "data", "losses", "methods", "metrics", "models", "optim", "toy_targets",
     "ConfigError", "Option", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
-    "HParams", "RunConfig", "StaticConfig", "make_config", "stack_hparams",
+    "HParams", "RunConfig", "StaticConfig", "make_config", "option_values", "stack_hparams",
     "static_part", "traced_part", "validate",
     "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
     "compiled_run", "rerun", "run_batch", "seed_keys",
@@ -61,11 +63,11 @@ __all__ = [
     "sample_metrics", "sliced_w1", "standardized_sq_distances", "w1_1d",
     "Family", "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
-    "MethodSpec", "make_optimizer", "maximize",
+    "MethodSpec", "make_optimizer", "maximize", "Game", "GameView", "STABILISERS", "Stabiliser",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
     "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results", "to_dataframe",
     "history_frame",
-    "Game", "LocalAnalysis", "analyze", "analyze_config", "find_stationary", "population_game",
+    "LocalAnalysis", "analyze", "analyze_config", "find_stationary", "population_game",
     "saturation", "trajectory", "update_map", "vector_field",
     "Group", "Plan", "Report", "Run", "Sweep", "load_sweep", "parse_sweep", "plan_sweep",
     "run_sweep",

@@ -28,7 +28,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from gan_jax.core import digest
-from gan_jax.components import data, losses, methods, metrics, models, optim
+from gan_jax.components import data, losses, methods, metrics, models, optim, stabilisers
 from gan_jax.core import registry
 from gan_jax.core.errors import (ConfigError, field_error, is_finite_number, is_int, is_number,
                                  suggest)
@@ -172,6 +172,24 @@ def metric_names(v) -> str | None:
     return None
 
 
+def stabiliser_names(v) -> str | None:
+    """A list of distinct registered stabilisers without a field of their own (read live)."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        return "must be a list of stabiliser names"
+    if len(set(v)) != len(v):
+        return "must name each stabiliser once"
+    table = stabilisers.STABILISERS
+    for name in v:
+        if name not in table:
+            names = tuple(n for n, s in table.items() if s.on is None)
+            return (f"must name registered stabilisers; {name!r} is not one (registered: "
+                    f"{', '.join(names) or 'none'}){suggest(name, names)}")
+        if table[name].on is not None:
+            return (f"{name!r} is a built-in switched on by its own field (python -m gan_jax "
+                    "list): set that field instead")
+    return None
+
+
 def _option_pairs(v) -> "list[tuple[str, Any]] | None":
     """The (key, value) pairs of an `options` value (a table, or pairs), or None if it is
     neither."""
@@ -303,6 +321,10 @@ class RunConfig:
     extra_metrics: tuple[str, ...] = _field((), STATIC, lambda v: metric_names(v),
                                             "registered metrics (gan_jax.METRICS) computed "
                                             "beside the built-in ones", added=True)
+    stabilisers: tuple[str, ...] = _field((), STATIC, lambda v: stabiliser_names(v),
+                                          "registered stabilisers of the game switched on by "
+                                          "name (gan_jax.Stabiliser; the built-ins have "
+                                          "fields of their own)", added=True)
     options: tuple = _field((), STATIC, lambda v: options_shape(v),
                             "the named components' own options, \"<component>.<option>\" -> "
                             "value (each one's type, default and rule: python -m gan_jax list); "

@@ -115,8 +115,8 @@ def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registr
     with pytest.raises(gj.ConfigError, match=r"margin_hinge.marign: unknown option \(did you "
                                              r"mean 'margin_hinge.margin'\?\)"):
         gj.make_config({**base, "margin_hinge.marign": 2})
-    with pytest.raises(gj.ConfigError, match="only a float option of a loss or method can be "
-                                             "traced"):
+    with pytest.raises(gj.ConfigError, match="only a float option of a loss, method or "
+                                             "stabiliser can be traced"):
         gj.register("metric", "bad", gj.Metric(lambda r, f: 0.0, options=(
             gj.Option("k", 1.0, traced=True),)))
     # At its default the option is not part of the run: same configuration, same run id.
@@ -160,6 +160,61 @@ def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registr
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| margin_hinge.margin | runs |")
     assert [r.split("|")[1:3] for r in rows[1:]] == [[" 1 ", " 2 "], [" 2 ", " 2 "]]
+
+
+def test_a_plugin_stabiliser_wraps_the_game_and_sweeps_in_one_program(tmp_path, capsys,
+                                                                      clean_registry):
+    # The example's drift term (Karras et al. 2018) is a game stabiliser with a traced option:
+    # named in `stabilisers`, validated, listed, its term in the discriminator's objective,
+    # both of its values one program, and named in every record that used it.
+    shutil.copy(EXAMPLE, tmp_path / "my_components.py")
+    assert cli.main(["list", "stabiliser", "--plugin", str(tmp_path / "my_components.py")]) == 0
+    listing = capsys.readouterr().out
+    assert "drift" in listing and "option `drift.eps` (float, traced, default 0.001)" in listing
+    base = dict(SMALL, data="ring_2d", loss="wgan_gp", stabilisers=["drift"])
+    with pytest.raises(gj.ConfigError, match=r"drift.eps: got -1; must be a non-negative"):
+        gj.make_config({**base, "drift.eps": -1})
+    with pytest.raises(gj.ConfigError, match=r"drift.eps: got 0.5; applies only to "
+                                             r"stabilisers = 'drift', not stabilisers = \[\]"):
+        gj.make_config({**base, "stabilisers": [], "drift.eps": 0.5})
+    with pytest.raises(gj.ConfigError, match=r"stabilisers: got \['spectral_norm'\]; "
+                                             r"'spectral_norm' is a built-in switched on by its "
+                                             r"own field"):
+        gj.make_config({**base, "stabilisers": ["spectral_norm"]})
+    cfg = gj.make_config({**base, "drift.eps": 0.5})
+    plain = gj.make_config({**base, "stabilisers": []})
+    assert gj.static_part(cfg) == gj.static_part(gj.make_config(base))   # eps is traced
+    assert gj.static_part(cfg) != gj.static_part(plain)
+    # The term: the game's discriminator loss is the plain game's plus eps E[D(real)^2].
+    static, hp = gj.static_part(cfg), gj.traced_part(cfg)
+    parts = train_lib.make_parts(static)
+    g = parts.generator.init(jax.random.key(1))
+    d = parts.discriminator.init(jax.random.key(2))
+    batch = train_lib.history_batch(static, parts, train_lib.eval_draws(
+        parts, jax.random.key(3), 32), jax.random.key(4))
+    with_drift = train_lib.make_game(static, parts, hp).d_loss(g, d, batch)
+    without = train_lib.make_game(gj.static_part(plain), parts, gj.traced_part(plain)).d_loss(
+        g, d, batch)
+    term = 0.5 * jnp.mean(parts.discriminator.apply(d, batch.real_ND) ** 2)
+    np.testing.assert_allclose(with_drift, without + term, rtol=1e-5)
+
+    (tmp_path / "drift.toml").write_text(textwrap.dedent("""\
+        name = "drift"
+        seeds = [0, 1]
+        plugins = ["my_components.py"]
+        [base]
+        """) + _toml({**base, "steps": 10, "log_every": 10}) + textwrap.dedent("""
+        [grid]
+        "drift.eps" = [0.001, 10.0]
+        """))
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(tmp_path / "drift.toml"), "--out", str(out), "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["config"]["stabilisers"] == ["drift"] for r in records)
+    assert all(r["components"]["stabiliser:drift"]["digest"] for r in records)
+    by = {(r["seed"], r["config"]["options"].get("drift.eps", 0.001)): r for r in records}
+    for seed in (0, 1):          # the option reaches the term: a heavy drift moves the run
+        assert by[seed, 10.0]["final"]["sliced_w1"] != by[seed, 0.001]["final"]["sliced_w1"]
 
 
 class _Point:

@@ -18,7 +18,7 @@ LAYERS = [
     ["components.data"],
     ["components.models", "components.losses", "components.metrics", "components.toy_targets"],
     ["components.methods"],
-    ["components.optim"],
+    ["components.optim", "components.stabilisers"],
     ["config", "training.gradcheck"],
     ["analysis.exact"],
     ["records.results", "presets"],
@@ -42,7 +42,8 @@ LAYERS = [
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 FOUNDATIONS = ("core.errors", "core.registry", "core.rand", "core.digest", "components.data",
                "components.models", "components.losses", "components.optim",
-               "components.metrics", "components.methods", "components.toy_targets")
+               "components.metrics", "components.methods", "components.toy_targets",
+               "components.stabilisers")
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -48,7 +48,7 @@ from jax.scipy.special import ndtri
 
 from gan_jax import config as config_lib
 from gan_jax.analysis import exact
-from gan_jax.components import losses, methods, models
+from gan_jax.components import losses, methods, models, stabilisers
 from gan_jax.training import train
 from gan_jax.config import RunConfig
 from gan_jax.core.errors import ConfigError
@@ -346,9 +346,9 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
     d_init, or a draw from `key`.
     """
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
-    on = train.stabilisers_on(static)
+    on = stabilisers.stabilisers_on(static)
     for name, s in on:
-        stateful = s.init is not train.Stabiliser._field_defaults["init"] or s.advance
+        stateful = s.init is not stabilisers.Stabiliser._field_defaults["init"] or s.advance
         if name != "instance_noise" and (stateful or s.cut or s.row_draws or s.view):
             raise ConfigError(f"{name}: switched on by this configuration; the population "
                               "game has no form of it (it keeps state or draws of its own): "

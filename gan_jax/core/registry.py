@@ -45,7 +45,7 @@ OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # holds its own value of): their functions are built with the run's traced numbers. A
 # target's, a family's or a metric's options are static (they may change shapes, and the
 # evaluation program reads no traced number).
-TRACED_OPTION_KINDS = ("loss", "method")
+TRACED_OPTION_KINDS = ("loss", "method", "stabiliser")
 
 
 class Option(NamedTuple):
@@ -60,9 +60,9 @@ class Option(NamedTuple):
     doc: one line on what it does (`python -m gan_jax list`).
     check: None, or value -> None (allowed) or the rule it breaks, e.g. "must be in (0, 1]",
       checked after the type.
-    traced: a float that runs of one compiled program each hold their own value of (a loss's
-      or a method's only; it reaches the component as an f32[] array), rather than a static
-      value that picks the program.
+    traced: a float that runs of one compiled program each hold their own value of (a loss's,
+      a method's or a stabiliser's only; it reaches the component as an f32[] array), rather
+      than a static value that picks the program.
     legacy: the configuration field it was before it became the component's own: run ids
       keep hashing it under that name, and configurations and records that give that field
       are read as the option (built-in components only).
@@ -124,7 +124,8 @@ def _options_problem(kind: str, obj) -> str | None:
             return f"option {o.name!r}: check must be a function of the value"
         if o.traced and (kind not in TRACED_OPTION_KINDS or o.type is not float):
             return (f"option {o.name!r}: only a float option of a "
-                    f"{' or '.join(TRACED_OPTION_KINDS)} can be traced")
+                    f"{', '.join(TRACED_OPTION_KINDS[:-1])} or {TRACED_OPTION_KINDS[-1]} "
+                    "can be traced")
         problem = o.problem(o.default)
         if problem:
             return f"option {o.name!r}: default {o.default!r}; {problem}"

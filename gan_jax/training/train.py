@@ -42,6 +42,8 @@ from gan_jax.components import methods as methods_lib
 from gan_jax.components import metrics as metrics_lib
 from gan_jax.components import models
 from gan_jax.components import optim
+from gan_jax.components import stabilisers as stabilisers_lib
+from gan_jax.components.stabilisers import STABILISERS, stabilisers_on
 from gan_jax.core import rand
 from gan_jax import config as config_lib
 from gan_jax.config import EvalConfig, HParams, StaticConfig
@@ -145,119 +147,6 @@ class Batch(NamedTuple):
 def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
     """PacGAN's packing: m consecutive samples become one input of m x D values."""
     return x_ND if pack == 1 else x_ND.reshape(x_ND.shape[0] // pack, -1)
-
-
-# ----------------------------------------------------------------------------- stabilisers
-#
-# A stabiliser of the game changes what the players' objectives see (the discriminator, the
-# samples) or what a batch draws, rather than the method's step (those are the method's
-# wrappers, gan_jax.components.methods.lookahead / ema). Each is one Stabiliser below, listed in
-# STABILISERS; its state, if any, is its own entry of TrainState.stabilisers, which the step,
-# the resumed run, the history rows and the update map's Jacobian carry without knowing it.
-
-
-def _no_state(static, d_params, key):
-    return ()
-
-
-class Stabiliser(NamedTuple):
-    """A stabiliser of the game, as pure functions (each optional hook None where unused).
-
-    on(static) -> bool: whether a configuration switches it on (off, it costs nothing).
-    init(static, d_params, key) -> state: its own state before the first step (`key`: the
-      run's stabiliser stream, rand.fold_in(run key, 5); fold in a number of its own to draw
-      more than one thing from it).
-    advance(state, d_params) -> state: at the start of each step, from the discriminator the
-      step starts at: the state that step's game reads, and that the next step starts from.
-    view(state, apply) -> apply: the discriminator `D(d_params, x)` as the objectives see it
-      (x already packed).
-    words(static, dim) -> (full, generator): random words per packed row of a full batch and
-      of a generator-only batch it draws, after the batch's own (real, latent, penalty).
-    cut(static, dim, words_NW, full) -> draws: its draws of one batch from its columns of the
-      batch's words (`full`: a batch with real samples); they reach `perturb` as `Batch.extra`.
-    row_draws(static, keys, shape) -> draws: its draws for a history row's gradients, from
-      the row's two keys beside the penalty's, for real samples of `shape`.
-    perturb(static, hp, step, draws, real_ND, fake_ND) -> (real_ND, fake_ND): the samples the
-      objectives see, before packing (real None on a generator-only batch; step None: the
-      step is not known, as in the stability analysis).
-    wrap(static, hp, game) -> game: the players' objectives as it changes them (a
-      methods.Game in, one out; e.g. methods.nagarajan_kolter), after the views and samples
-      above are in place. The generator's batches hold real samples when the configuration
-      says so (config.generator_needs_real), for a wrapper that reads them.
-    """
-
-    on: Callable[[StaticConfig], bool]
-    init: Callable = _no_state
-    advance: Callable | None = None
-    view: Callable | None = None
-    words: Callable | None = None
-    cut: Callable | None = None
-    row_draws: Callable | None = None
-    perturb: Callable | None = None
-    wrap: Callable | None = None
-
-
-def _sn_view(d_sn, apply):
-    return lambda d, x: apply(models.sn_normalize(d, d_sn), x)
-
-
-# Spectral normalization (Miyato et al. 2018): each layer's weight divided by its top singular
-# value, estimated by one power iteration per step from the vectors carried in its state (one
-# models.SNVectors (u, v) per layer, from the last step's iteration).
-SPECTRAL_NORM = Stabiliser(
-    on=lambda static: static.spectral_norm,
-    init=lambda static, d, key: models.sn_init(d, key),
-    advance=lambda d_sn, d: models.sn_power_iteration(d, d_sn),
-    view=_sn_view)
-
-
-def _noise_cut(static, dim, words_NW, full):
-    """N(0, 1) noise for the real (a full batch only) and fake samples, from its words."""
-    pack, n = static.pack, static.pack * dim
-
-    def normal(w):
-        return rand.normal_from_bits(w.reshape(w.shape[0] * pack, dim))
-
-    return (normal(words_NW[:, :n]), normal(words_NW[:, n:])) if full else \
-        (None, normal(words_NW))
-
-
-def _noise_perturb(static, hp, step, draws, real, fake):
-    """Real and fake samples plus noise_std x N(0, 1), the std annealed linearly to 0 over the
-    run when noise_anneal (`step`: the iterations done)."""
-    sigma = hp.noise_std
-    if static.noise_anneal and step is not None:
-        sigma = sigma * (1.0 - step.astype(jnp.float32) / static.run_steps)
-    noise_real, noise_fake = draws
-    fake = fake + sigma * noise_fake
-    return (None if real is None else real + sigma * noise_real), fake
-
-
-# Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017) on both players' view of the
-# discriminator's inputs: no state, draws of its own in every batch.
-INSTANCE_NOISE = Stabiliser(
-    on=lambda static: static.use_noise,
-    words=lambda static, dim: (2 * static.pack * dim, static.pack * dim),
-    cut=_noise_cut,
-    row_draws=lambda static, keys, shape: (rand.normal(keys[0], shape),
-                                           rand.normal(keys[1], shape)),
-    perturb=_noise_perturb)
-
-# The Nagarajan-Kolter regulariser (Nagarajan & Kolter 2017) on the generator's objective:
-# no state, no draws of its own; the generator's batches then hold real samples (its term
-# differentiates the discriminator's value on a full batch).
-NAGARAJAN_KOLTER = Stabiliser(
-    on=lambda static: static.use_nk,
-    wrap=lambda static, hp, game: methods_lib.nagarajan_kolter(game, hp.nk_eta))
-
-STABILISERS: dict[str, Stabiliser] = {"spectral_norm": SPECTRAL_NORM,
-                                      "instance_noise": INSTANCE_NOISE,
-                                      "nagarajan_kolter": NAGARAJAN_KOLTER}
-
-
-def stabilisers_on(static: StaticConfig) -> tuple[tuple[str, Stabiliser], ...]:
-    """(name, stabiliser) of each game stabiliser the configuration switches on, in order."""
-    return tuple((name, s) for name, s in STABILISERS.items() if s.on(static))
 
 
 def stabiliser_state(static: StaticConfig, state: "TrainState", name: str):
@@ -370,9 +259,10 @@ def make_game(static: StaticConfig, parts: Parts, hp: HParams, *, states=(),
         return d
 
     game = methods_lib.Game(g_loss, d_loss, project_d, d_value)
+    view = stabilisers_lib.GameView(d_apply, inputs)
     for _, s in on:
         if s.wrap is not None:
-            game = s.wrap(static, hp, game)
+            game = s.wrap(static, hp, game, view)
     return game
 
 
