@@ -680,6 +680,8 @@ def _normalised(name: str, value: Any) -> Any:
         return float(value)
     if name in LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(float(x) for x in value)
+    if name == "stabilisers" and isinstance(value, (list, tuple)):
+        return tuple(sorted(value))     # they apply in registration order, whatever the list's
     if name in NAME_LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(value)
     return value
@@ -871,10 +873,12 @@ def real_batches_per_step(update: str, d_updates: int, g_full: bool) -> int:
 
 def generator_needs_real(cfg) -> bool:
     """Whether the generator's step draws real samples: the NK regulariser's d_value reads
-    them, and so does a relativistic loss's generator term."""
+    them, and so do a relativistic loss's generator term and a named stabiliser that
+    declares `g_real`."""
+    named = any(stabilisers.STABILISERS[n].g_real for n in cfg.stabilisers)
     if isinstance(cfg, StaticConfig):
-        return cfg.use_nk or cfg.g_real
-    return cfg.nk_eta > 0 or losses.LOSSES[cfg.loss].g_real
+        return cfg.use_nk or cfg.g_real or named
+    return cfg.nk_eta > 0 or losses.LOSSES[cfg.loss].g_real or named
 
 
 def real_samples_per_step(cfg) -> int:

@@ -217,6 +217,25 @@ def test_a_plugin_stabiliser_wraps_the_game_and_sweeps_in_one_program(tmp_path, 
         assert by[seed, 10.0]["final"]["sliced_w1"] != by[seed, 0.001]["final"]["sliced_w1"]
 
 
+def test_a_plugin_stabiliser_goes_through_the_builtins_door(clean_registry):
+    # The Nagarajan-Kolter term registered as a plugin's stabiliser (its eta a traced option,
+    # g_real so the generator's batches hold real samples) trains to the built-in's numbers,
+    # bit for bit: the same wrapper, the same draws, the same place among the stabilisers.
+    gj.register("stabiliser", "my_nk", gj.Stabiliser(
+        wrap=lambda static, hp, game, view: gj.methods.nagarajan_kolter(
+            game, gj.option_values(static, "stabiliser", "my_nk", hp)["eta"]),
+        options=(gj.Option("eta", 0.0, "the term's weight", traced=True),), g_real=True))
+    with pytest.raises(gj.ConfigError, match="g_real: got 1; must be True or False"):
+        gj.register("stabiliser", "bad", gj.Stabiliser(wrap=lambda *a: a[2], g_real=1))
+    base = dict(SMALL, data="ring_2d", steps=6, log_every=3)
+    builtin = gj.make_config({**base, "nk_eta": 0.5})
+    plugin = gj.make_config({**base, "stabilisers": ["my_nk"], "my_nk.eta": 0.5})
+    a, b = (engine.run_batch([cfg] * 2, [0, 1]) for cfg in (builtin, plugin))
+    for k in ("sliced_w1", "modes_captured"):
+        np.testing.assert_array_equal(np.asarray(a.final[k]), np.asarray(b.final[k]))
+    np.testing.assert_array_equal(np.asarray(a.history["loss_g"]), np.asarray(b.history["loss_g"]))
+
+
 class _Point:
     """A 1-D target: every sample at `at`."""
 

@@ -68,7 +68,8 @@ class Stabiliser(NamedTuple):
       above are in place; `view` (:class:`GameView`) gives the discriminator and the samples
       as the objectives see them, for a term of its own. A generator-only batch (the
       alternating method's generator step) holds no real samples unless the configuration's
-      generator reads them (config.generator_needs_real: NK, a relativistic loss).
+      generator reads them (config.generator_needs_real: NK, a relativistic loss, a named
+      stabiliser declaring g_real).
     """
 
     on: Callable[[Any], bool] | None = None
@@ -81,6 +82,8 @@ class Stabiliser(NamedTuple):
     perturb: Callable | None = None
     wrap: Callable | None = None
     options: tuple = ()      # its own options (gan_jax.Option), "<name>.<option>"
+    g_real: bool = False     # a plugin's: its generator term reads real samples, so the
+                             # generator's batches draw them (config.generator_needs_real)
 
 
 def _sn_view(d_sn, apply):
@@ -140,7 +143,7 @@ def check_stabiliser(obj) -> str | None:
     """The stabiliser protocol's check (registry)."""
     if not isinstance(obj, Stabiliser):
         return "must be a gan_jax.Stabiliser (a NamedTuple of its hooks)"
-    hooks = [h for h in Stabiliser._fields if h != "options"]
+    hooks = [h for h in Stabiliser._fields if h not in ("options", "g_real")]
     for h in hooks:
         value = getattr(obj, h)
         if value is not None and not callable(value):
@@ -149,6 +152,8 @@ def check_stabiliser(obj) -> str | None:
         return "words, cut and row_draws come together (draws of its own) or not at all"
     if obj.perturb is None and obj.cut is not None:
         return "draws of its own (words, cut, row_draws) are read by perturb, which is None"
+    if not isinstance(obj.g_real, bool):
+        return f"g_real: got {obj.g_real!r}; must be True or False"
     return None
 
 
