@@ -349,7 +349,7 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
     on = stabilisers.stabilisers_on(static)
     for name, s in on:
         stateful = s.init is not stabilisers.Stabiliser._field_defaults["init"] or s.advance
-        if name != "instance_noise" and (stateful or s.cut or s.row_draws or s.view):
+        if name != "instance_noise" and (stateful or s.cut or s.row_draws):
             raise ConfigError(f"{name}: switched on by this configuration; the population "
                               "game has no form of it (it keeps state or draws of its own): "
                               "switch it off (the Dirac-GAN, `python -m gan_jax dirac`, "
@@ -369,18 +369,18 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
     k_g, k_d, k_pen = jax.random.split(key, 3)
     gp_u = jax.random.uniform(k_pen, (nodes,))   # fixed interpolation weights of the GP
 
-    def members(k, n, count):
+    def members(k, count):
         """i32[count, m]: member j of row i is node perm_j(i) (perm_0 the identity)."""
         perms = [jnp.arange(count)] + [jax.random.permutation(jax.random.fold_in(k, j), count)
                                        for j in range(1, pack)]
-        return jnp.stack(perms, axis=1) % n
+        return jnp.stack(perms, axis=1)
 
     g0 = models.init_params(parts.generator, k_g, hp.g_init if static.has_g_init else None)
     d0 = models.init_params(parts.discriminator, k_d, hp.d_init if static.has_d_init else None)
     p = (jnp.arange(nodes) + 0.5) / nodes
     real_nodes, z_nodes = exact.target_quantile(parts.target, p), ndtri(p)
-    real_i, z_i = members(jax.random.fold_in(k_pen, 1), nodes, nodes), \
-        members(jax.random.fold_in(k_pen, 2), nodes, nodes)
+    real_i, z_i = members(jax.random.fold_in(k_pen, 1), nodes), \
+        members(jax.random.fold_in(k_pen, 2), nodes)
     if loss.g_real:
         # Every real pack against every fake one: a loss that compares the i-th real pack
         # with the i-th fake one then has the expectation over independent draws.
@@ -391,7 +391,7 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
         eps = ndtri((jnp.arange(noise_nodes) + 0.5) / noise_nodes)
         eps = eps / jnp.sqrt(jnp.mean(eps**2))      # the noise's variance exactly
         # Copy c of the batch: member j of each pack meets noise node perm_j(c).
-        eps_cj = eps[members(jax.random.fold_in(k_pen, 3), noise_nodes, noise_nodes)]
+        eps_cj = eps[members(jax.random.fold_in(k_pen, 3), noise_nodes)]
         packs = real_i.shape[0]
         real_i, z_i = jnp.tile(real_i, (noise_nodes, 1)), jnp.tile(z_i, (noise_nodes, 1))
         gp_u = jnp.tile(gp_u, noise_nodes)
