@@ -28,7 +28,7 @@ from gan_jax.components.metrics import (METRICS, Metric, default_bandwidth, js_d
 from gan_jax.components.models import (Family, Model, linear_generator, logistic_discriminator,
                                        make_discriminator, make_generator, mlp,
                                        piecewise_generator)
-from gan_jax.components.methods import Game, MethodSpec
+from gan_jax.components.methods import Game, MethodSpec, Wrapper
 from gan_jax.components.stabilisers import STABILISERS, GameView, Stabiliser
 from gan_jax.components.optim import make_optimizer, maximize
 from gan_jax.report.plots import (heatmap_cells, plot_curves, plot_heatmap, plot_samples,
@@ -64,6 +64,7 @@ __all__ = [
     "Family", "Model", "linear_generator", "logistic_discriminator", "make_discriminator",
     "make_generator", "mlp", "piecewise_generator",
     "MethodSpec", "make_optimizer", "maximize", "Game", "GameView", "STABILISERS", "Stabiliser",
+    "Wrapper",
     "heatmap_cells", "plot_curves", "plot_heatmap", "plot_samples",
     "recorded_samples", "BENCH_CONFIGS", "SEED_CONFIGS", "load_results", "to_dataframe",
     "history_frame",

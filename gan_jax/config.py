@@ -172,22 +172,32 @@ def metric_names(v) -> str | None:
     return None
 
 
-def stabiliser_names(v) -> str | None:
-    """A list of distinct registered stabilisers without a field of their own (read live)."""
+def _switched_by_name(kind: str, table: dict, v) -> str | None:
+    """A list of distinct registered components of `kind` without a switch of their own
+    (`on` None: a plugin's), read live from `table`."""
     if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-        return "must be a list of stabiliser names"
+        return f"must be a list of {kind} names"
     if len(set(v)) != len(v):
-        return "must name each stabiliser once"
-    table = stabilisers.STABILISERS
+        return f"must name each {kind} once"
     for name in v:
         if name not in table:
-            names = tuple(n for n, s in table.items() if s.on is None)
-            return (f"must name registered stabilisers; {name!r} is not one (registered: "
+            names = tuple(n for n, c in table.items() if c.on is None)
+            return (f"must name registered {kind}s; {name!r} is not one (registered: "
                     f"{', '.join(names) or 'none'}){suggest(name, names)}")
         if table[name].on is not None:
             return (f"{name!r} is a built-in switched on by its own field (python -m gan_jax "
                     "list): set that field instead")
     return None
+
+
+def stabiliser_names(v) -> str | None:
+    """A list of distinct registered stabilisers of the game without a field of their own."""
+    return _switched_by_name("stabiliser", stabilisers.STABILISERS, v)
+
+
+def wrapper_names(v) -> str | None:
+    """A list of distinct registered wrappers of the method without a field of their own."""
+    return _switched_by_name("wrapper", methods.WRAPPERS, v)
 
 
 def _option_pairs(v) -> "list[tuple[str, Any]] | None":
@@ -325,6 +335,10 @@ class RunConfig:
                                           "registered stabilisers of the game switched on by "
                                           "name (gan_jax.Stabiliser; the built-ins have "
                                           "fields of their own)", added=True)
+    wrappers: tuple[str, ...] = _field((), STATIC, lambda v: wrapper_names(v),
+                                       "registered wrappers of the training method switched "
+                                       "on by name (gan_jax.Wrapper; the built-ins, lookahead "
+                                       "and ema, have fields of their own)", added=True)
     options: tuple = _field((), STATIC, lambda v: options_shape(v),
                             "the named components' own options, \"<component>.<option>\" -> "
                             "value (each one's type, default and rule: python -m gan_jax list); "
@@ -680,7 +694,7 @@ def _normalised(name: str, value: Any) -> Any:
         return float(value)
     if name in LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(float(x) for x in value)
-    if name == "stabilisers" and isinstance(value, (list, tuple)):
+    if name in ("stabilisers", "wrappers") and isinstance(value, (list, tuple)):
         return tuple(sorted(value))     # they apply in registration order, whatever the list's
     if name in NAME_LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(value)

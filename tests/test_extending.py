@@ -115,8 +115,8 @@ def test_a_plugin_loss_with_an_option_of_its_own(tmp_path, capsys, clean_registr
     with pytest.raises(gj.ConfigError, match=r"margin_hinge.marign: unknown option \(did you "
                                              r"mean 'margin_hinge.margin'\?\)"):
         gj.make_config({**base, "margin_hinge.marign": 2})
-    with pytest.raises(gj.ConfigError, match="only a float option of a loss, method or "
-                                             "stabiliser can be traced"):
+    with pytest.raises(gj.ConfigError, match="only a float option of a loss, method, "
+                                             "stabiliser or wrapper can be traced"):
         gj.register("metric", "bad", gj.Metric(lambda r, f: 0.0, options=(
             gj.Option("k", 1.0, traced=True),)))
     # At its default the option is not part of the run: same configuration, same run id.
@@ -234,6 +234,29 @@ def test_a_plugin_stabiliser_goes_through_the_builtins_door(clean_registry):
     for k in ("sliced_w1", "modes_captured"):
         np.testing.assert_array_equal(np.asarray(a.final[k]), np.asarray(b.final[k]))
     np.testing.assert_array_equal(np.asarray(a.history["loss_g"]), np.asarray(b.history["loss_g"]))
+
+
+def test_a_plugin_wrapper_of_the_method_goes_through_the_builtins_door(clean_registry):
+    # Lookahead-minimax registered as a plugin's wrapper (k a static option, alpha a traced
+    # one) trains to the built-in's numbers bit for bit. (A plugin's wrapper applies after
+    # the built-ins: with the average on, it would wrap the average, not sit inside it.)
+    gj.register("wrapper", "my_lookahead", gj.Wrapper(
+        lambda static, hp, method, track: gj.methods.lookahead(
+            method, *gj.option_values(static, "wrapper", "my_lookahead", hp).values()),
+        options=(gj.Option("k", 5, "steps between synchronisations"),
+                 gj.Option("alpha", 0.5, "the slow weights' step", traced=True))))
+    with pytest.raises(gj.ConfigError, match=r"wrappers: got \['ema'\]; 'ema' is a built-in "
+                                             r"switched on by its own field"):
+        gj.make_config(dict(SMALL, wrappers=["ema"]))
+    base = dict(SMALL, data="ring_2d", steps=6, log_every=3)
+    builtin = gj.make_config({**base, "lookahead_k": 3, "lookahead_alpha": 0.3})
+    plugin = gj.make_config({**base, "wrappers": ["my_lookahead"], "my_lookahead.k": 3,
+                             "my_lookahead.alpha": 0.3})
+    a, b = (engine.run_batch([cfg] * 2, [0, 1]) for cfg in (builtin, plugin))
+    for k in ("sliced_w1", "modes_captured"):
+        np.testing.assert_array_equal(np.asarray(a.final[k]), np.asarray(b.final[k]))
+    assert not np.array_equal(np.asarray(a.final["sliced_w1"]), np.asarray(
+        engine.run_batch([gj.make_config(base)] * 2, [0, 1]).final["sliced_w1"]))
 
 
 class _Point:

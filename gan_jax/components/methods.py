@@ -583,6 +583,59 @@ def ema(method: Method, beta, track: Tracker | None = None) -> Method:
     return Method(f"ema({method.name})", method.slots, init, step)
 
 
+class Wrapper(NamedTuple):
+    """A wrapper of the training method, the wrapper protocol (register with
+    gan_jax.register("wrapper", ...)).
+
+    wrap(static, hp, method, track) -> Method: `method` wrapped. Its state (`Play.extra`) is a
+      NamedTuple of its own holding the wrapped method's state as its `inner` field, so that
+      `wrapper_state` finds any wrapper's state through it. `track`: the generator's
+      statistics rule (batch normalization's population statistics, train.population_stats;
+      None without), for a wrapper that keeps a generator of its own. Its options' values:
+      gan_jax.config.option_values(static, "wrapper", name, hp).
+    on(static) -> bool: a built-in's switch (its configuration fields); None: on when the
+      configuration's `wrappers` list names it.
+    options: its own options (registry.Option), "<name>.<option>".
+
+    Wrappers apply in registration order, the built-ins first: lookahead, then the average
+    (which so averages the generator after lookahead's synchronisation), then a plugin's.
+    """
+
+    wrap: Callable
+    on: Callable | None = None
+    options: tuple = ()
+
+
+def check_wrapper(obj) -> str | None:
+    if not isinstance(obj, Wrapper):
+        return f"must be a gan_jax.Wrapper(wrap, ...), got {type(obj).__name__}"
+    if not callable(obj.wrap) or (obj.on is not None and not callable(obj.on)):
+        return "wrap(static, hp, method, track) and on(static) must be functions"
+    return None
+
+
+# The registry of the method's wrappers (gan_jax.core.registry).
+WRAPPERS: dict[str, Wrapper] = registry.declare(
+    "wrapper", check_wrapper, "a wrapper of the training method (gan_jax.Wrapper)", "wrappers")
+
+registry.register("wrapper", "lookahead", Wrapper(
+    lambda static, hp, method, track: lookahead(method, static.lookahead_k, hp.lookahead_alpha),
+    on=lambda static: static.lookahead_k > 0),
+    doc="lookahead-minimax around the method (fields lookahead_k, lookahead_alpha)")
+registry.register("wrapper", "ema", Wrapper(
+    lambda static, hp, method, track: ema(method, hp.ema_beta, track),
+    on=lambda static: static.use_ema),
+    doc="the generator's exponential moving average (field ema_beta)")
+
+
+def wrappers_on(static) -> tuple[tuple[str, Wrapper], ...]:
+    """(name, wrapper) of each wrapper of the method a configuration switches on, in
+    registration order: a built-in by its fields (`on`), any other by the `wrappers` list."""
+    named = getattr(static, "wrappers", ())
+    return tuple((name, w) for name, w in WRAPPERS.items()
+                 if (w.on(static) if w.on is not None else name in named))
+
+
 def wrapper_state(extra, kind: type):
     """The state of type `kind` in a method's state `extra`, the outermost one found by
     following wrappers' `inner` fields, or None if no wrapper of that kind is there."""

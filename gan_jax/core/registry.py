@@ -45,7 +45,7 @@ OPTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # holds its own value of): their functions are built with the run's traced numbers. A
 # target's, a family's or a metric's options are static (they may change shapes, and the
 # evaluation program reads no traced number).
-TRACED_OPTION_KINDS = ("loss", "method", "stabiliser")
+TRACED_OPTION_KINDS = ("loss", "method", "stabiliser", "wrapper")
 
 
 class Option(NamedTuple):
@@ -61,7 +61,7 @@ class Option(NamedTuple):
     check: None, or value -> None (allowed) or the rule it breaks, e.g. "must be in (0, 1]",
       checked after the type.
     traced: a float that runs of one compiled program each hold their own value of (a loss's,
-      a method's or a stabiliser's only; it reaches the component as an f32[] array), rather
+      a method's, a stabiliser's or a wrapper's only; it reaches the component as an f32[] array), rather
       than a static value that picks the program.
     legacy: the configuration field it was before it became the component's own: run ids
       keep hashing it under that name, and configurations and records that give that field

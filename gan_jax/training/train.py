@@ -270,17 +270,19 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
                 tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation) -> methods_lib.Method:
     """The configuration's training method (gan_jax.components.methods) on `game`, inside the
-    stabilisers that wrap it: lookahead (`lookahead_k`, in methods.make_method), then the
-    generator's average (ema_beta > 0, `methods.ema`, with batch normalization's population
-    statistics of the averaged generator, `population_stats`)."""
+    wrappers it switches on (`methods.wrappers_on`, in registration order: lookahead
+    (`lookahead_k`), then the generator's average (ema_beta > 0, `methods.ema`, with batch
+    normalization's population statistics of the averaged generator, `population_stats`),
+    then a plugin's)."""
     coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
     method = methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
                                      d_updates=static.d_updates, unroll_k=static.unroll_k,
-                                     lookahead_k=static.lookahead_k,
                                      options=config_lib.option_values(
                                          static, "method", static.update, hp))
-    if static.use_ema:
-        method = methods_lib.ema(method, hp.ema_beta, population_stats(static, parts))
+    on = methods_lib.wrappers_on(static)
+    track = population_stats(static, parts) if on else None
+    for _, w in on:
+        method = w.wrap(static, hp, method, track)
     return method
 
 
