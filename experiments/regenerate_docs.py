@@ -135,6 +135,10 @@ LONG = (
          ("python -m gan_jax sweep experiments/veegan_2d.toml --out runs/veegan_2d",
           "PYTHONPATH=. python experiments/reproductions.py veegan runs/veegan_2d"),
          "not dated on the page; 657 s wall on 2 cores, written 2026-11-28"),
+    Long("VEEGAN's 1200-D rows, CPU-sized", "docs/reproductions.md",
+         ("python -m gan_jax sweep experiments/veegan_1200d.toml --out runs/veegan_1200d",
+          "PYTHONPATH=. python experiments/reproductions.py veegan_1200d runs/veegan_1200d"),
+         "2026-12-04 (the page; 872 s wall on 2 shared cores)"),
     Long("Nagarajan-Kolter on the ring, CPU-sized", "docs/reproductions.md",
          ("python -m gan_jax sweep experiments/nagarajan_kolter_ring.toml "
           "--out runs/nagarajan_kolter_ring",

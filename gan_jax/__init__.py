@@ -9,8 +9,8 @@ from gan_jax.components import data, losses, methods, metrics, models, optim, to
 from gan_jax.config import (HParams, RunConfig, StaticConfig, make_config, option_values,
                             stack_hparams,
                             static_part, traced_part, validate)
-from gan_jax.components.data import (GaussianMixture, bimodal_1d, grid_2d, make_target, mixture_1d,
-                                     ring_2d)
+from gan_jax.components.data import (EmbeddedMixture, GaussianMixture, bimodal_1d, grid_2d,
+                                     make_target, mixture_1d, ring_2d, veegan_1200d)
 from gan_jax.engine.programs import compiled_run, rerun, run_batch, seed_keys
 from gan_jax.core.errors import ConfigError
 from gan_jax.core.registry import Option, load_plugins, register, unregister
@@ -52,7 +52,8 @@ __all__ = [
     "ConfigError", "Option", "register", "unregister", "load_plugins", "Preset", "METRICS", "Metric",
     "HParams", "RunConfig", "StaticConfig", "make_config", "option_values", "stack_hparams",
     "static_part", "traced_part", "validate",
-    "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d", "ring_2d",
+    "EmbeddedMixture", "GaussianMixture", "bimodal_1d", "grid_2d", "make_target", "mixture_1d",
+    "ring_2d", "veegan_1200d",
     "compiled_run", "rerun", "run_batch", "seed_keys",
     "Estimate", "Floor", "Pushforward", "Quadrature", "discriminator_gap", "estimate_w1",
     "estimated_floor", "family_floor", "gan_value", "optimal_logit", "optimal_value",

@@ -7,7 +7,9 @@ definitions of VEEGAN, Srivastava et al. 2017, and PacGAN, Lin et al. 2018):
 
   standardised distance  d_k(x) = ||x - mu_k|| / sigma_k
   nearest mode           k(x) = argmin_k d_k(x)
-  high-quality sample    d_{k(x)}(x) < hq_threshold (3 stds)
+  high-quality sample    d_{k(x)}(x) < hq_threshold (3 stds); a target with `hq_distance`
+                         (data.EmbeddedMixture: components of lower rank than D) gives its
+                         own distance in stds, compared with the same threshold
   modes_captured         number of modes k with at least min_count high-quality samples
                          whose nearest mode is k
   hq_fraction            fraction of samples that are high-quality
@@ -88,6 +90,8 @@ def mode_assignment(target, x_ND: jax.Array, hq_threshold: float = HQ_THRESHOLD)
     """
     z_NK = standardized_sq_distances(target, x_ND)
     nearest_N = jnp.argmin(z_NK, axis=1).astype(jnp.int32)
+    if hasattr(target, "hq_distance"):
+        return nearest_N, target.hq_distance(x_ND, nearest_N) < hq_threshold
     best_N = jnp.min(z_NK, axis=1)
     return nearest_N, best_N < hq_threshold**2
 
@@ -156,12 +160,12 @@ def sliced_w1(x_ND: jax.Array, y_ND: jax.Array, directions_PD) -> jax.Array:
 
 def _kernel_sum(a_ND: jax.Array, b_MD: jax.Array, inv_two_h2: float) -> jax.Array:
     """sum_{n, m} exp(-||a_n - b_m||^2 * inv_two_h2)."""
-    # Differences coordinate by coordinate (D is small and static) rather than through
+    # For small D (_pair_sq), differences coordinate by coordinate rather than through
     # ||a||^2 + ||b||^2 - 2 a.b: XLA fuses them with the exp and the sum into one loop, the
     # [N, M] kernel matrix is never stored, and no cancellation makes a squared distance
-    # negative; on CPU it is also the fastest of the three forms.
-    sq_NM = sum((a_ND[:, None, d] - b_MD[None, :, d]) ** 2 for d in range(a_ND.shape[1]))
-    return jnp.sum(jnp.exp(-sq_NM * inv_two_h2))
+    # negative; on CPU it is also the fastest of the three forms. For large D the matrix form
+    # (one loop term a coordinate would unroll D terms into the program).
+    return jnp.sum(jnp.exp(-_pair_sq(a_ND, b_MD) * inv_two_h2))
 
 
 def mmd2(x_ND: jax.Array, y_MD: jax.Array, bandwidth: float) -> jax.Array:
