@@ -722,6 +722,11 @@ def validate(cfg: RunConfig) -> RunConfig:
                 if getattr(cfg, size) < need:
                     raise field_error(size, getattr(cfg, size),
                                       f"must be at least {need} for the extra metric {name!r}")
+    if cfg.hq_threshold < target.min_hq_threshold:
+        raise field_error("hq_threshold", cfg.hq_threshold,
+                          f"must be at least {target.min_hq_threshold} for data = {cfg.data!r}, "
+                          "whose own samples would otherwise not count as high quality "
+                          "(docs/targets.md)")
     if cfg.data_std is not None and not target.has_std:
         raise field_error("data_std", cfg.data_std, f"does not apply to data = {cfg.data!r} "
                           "(it takes no options)")

@@ -99,7 +99,9 @@ def test_registries_are_what_configuration_accepts():
                             ("activation", models.ACTIVATIONS)):
         values = {"data": "ring_2d", "generator": "mlp", "discriminator": "mlp"}
         for name in registry:
-            extra = values if field in ("data",) else {}
+            # (a target's own floor on hq_threshold, data.Preset.min_hq_threshold, taken)
+            extra = {**values, "hq_threshold": max(3.0, data.preset(name).min_hq_threshold)} \
+                if field == "data" else {}
             if field == "generator" and models.GENERATORS[name].one_d or \
                     field == "discriminator" and models.DISCRIMINATORS[name].one_d:
                 extra = {}

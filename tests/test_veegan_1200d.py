@@ -136,7 +136,12 @@ def test_a_configuration_names_it(target):
     cfg = config_lib.make_config({"data": "veegan_1200d", "hq_threshold": HQ, **nets})
     np.testing.assert_array_equal(data.make_target(cfg).means, target.means)
     with pytest.raises(ConfigError, match="data_std"):
-        config_lib.make_config({"data": "veegan_1200d", "data_std": 0.1, **nets})
+        config_lib.make_config({"data": "veegan_1200d", "data_std": 0.1, "hq_threshold": HQ,
+                                **nets})
+    # The default threshold (3 stds) would call most of its own samples poor: refused.
+    with pytest.raises(ConfigError, match=r"hq_threshold: got 3.0; must be at least 5.0 for "
+                                          r"data = 'veegan_1200d'"):
+        config_lib.make_config({"data": "veegan_1200d", **nets})
 
 
 def test_list_shows_it(capsys):
