@@ -99,7 +99,7 @@ def _rho(r, verdict) -> str:
 def table(results: list[ArmResult], lr: float, steps: int) -> str:
     header = ["arm", "eigenvalues of J at (0, 0)", "gradient flow",
               f"rho simultaneous (lr {lr})", f"rho alternating (lr {lr})",
-              f"‖x − x*‖ after {steps} simultaneous steps", f"… alternating steps"]
+              f"‖x − x*‖ after {steps} simultaneous steps", "… alternating steps"]
     rows = []
     for r in results:
         a = r.analysis

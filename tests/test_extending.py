@@ -57,7 +57,7 @@ def _toml(values: dict) -> str:
 def test_own_loss_target_and_metric_swept_beside_builtins_and_compared(tmp_path, capsys,
                                                                      clean_registry):
     shutil.copy(EXAMPLE, tmp_path / "my_components.py")
-    (tmp_path / "mine.toml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "mine.toml").write_text(textwrap.dedent("""\
         name = "mine"
         seeds = [0, 1, 2, 3]
         plugins = ["my_components.py"]

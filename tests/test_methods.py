@@ -1,7 +1,6 @@
 """Training methods and stabilisers: each against its defining equations, written out by hand
 here, on small games; and the configuration's rules for combining them."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +15,7 @@ from gan_jax.core import registry
 from gan_jax.records import results
 from gan_jax.training import train
 from gan_jax.config import ConfigError
-from gan_jax.components.methods import Game, Play
+from gan_jax.components.methods import Game
 
 
 # A smooth, non-quadratic two-player game on vectors, with a batch (a scalar weight) that the

@@ -350,7 +350,7 @@ def test_population_statistics_move_by_a_twentieth_after_each_step():
 
 def test_training_normalizes_each_place_in_the_packs_on_its_own():
     cfg = _bn_config()
-    static, hp = config.static_part(cfg), config.traced_part(cfg)
+    static = config.static_part(cfg)
     parts = train.make_parts(static)
     g = parts.generator.init(jax.random.key(1))
     z = jax.random.normal(jax.random.key(2), (16, 2))

@@ -64,7 +64,7 @@ class TrainState(NamedTuple):
                            # (gan_jax.components.methods: lookahead's slow weights, the averaged
                            # generator of ema_beta > 0, read with `averaged_generator`)
     stabilisers: Any = ()  # the game's stabilisers' own states, one per stabiliser on, in
-                           # STABILISERS order (spectral normalization's power-iteration
+                           # registration order (spectral normalization's power-iteration
                            # vectors); read one with `stabiliser_state`
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
@@ -141,7 +141,7 @@ class Batch(NamedTuple):
     z_NL: jax.Array              # latent draws for the fake samples
     gp_u_N1: jax.Array | None    # gradient-penalty interpolation weights, one per pack
     extra: tuple = ()            # each game stabiliser's own draws (Stabiliser.cut), one per
-                                 # stabiliser on, in STABILISERS order (() where it draws none)
+                                 # stabiliser on, in registration order (() where it draws none)
 
 
 def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
