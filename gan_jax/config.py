@@ -115,8 +115,8 @@ MAX_PROJECTIONS = 2**12
 MAX_HQ_THRESHOLD = 1e6
 # - Parameters are flattened and indexed with int32.
 MAX_PARAMS = 2**31 - 1
-# - Unrolled steps are traced into the generator's gradient one by one.
-MAX_UNROLL = 2**8
+# - Unrolled steps are traced into the generator's gradient one by one: unrolled.k's bound is
+#   the method's own (methods.MAX_UNROLL).
 # - A pack multiplies every discriminator batch.
 MAX_PACK = 2**8
 # - Maxout pieces multiply the discriminator's hidden weights.
@@ -282,8 +282,6 @@ class RunConfig:
                          "training method: how both players step (docs/methods.md)")
     d_updates: int = _field(2, STATIC, int_at_least(1, MAX_D_UPDATES, COUNTER),
                            "discriminator steps per generator step")
-    unroll_k: int = _field(5, STATIC, int_at_least(1, MAX_UNROLL, "compile time"),
-                           "update = 'unrolled': discriminator steps unrolled", added=True)
     lookahead_k: int = _field(0, STATIC, int_at_least(0, MAX_STEPS, COUNTER),
                               "lookahead-minimax every k steps around the method; 0: off",
                               added=True)
@@ -357,11 +355,6 @@ class RunConfig:
                               "R1 weight gamma (gamma/2 E_real |grad D|^2)")
     r2_weight: float = _field(0.0, TRACED, nonnegative_number,
                               "R2 weight gamma (gamma/2 E_fake |grad D|^2)")
-    consensus_gamma: float = _field(10.0, TRACED, nonnegative_number,
-                                    "update = 'consensus': the weight gamma", added=True)
-    sga_lambda: float = _field(1.0, TRACED, nonnegative_number,
-                               "update = 'sga' with sga.scaled: |lambda|, the alignment's sign "
-                               "times this", added=True)
     lookahead_alpha: float = _field(0.5, TRACED, unit_interval_closed,
                                     "lookahead-minimax: the slow weights' step alpha", added=True)
     nk_eta: float = _field(0.0, TRACED, nonnegative_number,
@@ -605,7 +598,7 @@ def make_config(values: dict[str, Any] | None = None, *, where: str = "") -> Run
     try:
         # A component's option ("sga.scaled"), or the field it was before (Option.legacy),
         # given beside the fields: it goes to the `options` table.
-        legacy = _legacy_options()
+        legacy = legacy_options()
         moved = {legacy.get(key, key): values.pop(key) for key in list(values)
                  if key not in FIELD_NAMES and (key in legacy or "." in key)}
         for key in values:
@@ -648,7 +641,7 @@ def _by_name(field: str, kind: str, value):
     return name
 
 
-def _legacy_options() -> dict[str, str]:
+def legacy_options() -> dict[str, str]:
     """A field that became a component's option (Option.legacy) -> the option's key."""
     return {d.option.legacy: key for key, d in registry.declared_options().items()
             if d.option.legacy}
@@ -658,12 +651,12 @@ def is_field(key: str) -> bool:
     """Whether a configuration (a sweep file's table, make_config) may set `key`: a field, an
     option a registered component declares ("<component>.<option>"), or the field such an
     option was before (Option.legacy)."""
-    return key in FIELD_NAMES or key in registry.declared_options() or key in _legacy_options()
+    return key in FIELD_NAMES or key in registry.declared_options() or key in legacy_options()
 
 
 def is_float_field(key: str) -> bool:
     """Whether a configuration key takes real numbers: a float field, or a float option."""
-    found = registry.declared_options().get(_legacy_options().get(key, key))
+    found = registry.declared_options().get(legacy_options().get(key, key))
     return key in FLOAT_FIELDS or found is not None and found.option.type is float
 
 
@@ -673,7 +666,7 @@ def check_field(name: str, value: Any) -> Any:
     option ("<component>.<option>", or the field it was before) is checked by its
     declaration."""
     if name not in FIELD_NAMES:
-        key = _legacy_options().get(name, name)
+        key = legacy_options().get(name, name)
         found = registry.declared_options().get(key)
         if found is None:
             raise _unknown_field(name)
@@ -849,24 +842,14 @@ def option_values(static, kind: str, name: str, hp: "HParams | None" = None) -> 
     return out
 
 
-# A method's own fields, and the method that gives each a meaning: set away from its default
-# under another method, a field would change nothing but the run's id.
-METHOD_FIELDS = {"unroll_k": "unrolled", "consensus_gamma": "consensus", "sga_lambda": "sga"}
-
-
 def _check_method_fields(cfg: RunConfig) -> None:
     defaults = {f.name: f.default for f in FIELDS}
-    for name, method in METHOD_FIELDS.items():
-        if getattr(cfg, name) != defaults[name] and cfg.update != method:
-            raise field_error(name, getattr(cfg, name),
-                              f"applies only to update = {method!r}, not update = "
-                              f"{cfg.update!r}; leave it at its default {defaults[name]!r}")
-    if not dict(_options(cfg)).get("sga.scaled", False) and \
-            cfg.sga_lambda != defaults["sga_lambda"]:
-        raise field_error("sga_lambda", cfg.sga_lambda,
+    own = dict(_options(cfg))          # the options away from their defaults
+    if not own.get("sga.scaled", False) and "sga.lambda" in own:
+        raise field_error("sga.lambda", own["sga.lambda"],
                           "applies only with sga.scaled = true: Balduzzi et al.'s Algorithm 1 "
                           "sets lambda to the alignment's sign, +-1, and has no weight; leave "
-                          f"it at its default {defaults['sga_lambda']!r} or set sga.scaled")
+                          "it at its default 1.0 or set sga.scaled")
     if cfg.lookahead_k == 0 and cfg.lookahead_alpha != defaults["lookahead_alpha"]:
         raise field_error("lookahead_alpha", cfg.lookahead_alpha,
                           "applies only with lookahead_k > 0 (lookahead_k = 0: off)")

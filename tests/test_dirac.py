@@ -243,7 +243,7 @@ def test_unrolled_generator_gradient_is_the_total_derivative():
     total = (surrogate(theta + delta) - surrogate(theta - delta)) / (2 * delta)
     stopped = -psi_k(theta) * sig(-psi_k(theta) * theta)
     with jax.enable_x64(True):
-        method = dirac.make("unrolled", dirac.dirac_game("nonsaturating"), h, steps_k=k)
+        method = dirac.make("unrolled", dirac.dirac_game("nonsaturating"), h, {"k": k})
         out = jax.jit(lambda g, d: method.step(method.init(g, d), (None,)))(
             jnp.array([theta]), jnp.array([psi]))
         library = (theta - float(out.g[0])) / h

@@ -39,9 +39,13 @@ def xi(g, d, b):
     return jax.grad(_g_loss, 0)(g, d, b), jax.grad(_d_loss, 1)(g, d, b)
 
 
-def run(name, batches_per_step, steps=3, tx_g=None, tx_d=None, **kw):
+OPTIONS = {"consensus": {"gamma": 0.7}}      # the methods' own options in these tests
+
+
+def run(name, batches_per_step, steps=3, tx_g=None, tx_d=None, options=None, **kw):
     tx_g, tx_d = tx_g or optax.sgd(H_G), tx_d or optax.sgd(H_D)
-    m = methods.make_method(name, GAME, tx_g, tx_d, methods.Coefs(0.7, 0.9, 0.5), **kw)
+    m = methods.make_method(name, GAME, tx_g, tx_d, methods.Coefs(0.5),
+                            options=options or OPTIONS.get(name), **kw)
     play = m.init(G0, D0)
     for batches in batches_per_step[:steps]:
         play = m.step(play, batches)
@@ -201,18 +205,17 @@ def test_sga_is_balduzzi_et_al_algorithm_1(g0, d0, sign):
     g0, d0 = jnp.array(g0), jnp.array(d0)
     want, lam, at_v = _np_sga(g0, d0, 1.7)
     assert lam == sign                        # both signs of the alignment are met
-    coefs = methods.Coefs(0.7, 0.9, 0.5)
-
-    def one_step(**kw):
-        m = methods.make_method("sga", GAME, optax.sgd(H_G), optax.sgd(H_D), coefs, **kw)
+    def one_step(scaled):
+        m = methods.make_method("sga", GAME, optax.sgd(H_G), optax.sgd(H_D),
+                                options={"scaled": scaled, "lambda": 0.9})
         return m.step(m.init(g0, d0), (B2,))
 
-    play = one_step()       # their rule: lambda is the sign, sga_lambda (0.9) is not used
+    play = one_step(False)  # their rule: lambda is the sign, sga.lambda (0.9) is not used
     np.testing.assert_allclose(play.g, g0 - H_G * want[:2], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(play.d, d0 - H_D * want[2:], rtol=1e-5, atol=1e-7)
     # The generalisation, on request: lambda = 0.9 times the sign.
     scaled = want + (0.9 - 1) * lam * at_v
-    play = one_step(options={"scaled": True})
+    play = one_step(True)
     np.testing.assert_allclose(play.g, g0 - H_G * scaled[:2], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(play.d, d0 - H_D * scaled[2:], rtol=1e-5, atol=1e-7)
 
@@ -240,7 +243,7 @@ def test_unrolled_gradient_matches_finite_differences_of_the_unrolled_objective(
     assert np.max(np.abs(np.asarray(fd) - np.asarray(stopped))) > 0.1
     # The method: the generator descends that gradient; the discriminator's step is the first
     # unrolled step.
-    play = run("unrolled", [(B1,)], steps=1, tx_g=optax.sgd(H_G), tx_d=adam, unroll_k=k)
+    play = run("unrolled", [(B1,)], steps=1, tx_g=optax.sgd(H_G), tx_d=adam, options={"k": k})
     np.testing.assert_allclose(play.g, G0 - H_G * auto, rtol=1e-5)
     d1 = methods.unrolled_discriminator(GAME, adam, G0, D0, adam.init(D0), B1, 1)
     np.testing.assert_allclose(play.d, d1, rtol=1e-6)
@@ -488,10 +491,11 @@ def test_ema_follows_its_recursion_in_training():
 
 
 @pytest.mark.parametrize("changes, names", [
-    (dict(update="alternating", consensus_gamma=1.0), ("consensus_gamma", "update")),
-    (dict(update="consensus", unroll_k=3), ("unroll_k", "update")),
+    (dict(update="alternating", consensus_gamma=1.0), ("consensus.gamma", "'consensus'")),
+    (dict(update="consensus", unroll_k=3), ("unrolled.k", "'unrolled'")),
+    ({"update": "unrolled", "unrolled.k": 0}, ("unrolled.k", "[1, 256]")),
     (dict(lookahead_alpha=0.3), ("lookahead_alpha", "lookahead_k")),
-    (dict(update="sga", sga_lambda=0.5), ("sga_lambda", "sga.scaled", "Algorithm 1")),
+    (dict(update="sga", sga_lambda=0.5), ("sga.lambda", "sga.scaled", "Algorithm 1")),
     (dict(update="alternating", sga_scaled=True), ("sga.scaled", "update", "'sga'")),
     ({"update": "alternating", "sga.scaled": True}, ("sga.scaled", "update", "'sga'")),
     ({"update": "sga", "sga.scaled": "yes"}, ("sga.scaled", "true or false")),
@@ -520,9 +524,12 @@ def test_sga_lambda_is_a_weight_only_with_sga_scaled():
                                           sga_lambda=0.5))
     static = config.static_part(cfg)
     assert registry.option(static, "sga.scaled") is True
-    assert config.option_values(static, "method", "sga") == {"scaled": True}
-    assert float(config.traced_part(cfg).sga_lambda) == 0.5
+    assert config.option_values(static, "method", "sga") == {"scaled": True, "lambda": 1.0}
+    assert float(config.option_values(static, "method", "sga",
+                                      config.traced_part(cfg))["lambda"]) == 0.5
+    # Run ids hash both under the fields they were (sga_lambda moved like sga_scaled).
     assert cfg.identity_dict()["sga_scaled"] is True and "options" not in cfg.identity_dict()
+    assert cfg.identity_dict()["sga_lambda"] == 0.5
     plain = config.make_config(dict(update="sga", d_updates=1))
     assert plain.options == () and registry.option(plain, "sga.scaled") is False
     assert results.run_id(plain, 0) != results.run_id(cfg, 0)
@@ -591,3 +598,20 @@ def test_a_record_written_before_the_added_fields_reads_back_with_their_defaults
     assert back["config"] == cfg.to_dict()
     assert list(back["config"])[:3] == list(cfg.identity_dict())[:3]
     assert results.run_id(config.make_config(back["config"]), 0) == record["run_id"]
+
+
+def test_the_methods_moved_fields_read_by_either_name_in_old_and_new_records():
+    # unroll_k, consensus_gamma and sga_lambda became the methods' own options (unrolled.k,
+    # consensus.gamma, sga.lambda): a record written before holds them as fields, at their
+    # defaults for every other method, and reads as the same run.
+    cfg = config.make_config({"update": "unrolled", "d_updates": 1, "unrolled.k": 3})
+    new = {"config": cfg.to_dict()}
+    old = {"config": {**{k: v for k, v in new["config"].items() if k != "options"},
+                      "unroll_k": 3, "consensus_gamma": 10.0, "sga_lambda": 1.0}}
+    assert config.make_config(old["config"]) == cfg
+    assert cfg.identity_dict()["unroll_k"] == 3
+    for record in (new, old):
+        assert results.config_value(record, "unroll_k") == 3
+        assert results.config_value(record, "unrolled.k") == 3
+    plain = {"config": config.make_config({}).to_dict()}
+    assert results.config_value(plain, "unrolled.k") is None

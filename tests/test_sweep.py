@@ -407,7 +407,7 @@ def test_several_grid_tables_join_their_points():
     s = sweep.parse_sweep({"name": "u", "seeds": 1, "base": dict(TINY_BASE, d_updates=1),
                            "grid": [{"update": ["alternating", "simultaneous"]},
                                     {"update": ["consensus"], "consensus_gamma": [1.0, 10]}]})
-    assert [(c.update, c.consensus_gamma) for c in s.configs] == [
+    assert [(c.update, dict(c.options).get("consensus.gamma", 10.0)) for c in s.configs] == [
         ("alternating", 10.0), ("simultaneous", 10.0), ("consensus", 1.0), ("consensus", 10.0)]
     assert dict(s.grid)["update"] == ("alternating", "simultaneous", "consensus")
     with pytest.raises(ConfigError, match=r"\[\[grid\]\] 2: the point .*also in an earlier"):

@@ -31,8 +31,8 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
   vector field   v = -xi, xi = (dg_loss/dtheta, dd_loss/dpsi) the simultaneous gradient, for
                  alternating, simultaneous, extragradient, extragradient_past, optimistic and
                  lookahead; -methods.consensus_gradient for consensus; -methods.sga_gradient
-                 for sga (Balduzzi et al.'s lambda, the alignment's sign; with sga_scaled,
-                 sga_lambda times it); for unrolled, the displacement of its own step over the step size,
+                 for sga (Balduzzi et al.'s lambda, the alignment's sign; with sga.scaled,
+                 sga.lambda times it); for unrolled, the displacement of its own step over the step size,
                  (step(x) - x) / h = -(d/dtheta g_loss(theta, d_k(theta)), dd_loss/dpsi),
                  which depends on h and k. Its Jacobian's eigenvalues at (0, 0) decide the
                  gradient flow (stability.flow_verdict).
@@ -174,19 +174,23 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
     return game
 
 
-def make(name: str, game: methods.Game, lr, coefs: methods.Coefs = methods.Coefs(),
-         steps_k: int = 5, sga_scaled: bool = False) -> methods.Method:
-    """The library's method `name` (or lookahead around simultaneous) with SGD at step lr."""
+def make(name: str, game: methods.Game, lr, options: dict | None = None, *,
+         steps_k: int = 5, alpha=0.5) -> methods.Method:
+    """The library's method `name` with SGD at step lr and its own `options` (defaults where
+    not given), or lookahead (steps_k, alpha) around simultaneous gradient descent."""
     tx = optax.sgd(lr)
     if name == LOOKAHEAD:
-        return methods.make_method("simultaneous", game, tx, tx, coefs, lookahead_k=steps_k)
-    return methods.make_method(name, game, tx, tx, coefs, unroll_k=steps_k,
-                               options=sga_options(name, sga_scaled))
+        return methods.make_method("simultaneous", game, tx, tx, methods.Coefs(alpha),
+                                   lookahead_k=steps_k)
+    return methods.make_method(name, game, tx, tx, options=options)
 
 
-def sga_options(name: str, sga_scaled: bool) -> dict | None:
-    """The method's own options: sga's `scaled` from --sga-scaled; the others' defaults."""
-    return {"scaled": sga_scaled} if name == "sga" else None
+def method_options(name: str, *, steps_k: int, gamma, sga_lambda,
+                   sga_scaled: bool) -> dict | None:
+    """The method's own options from the command's: consensus's gamma (--gamma), sga's scaled
+    and lambda (--sga-scaled, --sga-lambda), unrolled's k (--steps-k); the others' defaults."""
+    return {"consensus": {"gamma": gamma}, "unrolled": {"k": steps_k},
+            "sga": {"scaled": sga_scaled, "lambda": sga_lambda}}.get(name)
 
 
 def batches_of(method: methods.Method) -> tuple:
@@ -195,15 +199,14 @@ def batches_of(method: methods.Method) -> tuple:
 
 
 def vector_field(name: str, game: methods.Game, method: methods.Method, lr,
-                 coefs: methods.Coefs,
-                 sga_scaled: bool = False) -> Callable[[jax.Array], jax.Array]:
+                 options: dict | None = None) -> Callable[[jax.Array], jax.Array]:
     """x = (theta, psi) -> v(x), the method's field (see the module docstring)."""
     def v(x):
         g, d = x[:1], x[1:]
         spec = methods.METHODS.get(name)
         if spec is not None and spec.direction is not None:       # consensus, sga
-            ctx = methods.Context(game, None, None, coefs, options=methods.method_options(
-                name, sga_options(name, sga_scaled)))
+            ctx = methods.Context(game, None, None, methods.Coefs(),
+                                  options=methods.method_options(name, options))
             direction = spec.direction(ctx, g, d, None)
         elif spec is not None and spec.unrolls:                    # its own displacement
             after = method.step(method.init(g, d), batches_of(method))
@@ -253,8 +256,8 @@ class Options(NamedTuple):
     method: str
     lr: float = 0.1
     loss: str = "nonsaturating"
-    gamma: float = methods.Coefs().gamma
-    sga_lambda: float = methods.Coefs().sga_lambda
+    gamma: float = methods.METHODS["consensus"].options[0].default
+    sga_lambda: float = methods.METHODS["sga"].options[1].default
     sga_scaled: bool = False
     steps_k: int = 5
     alpha: float = methods.Coefs().lookahead_alpha
@@ -294,9 +297,11 @@ def _numbers(options: Options) -> dict[str, float]:
 def _setup(static: Static, nums: dict):
     switches = {s: (nums[s] if on else None) for s, on in zip(_SWITCHES, static.on)}
     game = dirac_game(static.loss, **switches)
-    coefs = methods.Coefs(nums["gamma"], nums["sga_lambda"], nums["alpha"])
-    method = make(static.method, game, nums["lr"], coefs, static.steps_k, static.sga_scaled)
-    return game, coefs, method
+    options = method_options(static.method, steps_k=static.steps_k, gamma=nums["gamma"],
+                             sga_lambda=nums["sga_lambda"], sga_scaled=static.sga_scaled)
+    method = make(static.method, game, nums["lr"], options, steps_k=static.steps_k,
+                  alpha=nums["alpha"])
+    return game, options, method
 
 
 @functools.lru_cache(maxsize=None)
@@ -306,8 +311,8 @@ def _programs(static: Static):
     steps = static.steps_k if static.method == LOOKAHEAD else 1
 
     def field(x, nums):
-        game, coefs, method = _setup(static, nums)
-        v = vector_field(static.method, game, method, nums["lr"], coefs, static.sga_scaled)
+        game, options, method = _setup(static, nums)
+        v = vector_field(static.method, game, method, nums["lr"], options)
         return v(x), jax.jacfwd(v)(x)
 
     def update(nums):

@@ -35,14 +35,16 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       optax.optimistic_gradient_descent), with Adam their Optimistic Adam.
                       The first step is a plain step (optax's convention).
   consensus           consensus optimisation (Mescheder et al. 2017): both players descend
-                      xi + gamma grad(|xi|^2 / 2), simultaneously.
+                      xi + gamma grad(|xi|^2 / 2), simultaneously (gamma: its option
+                      consensus.gamma).
   sga                 symplectic gradient adjustment (Balduzzi et al. 2018, Algorithm 1):
                       both players descend xi + lambda A^T xi, A the antisymmetric part of the
                       game's Hessian, lambda set to their alignment's sign, +-1 (epsilon 0.1).
-                      With its option sga.scaled, lambda is sga_lambda times that sign: this
-                      library's generalisation, equal to theirs at sga_lambda = 1.
+                      With its option sga.scaled, lambda is its option sga.lambda times
+                      that sign: this library's generalisation, equal to theirs at
+                      sga.lambda = 1.
   unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
-                      unrolled steps (its optimiser state included) give d_k(g); the generator
+                      (its option unrolled.k) unrolled steps (its optimiser state included) give d_k(g); the generator
                       descends g_loss(g, d_k(g)), differentiated through the unrolling, and
                       the discriminator's own step is the first unrolled step. With
                       d_updates > 1, the first d_updates - 1 discriminator steps are plain,
@@ -96,10 +98,9 @@ class Game(NamedTuple):
 
 
 class Coefs(NamedTuple):
-    """A method's traced coefficients (scalars; unused ones are ignored)."""
+    """The traced coefficients of the wrappers `make_method` applies (a method's own are its
+    options, `Context.options`)."""
 
-    gamma: Any = 10.0          # consensus weight
-    sga_lambda: Any = 1.0      # SGA's |lambda| (with its option `scaled` only)
     lookahead_alpha: Any = 0.5  # lookahead-minimax step of the slow weights
 
 
@@ -257,16 +258,16 @@ def players(game: Game, tx_g: optax.GradientTransformation,
 
 class Context(NamedTuple):
     """What a method is built from: the game, the players' optimisers (descent
-    transformations, from the configuration), the traced coefficients, the static settings
-    the configuration gives every method, and the method's own options (`MethodSpec.options`:
-    option name -> value, a traced one an f32[] array)."""
+    transformations, from the configuration), the wrappers' coefficients, the static setting
+    the configuration gives every method (d_updates), and the method's own options
+    (`MethodSpec.options`: option name -> value, a traced one an f32[] array: consensus's
+    gamma, sga's scaled and lambda, unrolled's k)."""
 
     game: Game
     tx_g: optax.GradientTransformation
     tx_d: optax.GradientTransformation
     coefs: Coefs
     d_updates: int = 1
-    unroll_k: int = 5
     options: dict = {}
 
     def players(self) -> Players:
@@ -337,26 +338,25 @@ def slots(name: str, d_updates: int = 1) -> Slots:
 
 def make_method(name: str, game: Game, tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation, coefs: Coefs = Coefs(), *,
-                d_updates: int = 1, unroll_k: int = 5, lookahead_k: int = 0,
+                d_updates: int = 1, lookahead_k: int = 0,
                 options: dict | None = None) -> Method:
     """The method `name` on `game` with the players' optimisers (descent transformations).
 
     Args:
       d_updates: discriminator steps per generator step (alternating and unrolled; 1 for the
         simultaneous methods).
-      unroll_k: the unrolled method's k.
       lookahead_k: 0, or wrap the method in lookahead-minimax with this k (:func:`lookahead`).
       options: values of the method's own options (`MethodSpec.options`) by option name;
-        those not given take their declared defaults (sga's `scaled`: lambda =
-        coefs.sga_lambda times the alignment's sign, this library's generalisation, instead of
-        the sign itself, :func:`sga_gradient`).
+        those not given take their declared defaults (consensus's `gamma`; unrolled's `k`;
+        sga's `scaled`: lambda = its option `lambda` times the alignment's sign, this
+        library's generalisation, instead of the sign itself, :func:`sga_gradient`).
     """
     if name not in METHODS:
         raise ValueError(f"update: got {name!r}; must be one of {', '.join(METHODS)}")
     spec = METHODS[name]
     if spec.simultaneous and d_updates != 1:
         raise ValueError(f"d_updates: got {d_updates}; must be 1 with update = {name!r}")
-    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates, unroll_k,
+    init, step = spec.build(Context(game, tx_g, tx_d, coefs, d_updates,
                                     method_options(name, options)))
     method = Method(name, spec.slots(d_updates), init, step)
     return lookahead(method, lookahead_k, coefs.lookahead_alpha) if lookahead_k else method
@@ -453,7 +453,7 @@ def _unrolled(ctx: Context):
 
         def surrogate(g):
             d_k = unrolled_discriminator(game, ctx.tx_d, g, play.d, play.d_opt, b,
-                                         ctx.unroll_k)
+                                         ctx.options["k"])
             return game.g_loss(g, d_k, b)
 
         g_grads = jax.grad(surrogate)(play.g)
@@ -463,12 +463,24 @@ def _unrolled(ctx: Context):
 
 
 def _consensus_direction(ctx: Context, g, d, batch):
-    return consensus_gradient(ctx.game, g, d, batch, ctx.coefs.gamma)
+    return consensus_gradient(ctx.game, g, d, batch, ctx.options["gamma"])
 
 
 def _sga_direction(ctx: Context, g, d, batch):
     return sga_gradient(ctx.game, g, d, batch,
-                        ctx.coefs.sga_lambda if ctx.options["scaled"] else None)
+                        ctx.options["lambda"] if ctx.options["scaled"] else None)
+
+
+MAX_UNROLL = 2**8     # unrolled's k: its steps are unrolled into the program (compile time)
+
+
+def _nonnegative(v) -> str | None:
+    return None if v >= 0 else "must be a non-negative number"
+
+
+def _unroll_steps(k) -> str | None:
+    return None if 1 <= k <= MAX_UNROLL else \
+        f"must be an integer in [1, {MAX_UNROLL}] (compile time)"
 
 
 for _name, _spec, _doc in (
@@ -484,17 +496,27 @@ for _name, _spec, _doc in (
                                   _one_batch),
          "optimistic GDA / Optimistic Adam (Daskalakis et al. 2018)"),
         ("consensus", MethodSpec(_along(_consensus_direction), _one_batch,
-                                 direction=_consensus_direction),
-         "consensus optimisation, consensus_gamma (Mescheder et al. 2017)"),
+                                 direction=_consensus_direction,
+                                 options=(registry.Option(
+                                     "gamma", 10.0, "the weight gamma of grad |xi|^2 / 2",
+                                     check=_nonnegative, traced=True,
+                                     legacy="consensus_gamma"),)),
+         "consensus optimisation (Mescheder et al. 2017)"),
         ("sga", MethodSpec(_along(_sga_direction), _one_batch, direction=_sga_direction,
                            options=(registry.Option(
                                "scaled", False, "false: lambda is the alignment's sign "
-                               "(Balduzzi et al.'s Algorithm 1); true: sga_lambda times that "
-                               "sign (this library's generalisation)", legacy="sga_scaled"),)),
+                               "(Balduzzi et al.'s Algorithm 1); true: sga.lambda times that "
+                               "sign (this library's generalisation)", legacy="sga_scaled"),
+                               registry.Option(
+                               "lambda", 1.0, "with sga.scaled: |lambda|, the alignment's "
+                               "sign times this", check=_nonnegative, traced=True,
+                               legacy="sga_lambda"))),
          "symplectic gradient adjustment (Balduzzi et al. 2018)"),
         ("unrolled", MethodSpec(_unrolled, lambda k: Slots(k, 0), simultaneous=False,
-                                unrolls=True),
-         "unrolled GAN, unroll_k steps (Metz et al. 2017)")):
+                                unrolls=True, options=(registry.Option(
+                                    "k", 5, "discriminator steps unrolled",
+                                    check=_unroll_steps, legacy="unroll_k"),)),
+         "unrolled GAN, k unrolled steps (Metz et al. 2017)")):
     registry.register("method", _name, _spec, doc=_doc)
 
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from gan_jax.analysis import exact
 from gan_jax.core import registry
-from gan_jax.config import ADDED_JSON_DEFAULTS, RunConfig, static_part, tied_fields
+from gan_jax.config import (ADDED_JSON_DEFAULTS, RunConfig, legacy_options, static_part,
+                            tied_fields)
 from gan_jax.core.errors import ConfigError, OutputError, suggest
 
 RESULTS_FILE = "results.jsonl"
@@ -613,11 +614,16 @@ def config_value(record: dict, field: str) -> Any:
     options = config.get("options") or {}
     if field in options:
         return options[field]
+    moved = legacy_options().get(field)      # a field that became an option, asked by its name
+    if moved is not None:
+        return config_value(record, moved)
     found = registry.declared_options().get(field)
     if found is not None:
         named = config.get(registry.KINDS[found.kind].field)
         if named == found.component or isinstance(named, list) and found.component in named:
-            return found.option.default
+            # a record written before the option moved holds it under its field's name
+            legacy = found.option.legacy
+            return config[legacy] if legacy and legacy in config else found.option.default
     return None
 
 

@@ -274,9 +274,8 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
     (`lookahead_k`), then the generator's average (ema_beta > 0, `methods.ema`, with batch
     normalization's population statistics of the averaged generator, `population_stats`),
     then a plugin's)."""
-    coefs = methods_lib.Coefs(hp.consensus_gamma, hp.sga_lambda, hp.lookahead_alpha)
-    method = methods_lib.make_method(static.update, game, tx_g, tx_d, coefs,
-                                     d_updates=static.d_updates, unroll_k=static.unroll_k,
+    method = methods_lib.make_method(static.update, game, tx_g, tx_d,
+                                     d_updates=static.d_updates,
                                      options=config_lib.option_values(
                                          static, "method", static.update, hp))
     on = methods_lib.wrappers_on(static)
