@@ -185,8 +185,8 @@ def _switched_by_name(kind: str, table: dict, v) -> str | None:
             return (f"must name registered {kind}s; {name!r} is not one (registered: "
                     f"{', '.join(names) or 'none'}){suggest(name, names)}")
         if table[name].on is not None:
-            return (f"{name!r} is a built-in switched on by its own field (python -m gan_jax "
-                    "list): set that field instead")
+            return (f"{name!r} is a built-in switched on by its own field, "
+                    f"{table[name].field or 'python -m gan_jax list'}: set that field instead")
     return None
 
 
@@ -688,7 +688,7 @@ def _normalised(name: str, value: Any) -> Any:
     if name in LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(float(x) for x in value)
     if name in ("stabilisers", "wrappers") and isinstance(value, (list, tuple)):
-        return tuple(sorted(value))     # they apply in registration order, whatever the list's
+        return tuple(sorted(value))     # they apply by name, whatever the list's order
     if name in NAME_LIST_FIELDS and isinstance(value, (list, tuple)):
         return tuple(value)
     return value

@@ -453,7 +453,7 @@ def test_spectral_norm_is_algorithm_1_of_miyato_et_al():
 
 
 def test_game_stabilisers_keep_their_states_in_one_field():
-    # Spectral normalization and instance noise wrap the game (train.Stabiliser): their states
+    # Spectral normalization and instance noise wrap the game (gan_jax.Stabiliser): their states
     # sit in TrainState.stabilisers, one per stabiliser on, whatever is on; no field of their own.
     cfg = config.make_config({**MLP, "spectral_norm": True, "noise_std": 0.1})
     static, hp, parts = _parts(cfg)

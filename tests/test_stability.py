@@ -149,10 +149,13 @@ def test_seed_linear_configuration_has_a_neutral_spread_direction():
     dict(nk_eta=0.5),
     dict(noise_std=1.0),
     dict(pack=2, discriminator="mlp", d_width=4, d_depth=1, d_init=None),
+    # the penalty pairs real and generated rows: their noise must be drawn apart
+    dict(loss="wgan_gp", noise_std=1.0, discriminator="mlp", d_width=4, d_depth=1,
+         d_init=None),
     pytest.param(dict(nk_eta=0.2, noise_std=0.2, pack=2, loss="wgan_gp", discriminator="mlp",
                       d_width=4, d_depth=1, d_init=None),
                  marks=pytest.mark.slow),
-], ids=["nk", "noise", "pack", "all"])
+], ids=["nk", "noise", "pack", "gp_noise", "all"])
 def test_population_game_is_the_training_game_in_expectation(changes):
     """The population game (training's make_game on quantile nodes) against training's game
     on random batches: equal within the batches' own Monte Carlo error."""
@@ -183,9 +186,9 @@ def test_population_game_is_the_training_game_in_expectation(changes):
     assert np.all(np.abs(pop - mc.mean(axis=0)) < 4 * err + 2e-4), (pop, mc.mean(0), err)
 
 
-def test_population_game_stabilisers_change_the_verdict_inputs():
-    """NK, noise and packing reach the analysis (a different Jacobian), and what has no
-    population form is refused with its field."""
+def test_population_game_refusals_and_nk_in_the_analysis():
+    """NK reaches the analysis (a different Jacobian); what has no population form, and what
+    the analysis does not model, is refused with its field and value."""
     base = SEED_CONFIGS["linear"]
     plain = stability.analyze_config(base, nodes=64)
     nk = stability.analyze_config(base.replace(nk_eta=1.0), nodes=64)
@@ -194,3 +197,14 @@ def test_population_game_stabilisers_change_the_verdict_inputs():
     with pytest.raises(ConfigError, match="noise_std: got 0.1; the population game of a "
                                           "relativistic loss"):
         stability.population_game(base.replace(loss="rpgan", noise_std=0.1), nodes=16)
+    mlp = base.replace(discriminator="mlp", d_width=4, d_depth=1, d_init=None)
+    with pytest.raises(ConfigError, match="spectral_norm: got True; the population game has "
+                                          "no form of the stabiliser 'spectral_norm'"):
+        stability.population_game(mlp.replace(spectral_norm=True), nodes=16)
+    with pytest.raises(ConfigError, match="update: got 'extragradient'; the local analysis"):
+        stability.analyze_config(base.replace(update="extragradient", d_updates=1), nodes=16)
+    with pytest.raises(ConfigError, match="lookahead_k: got 3; the local analysis models the "
+                                          "plain step"):
+        stability.analyze_config(base.replace(lookahead_k=3), nodes=16)
+    with pytest.raises(ConfigError, match="point: got a ndarray; must be a pair"):
+        stability.analyze_config(base, np.zeros(4, np.float32), nodes=16)

@@ -32,7 +32,8 @@ The analysis, in float64 (inside jax.enable_x64; the rest of the process is unto
                  alternating, simultaneous, extragradient, extragradient_past, optimistic and
                  lookahead; -methods.consensus_gradient for consensus; -methods.sga_gradient
                  for sga (Balduzzi et al.'s lambda, the alignment's sign; with sga.scaled,
-                 sga.lambda times it); for unrolled, the displacement of its own step over the step size,
+                 sga.lambda times it); for unrolled, the displacement of its own step over
+                 the step size,
                  (step(x) - x) / h = -(d/dtheta g_loss(theta, d_k(theta)), dd_loss/dpsi),
                  which depends on h and k. Its Jacobian's eigenvalues at (0, 0) decide the
                  gradient flow (stability.flow_verdict).
@@ -167,7 +168,7 @@ def dirac_game(loss: str = "nonsaturating", *, r1=None, gp=None, clip=None, nk_e
         return value
 
     game = methods.Game(g_loss, d_loss, value=d_value)
-    if nk_eta is not None:      # the wrapper training uses (train.NAGARAJAN_KOLTER)
+    if nk_eta is not None:      # the wrapper training uses (stabilisers.NAGARAJAN_KOLTER)
         game = methods.nagarajan_kolter(game, nk_eta)
     if clip is not None:
         game = game._replace(project_d=lambda psi: losses.clip_params(psi, clip))
@@ -256,8 +257,8 @@ class Options(NamedTuple):
     method: str
     lr: float = 0.1
     loss: str = "nonsaturating"
-    gamma: float = methods.METHODS["consensus"].options[0].default
-    sga_lambda: float = methods.METHODS["sga"].options[1].default
+    gamma: float = methods.method_options("consensus")["gamma"]
+    sga_lambda: float = methods.method_options("sga")["lambda"]
     sga_scaled: bool = False
     steps_k: int = 5
     alpha: float = methods.Coefs().lookahead_alpha

@@ -51,7 +51,7 @@ from gan_jax.analysis import exact
 from gan_jax.components import losses, methods, models, stabilisers
 from gan_jax.training import train
 from gan_jax.config import RunConfig
-from gan_jax.core.errors import ConfigError
+from gan_jax.core.errors import ConfigError, field_error
 
 
 # ----------------------------------------------------------------------------- gradient signal
@@ -96,7 +96,10 @@ def saturation(probs, names=None) -> dict[str, dict[str, np.ndarray]]:
 
 def flat(point) -> tuple[jax.Array, Callable]:
     """(x, unravel): the point (g, d) as one flat vector, and x -> (g, d)."""
-    return ravel_pytree(point)
+    if not isinstance(point, (tuple, list)) or len(point) != 2:
+        raise ConfigError(f"point: got a {type(point).__name__}; must be a pair (g, d) of the "
+                          "generator's and the discriminator's parameters (pytrees)")
+    return ravel_pytree(tuple(point))
 
 
 def vector_field(game: methods.Game, point) -> Callable[[jax.Array], jax.Array]:
@@ -324,12 +327,15 @@ def _on_nodes(game: methods.Game, batch) -> methods.Game:
 def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOISE_NODES,
                     key=None) -> ConfigGame:
     """The expected (population) losses of a 1-D configuration: the game training plays
-    (train.make_game, its stabilisers and wrappers included), on one deterministic batch of
+    (train.make_game, with the game stabilisers it switches on), on one deterministic batch of
     nodes in place of random draws.
 
     real and latent samples: the mid-quantiles (i + 1/2) / nodes of the target and of
-      z ~ N(0, 1), equal-weight nodes, so the library's batch-mean losses and penalties
-      (train.make_d_objective) are expectations by the midpoint rule in probability.
+      z ~ N(0, 1), equal-weight nodes, so the library's batch-mean losses are expectations by
+      the midpoint rule in probability. The latent nodes are in a fixed random order, so the
+      i-th real and generated samples (paired by the gradient penalty's interpolates) are not
+      rank-correlated: a Latin-hypercube estimate of the penalty's expectation over
+      independent draws, not an exact one.
     packing (pack = m): member k of pack i is node perm_k(i), perm_0 the identity and the
       others fixed random permutations: a Latin-hypercube estimate of the expectation over
       independent m-tuples (not exact; its error shrinks as nodes grow).
@@ -337,21 +343,29 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
       a loss that compares pairs has the expectation over independent draws (nodes^2 rows).
     instance noise: the batch repeated once for each of `noise_nodes` mid-quantiles of
       N(0, 1), scaled to unit variance (32 mid-quantiles alone hold 0.961 of it), so each
-      sample meets every noise node (in a pack, member k's node is permuted as above); its
-      anneal is not applied (the step is not known).
-    the gradient penalty's interpolation weights: drawn once from a fixed key.
-    the Nagarajan-Kolter term: training's own wrapper (methods.nagarajan_kolter).
+      sample meets every noise node; the real and the generated samples' noise are paired
+      apart (member k's node permuted per member, the generated one's shifted by a fixed
+      random offset per pack), as training draws them independently. A quadrature, not exact
+      (at std 1 its loss term is off by a few thousandths); the anneal is not applied (the
+      step is not known).
+    the gradient penalty's interpolation weights: the mid-quantiles of U(0, 1) in a fixed
+      random order, one per pack.
+    the Nagarajan-Kolter term: training's own wrap of the game (methods.nagarajan_kolter),
+      and a plugin stabiliser's `view` and `wrap` likewise.
     A stabiliser that keeps state (spectral normalization) or makes draws other than instance
     noise's has no population form and is refused. The initial point is cfg's g_init /
-    d_init, or a draw from `key`.
+    d_init, or a draw from `key`. The method's wrappers (lookahead, the average) are not part
+    of the game (analyze_config refuses lookahead).
     """
     static = dataclasses.replace(config_lib.static_part(cfg), batch_size=nodes)
     on = stabilisers.stabilisers_on(static)
     for name, s in on:
         stateful = s.init is not stabilisers.Stabiliser._field_defaults["init"] or s.advance
         if name != "instance_noise" and (stateful or s.cut or s.row_draws):
-            raise ConfigError(f"{name}: switched on by this configuration; the population "
-                              "game has no form of it (it keeps state or draws of its own): "
+            field, value = (s.field, getattr(cfg, s.field)) if s.field else \
+                ("stabilisers", list(cfg.stabilisers))
+            raise field_error(field, value, f"the population game has no form of the "
+                              f"stabiliser {name!r} (it keeps state or draws of its own): "
                               "switch it off (the Dirac-GAN, `python -m gan_jax dirac`, "
                               "analyses the stabilisers it names)")
     parts = train.make_parts(static)
@@ -367,7 +381,9 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
                           f"nodes^2 x noise_nodes rows): leave noise_std at 0")
     key = jax.random.key(0) if key is None else key
     k_g, k_d, k_pen = jax.random.split(key, 3)
-    gp_u = jax.random.uniform(k_pen, (nodes,))   # fixed interpolation weights of the GP
+    # The gradient penalty's interpolation weights: the mid-quantiles of U(0, 1) in a fixed
+    # random order (stratified, like the samples, rather than `nodes` plain draws).
+    gp_u = (jax.random.permutation(k_pen, nodes) + 0.5) / nodes
 
     def members(k, count):
         """i32[count, m]: member j of row i is node perm_j(i) (perm_0 the identity)."""
@@ -379,8 +395,9 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
     d0 = models.init_params(parts.discriminator, k_d, hp.d_init if static.has_d_init else None)
     p = (jnp.arange(nodes) + 0.5) / nodes
     real_nodes, z_nodes = exact.target_quantile(parts.target, p), ndtri(p)
-    real_i, z_i = members(jax.random.fold_in(k_pen, 1), nodes), \
-        members(jax.random.fold_in(k_pen, 2), nodes)
+    real_i = members(jax.random.fold_in(k_pen, 1), nodes)
+    z_i = jax.random.permutation(jax.random.fold_in(k_pen, 4), nodes)[
+        members(jax.random.fold_in(k_pen, 2), nodes)]
     if loss.g_real:
         # Every real pack against every fake one: a loss that compares the i-th real pack
         # with the i-th fake one then has the expectation over independent draws.
@@ -390,15 +407,18 @@ def population_game(cfg: RunConfig, *, nodes: int = 1024, noise_nodes: int = NOI
     if use_noise:
         eps = ndtri((jnp.arange(noise_nodes) + 0.5) / noise_nodes)
         eps = eps / jnp.sqrt(jnp.mean(eps**2))      # the noise's variance exactly
-        # Copy c of the batch: member j of each pack meets noise node perm_j(c).
-        eps_cj = eps[members(jax.random.fold_in(k_pen, 3), noise_nodes)]
+        # Copy c of the batch: member j of each pack meets real noise node perm_j(c), and
+        # generated noise node perm'_j(c) + s_i of its own (s_i the pack's offset).
         packs = real_i.shape[0]
+        real_cj = members(jax.random.fold_in(k_pen, 3), noise_nodes)
+        fake_cj = members(jax.random.fold_in(k_pen, 5), noise_nodes)
+        shift_i = jax.random.randint(jax.random.fold_in(k_pen, 6), (packs,), 0, noise_nodes)
+        real_noise = jnp.broadcast_to(eps[real_cj][:, None, :], (noise_nodes, packs, pack))
+        fake_noise = eps[(fake_cj[:, None, :] + shift_i[None, :, None]) % noise_nodes]
         real_i, z_i = jnp.tile(real_i, (noise_nodes, 1)), jnp.tile(z_i, (noise_nodes, 1))
         gp_u = jnp.tile(gp_u, noise_nodes)
-        noise_N1 = jnp.broadcast_to(eps_cj[:, None, :], (noise_nodes, packs, pack)
-                                    ).reshape(-1, 1)
-        extra = tuple((noise_N1, noise_N1) if name == "instance_noise" else ()
-                      for name, _ in on)
+        extra = tuple((real_noise.reshape(-1, 1), fake_noise.reshape(-1, 1))
+                      if name == "instance_noise" else () for name, _ in on)
     batch = train.Batch(real_nodes[real_i.reshape(-1)][:, None],
                         z_nodes[z_i.reshape(-1)][:, None], gp_u, extra)
     game = train.make_game(static, parts, hp, states=tuple(() for _ in on), step=None)
@@ -415,6 +435,17 @@ def analyze_config(cfg: RunConfig, point=None, *, nodes: int = 1024, **kwargs) -
     if cfg.optimizer != "sgd" or cfg.momentum != 0:
         raise ConfigError(f"optimizer: got {cfg.optimizer!r} (momentum {cfg.momentum}); the "
                           f"local analysis models plain gradient steps: 'sgd' with momentum 0")
+    # It reports the flow and the simultaneous and alternating maps: another method, or a
+    # wrapper that changes the step, would be analysed as something it is not.
+    if cfg.update not in ("alternating", "simultaneous"):
+        raise field_error("update", cfg.update, "the local analysis models alternating and "
+                          "simultaneous gradient steps; `python -m gan_jax dirac` analyses "
+                          "every method on the Dirac-GAN")
+    if cfg.lookahead_k or cfg.wrappers:
+        field, value = ("lookahead_k", cfg.lookahead_k) if cfg.lookahead_k else \
+            ("wrappers", list(cfg.wrappers))
+        raise field_error(field, value, "the local analysis models the plain step, not a "
+                          "wrapper around it; `python -m gan_jax dirac` analyses lookahead")
     built = population_game(cfg, nodes=nodes)
     return analyze(built.game, built.point if point is None else point,
                    lr_g=cfg.lr_g, lr_d=cfg.lr_d,

@@ -39,7 +39,7 @@ import numpy as np
 from jax.scipy.special import logsumexp, ndtr
 
 from gan_jax.core import rand, registry
-from gan_jax.core.errors import ConfigError, field_error, is_number, suggest
+from gan_jax.core.errors import ConfigError, field_error, is_finite_number, is_number, suggest
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -473,6 +473,9 @@ def check_target(obj) -> str | None:
     if isinstance(obj, Preset):
         if not callable(obj.build) or not isinstance(obj.dim, int) or obj.dim < 1:
             return "a Preset needs a factory and a positive integer dim"
+        if not is_finite_number(obj.min_hq_threshold) or obj.min_hq_threshold < 0:
+            return (f"min_hq_threshold: got {obj.min_hq_threshold!r}; must be a non-negative "
+                    "number")
         return None
     if not isinstance(getattr(obj, "dim", None), (int, np.integer)) or obj.dim < 1:
         return "a target needs `dim`, a positive integer (its samples' dimension)"

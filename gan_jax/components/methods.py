@@ -44,11 +44,11 @@ The methods (Section "Methods" of docs/methods.md has each one's equations and s
                       that sign: this library's generalisation, equal to theirs at
                       sga.lambda = 1.
   unrolled            unrolled GAN (Metz et al. 2017): on one batch, the discriminator's k
-                      (its option unrolled.k) unrolled steps (its optimiser state included) give d_k(g); the generator
-                      descends g_loss(g, d_k(g)), differentiated through the unrolling, and
-                      the discriminator's own step is the first unrolled step. With
-                      d_updates > 1, the first d_updates - 1 discriminator steps are plain,
-                      each on its own batch.
+                      (its option unrolled.k) unrolled steps (its optimiser state included)
+                      give d_k(g); the generator descends g_loss(g, d_k(g)), differentiated
+                      through the unrolling, and the discriminator's own step is the first
+                      unrolled step. With d_updates > 1, the first d_updates - 1
+                      discriminator steps are plain, each on its own batch.
 
 and wrappers around any method, each keeping its own state beside the wrapped method's
 (`inner`) in `Play.extra`: :func:`lookahead` (Chavdarova et al. 2021, lookahead-minimax): every
@@ -619,13 +619,15 @@ class Wrapper(NamedTuple):
       configuration's `wrappers` list names it.
     options: its own options (registry.Option), "<name>.<option>".
 
-    Wrappers apply in registration order, the built-ins first: lookahead, then the average
-    (which so averages the generator after lookahead's synchronisation), then a plugin's.
+    Wrappers apply innermost first: the built-ins in registration order, lookahead, then the
+    average (which so averages the generator after lookahead's synchronisation), then a
+    plugin's, by name.
     """
 
     wrap: Callable
     on: Callable | None = None
     options: tuple = ()
+    field: str | None = None   # a built-in's: the configuration field that switches it on
 
 
 def check_wrapper(obj) -> str | None:
@@ -642,20 +644,22 @@ WRAPPERS: dict[str, Wrapper] = registry.declare(
 
 registry.register("wrapper", "lookahead", Wrapper(
     lambda static, hp, method, track: lookahead(method, static.lookahead_k, hp.lookahead_alpha),
-    on=lambda static: static.lookahead_k > 0),
+    on=lambda static: static.lookahead_k > 0, field="lookahead_k"),
     doc="lookahead-minimax around the method (fields lookahead_k, lookahead_alpha)")
 registry.register("wrapper", "ema", Wrapper(
     lambda static, hp, method, track: ema(method, hp.ema_beta, track),
-    on=lambda static: static.use_ema),
+    on=lambda static: static.use_ema, field="ema_beta"),
     doc="the generator's exponential moving average (field ema_beta)")
 
 
 def wrappers_on(static) -> tuple[tuple[str, Wrapper], ...]:
-    """(name, wrapper) of each wrapper of the method a configuration switches on, in
-    registration order: a built-in by its fields (`on`), any other by the `wrappers` list."""
+    """(name, wrapper) of each wrapper of the method a configuration switches on, in the order
+    they apply, innermost first: the built-ins switched on by their fields (`on`), in
+    registration order, then the ones the `wrappers` list names, by name."""
     named = getattr(static, "wrappers", ())
     return tuple((name, w) for name, w in WRAPPERS.items()
-                 if (w.on(static) if w.on is not None else name in named))
+                 if w.on is not None and w.on(static)) + \
+        tuple((name, WRAPPERS[name]) for name in sorted(named))
 
 
 def wrapper_state(extra, kind: type):

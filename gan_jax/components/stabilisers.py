@@ -84,6 +84,7 @@ class Stabiliser(NamedTuple):
     options: tuple = ()      # its own options (gan_jax.Option), "<name>.<option>"
     g_real: bool = False     # a plugin's: its generator term reads real samples, so the
                              # generator's batches draw them (config.generator_needs_real)
+    field: str | None = None  # a built-in's: the configuration field that switches it on
 
 
 def _sn_view(d_sn, apply):
@@ -97,7 +98,8 @@ SPECTRAL_NORM = Stabiliser(
     on=lambda static: static.spectral_norm,
     init=lambda static, d, key: models.sn_init(d, key),
     advance=lambda d_sn, d: models.sn_power_iteration(d, d_sn),
-    view=_sn_view)
+    view=_sn_view,
+    field="spectral_norm")
 
 
 def _noise_cut(static, dim, words_NW, full):
@@ -130,20 +132,23 @@ INSTANCE_NOISE = Stabiliser(
     cut=_noise_cut,
     row_draws=lambda static, keys, shape: (rand.normal(keys[0], shape),
                                            rand.normal(keys[1], shape)),
-    perturb=_noise_perturb)
+    perturb=_noise_perturb,
+    field="noise_std")
 
 # The Nagarajan-Kolter regulariser (Nagarajan & Kolter 2017) on the generator's objective:
 # no state, no draws of its own; the generator's batches then hold real samples (its term
 # differentiates the discriminator's value on a full batch).
 NAGARAJAN_KOLTER = Stabiliser(
     on=lambda static: static.use_nk,
-    wrap=lambda static, hp, game, view: methods_lib.nagarajan_kolter(game, hp.nk_eta))
+    wrap=lambda static, hp, game, view: methods_lib.nagarajan_kolter(game, hp.nk_eta),
+    field="nk_eta")
+
 
 def check_stabiliser(obj) -> str | None:
     """The stabiliser protocol's check (registry)."""
     if not isinstance(obj, Stabiliser):
         return "must be a gan_jax.Stabiliser (a NamedTuple of its hooks)"
-    hooks = [h for h in Stabiliser._fields if h not in ("options", "g_real")]
+    hooks = [h for h in Stabiliser._fields if h not in ("options", "g_real", "field")]
     for h in hooks:
         value = getattr(obj, h)
         if value is not None and not callable(value):
@@ -172,10 +177,11 @@ registry.register("stabiliser", "nagarajan_kolter", NAGARAJAN_KOLTER,
 
 
 def stabilisers_on(static) -> tuple[tuple[str, Stabiliser], ...]:
-    """(name, stabiliser) of each game stabiliser the configuration switches on, in
-    registration order: a built-in by its field (`on`), any other by the `stabilisers` list."""
+    """(name, stabiliser) of each game stabiliser the configuration switches on, in the order
+    they apply (and their states sit in TrainState.stabilisers): the built-ins switched on by
+    their fields (`on`), in registration order, then the ones the `stabilisers` list names, by
+    name (so their order does not depend on the order plugins were loaded in)."""
     named = getattr(static, "stabilisers", ())
     return tuple((name, s) for name, s in STABILISERS.items()
-                 if (s.on(static) if s.on is not None else name in named))
-
-
+                 if s.on is not None and s.on(static)) + \
+        tuple((name, STABILISERS[name]) for name in sorted(named))

@@ -61,8 +61,8 @@ class Option(NamedTuple):
     check: None, or value -> None (allowed) or the rule it breaks, e.g. "must be in (0, 1]",
       checked after the type.
     traced: a float that runs of one compiled program each hold their own value of (a loss's,
-      a method's, a stabiliser's or a wrapper's only; it reaches the component as an f32[] array), rather
-      than a static value that picks the program.
+      a method's, a stabiliser's or a wrapper's only; it reaches the component as an f32[]
+      array), rather than a static value that picks the program.
     legacy: the configuration field it was before it became the component's own: run ids
       keep hashing it under that name, and configurations and records that give that field
       are read as the option (built-in components only).

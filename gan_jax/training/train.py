@@ -64,7 +64,7 @@ class TrainState(NamedTuple):
                            # (gan_jax.components.methods: lookahead's slow weights, the averaged
                            # generator of ema_beta > 0, read with `averaged_generator`)
     stabilisers: Any = ()  # the game's stabilisers' own states, one per stabiliser on, in
-                           # registration order (spectral normalization's power-iteration
+                           # stabilisers_on order (spectral normalization's power-iteration
                            # vectors); read one with `stabiliser_state`
     g_bn: Any = ()         # g_norm = 'batch': the generator's population statistics, one
                            # models.BatchStats per hidden layer
@@ -141,7 +141,7 @@ class Batch(NamedTuple):
     z_NL: jax.Array              # latent draws for the fake samples
     gp_u_N1: jax.Array | None    # gradient-penalty interpolation weights, one per pack
     extra: tuple = ()            # each game stabiliser's own draws (Stabiliser.cut), one per
-                                 # stabiliser on, in registration order (() where it draws none)
+                                 # stabiliser on, in stabilisers_on order (() where it draws none)
 
 
 def pack_samples(x_ND: jax.Array, pack: int) -> jax.Array:
@@ -270,10 +270,10 @@ def make_method(static: StaticConfig, parts: Parts, hp: HParams, game: methods_l
                 tx_g: optax.GradientTransformation,
                 tx_d: optax.GradientTransformation) -> methods_lib.Method:
     """The configuration's training method (gan_jax.components.methods) on `game`, inside the
-    wrappers it switches on (`methods.wrappers_on`, in registration order: lookahead
+    wrappers it switches on (`methods.wrappers_on`, innermost first: lookahead
     (`lookahead_k`), then the generator's average (ema_beta > 0, `methods.ema`, with batch
     normalization's population statistics of the averaged generator, `population_stats`),
-    then a plugin's)."""
+    then a plugin's, by name)."""
     method = methods_lib.make_method(static.update, game, tx_g, tx_d,
                                      d_updates=static.d_updates,
                                      options=config_lib.option_values(
