@@ -1,5 +1,6 @@
 """Local stability: the Dirac-GAN's known eigenvalues, verdicts, update maps, bad inputs."""
 
+import functools
 import math
 
 import jax
@@ -133,10 +134,15 @@ def test_saturation_matches_the_closed_forms():
         stability.saturation([0.0, 0.5])
 
 
+@functools.lru_cache(maxsize=None)
+def seed_linear_analysis():
+    return stability.analyze_config(SEED_CONFIGS["linear"], nodes=64)
+
+
 def test_seed_linear_configuration_has_a_neutral_spread_direction():
     """The logistic D sees only the mean: at the stationary point the spread a is a flat
     direction (one zero eigenvalue); the other directions contract."""
-    a = stability.analyze_config(SEED_CONFIGS["linear"], nodes=64)
+    a = seed_linear_analysis()
     assert a.converged and a.differentiable
     assert np.sum(np.abs(a.eigenvalues) < 1e-4) == 1
     assert np.all(a.eigenvalues.real < 1e-4)
@@ -190,7 +196,7 @@ def test_population_game_refusals_and_nk_in_the_analysis():
     """NK reaches the analysis (a different Jacobian); what has no population form, and what
     the analysis does not model, is refused with its field and value."""
     base = SEED_CONFIGS["linear"]
-    plain = stability.analyze_config(base, nodes=64)
+    plain = seed_linear_analysis()
     nk = stability.analyze_config(base.replace(nk_eta=1.0), nodes=64)
     assert nk.converged and nk.differentiable
     assert not np.allclose(np.sort(nk.eigenvalues.real), np.sort(plain.eigenvalues.real))
