@@ -17,12 +17,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from gan_jax.engine import programs as engine
 from gan_jax.records import results
-from gan_jax.report import tables as gj_tables
 from gan_jax.commands.cli import HOST_DEVICES_FLAG, main as cli
 from gan_jax.commands import launch
 from gan_jax.sweep import load_sweep
@@ -306,31 +304,11 @@ def test_local_launch_preempted_and_requeued_equals_one_process(tmp_path):
     assert int(resumed.group(1)) + int(resumed.group(2)) == 8
     # Merged, the shards' records are the single process's: same run ids, same numbers.
     assert_same_runs(records_by_id(out), records_by_id(tmp_path / "whole"))
-    # `table` of the merged shards: the statistics that do not depend on the records' order
-    # are the single process's. The bootstrap interval's endpoints follow the order of its
-    # resamples, which is the records' order (shard 0's file, then shard 1's, against the run
-    # order of one file), so they may move within the bootstrap's Monte Carlo error: about
-    # 0.027 standard errors at 10,000 resamples (docs/sweeps.md); 0.15 is over 5 of those.
+    # `table` of the merged shards is the single process's, to the last digit: each cell's
+    # records are taken in seed order whatever order the files were read in, so the
+    # bootstrap resamples the same values in the same places.
     tables = [run_cli("table", d, "--format", "csv") for d in (out, tmp_path / "whole")]
     assert all(t.returncode == 0 for t in tables), [t.stderr for t in tables]
     merged, single = (_csv(t.stdout) for t in tables)
-    assert len(merged) == len(single) == 2 and merged[0].keys() == single[0].keys()
-    for a, b in zip(merged, single):
-        assert (a["lr_d"], a["runs"], a["diverged"]) == (b["lr_d"], "8", "0") == \
-            (b["lr_d"], b["runs"], b["diverged"])
-        for m in ("w1", "mode_balance"):
-            same = [f"{m}_{s}" for s in ("n", "mean", "std", "median", "iqm")]
-            np.testing.assert_allclose([float(a[k]) for k in same], [float(b[k]) for k in same],
-                                       rtol=1e-6, err_msg=m)
-            se = float(b[f"{m}_std"]) / np.sqrt(float(b[f"{m}_n"]))
-            for k in (f"{m}_ci_low", f"{m}_ci_high"):
-                assert abs(float(a[k]) - float(b[k])) <= 0.15 * se, (k, a[k], b[k], se)
-    # In the single process's order, the merged records make its table exactly.
-    order = list(records_by_id(tmp_path / "whole"))
-    by_id = records_by_id(out)
-    reordered = tables_of([by_id[i] for i in order])
-    assert reordered == tables_of(list(records_by_id(tmp_path / "whole").values()))
-
-
-def tables_of(records: list[dict]) -> str:
-    return gj_tables.to_csv(gj_tables.make_table(records))
+    assert len(merged) == len(single) == 2 and [r["runs"] for r in single] == ["8", "8"]
+    assert merged == single

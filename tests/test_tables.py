@@ -160,6 +160,16 @@ def test_shards_merge_and_a_doubled_run_counts_once(tmp_path, capsys):
     assert [int(r["runs"]) for r in rows] == [10, 10]
 
 
+def test_a_table_does_not_depend_on_the_order_of_its_records():
+    # Shards merged, a resumed sweep, a file sorted by hand: each cell's bootstrap resamples
+    # its values in seed order, so the intervals are the same to the last digit.
+    records = make_records()
+    shuffled = [records[i] for i in np.random.default_rng(1).permutation(len(records))]
+    a, b = (tables.to_csv(tables.make_table(r, ("loss", "lr_d"), ("w1", "mode_balance")))
+            for r in (records, shuffled))
+    assert a == b
+
+
 @pytest.mark.parametrize("flags, expected", [
     (["--by", "los"], "--by: 'los' is not a config key (did you mean 'loss'?)"),
     (["--metrics", "w1,mode_balanse"], "--metrics: 'mode_balanse' is not a final metric of "

@@ -682,13 +682,23 @@ def sort_key(value: Any) -> tuple:
 
 
 def group_records(records: list[dict], keys) -> dict[tuple, list[dict]]:
-    """Records grouped by their values of the keys, groups in sorted order of those values."""
+    """Records grouped by their values of the keys, groups in sorted order of those values,
+    each group's records in order of seed, then run id: whatever order the records were read
+    in (one file, merged shards, a resumed sweep), a table's bootstrap resamples the same
+    values in the same places."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         value = tuple(key_value(r, k) for k in keys)
         match = next((g for g in groups if all(map(same, g, value))), value)
         groups.setdefault(match, []).append(r)
-    return {k: groups[k] for k in sorted(groups, key=lambda v: tuple(map(sort_key, v)))}
+    return {k: sorted(groups[k], key=_record_order)
+            for k in sorted(groups, key=lambda v: tuple(map(sort_key, v)))}
+
+
+def _record_order(record: dict) -> tuple:
+    seed = record.get("seed")
+    return (0, seed, str(record.get("run_id"))) if isinstance(seed, int) else \
+        (1, 0, str(record.get("run_id")))
 
 
 def select(records: list[dict], where: dict[str, Any]) -> list[dict]:
