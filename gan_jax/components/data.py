@@ -42,8 +42,25 @@ from gan_jax.core import rand, registry
 from gan_jax.core.errors import ConfigError, field_error, is_finite_number, is_number, suggest
 
 
+class _Modes:
+    """What a mixture with `means` (f64[K, D]) and `weights` (f64[K]) gives by them."""
+
+    @property
+    def num_modes(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """f64[D] analytic mean."""
+        return self.weights @ self.means
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class GaussianMixture:
+class GaussianMixture(_Modes):
     """Mixture sum_k w_k N(means[k], stds[k]^2 I).
 
     Attributes:
@@ -94,19 +111,6 @@ class GaussianMixture:
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "stds", stds)
         object.__setattr__(self, "weights", weights)
-
-    @property
-    def num_modes(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.means.shape[1]
-
-    @property
-    def mean(self) -> np.ndarray:
-        """f64[D] analytic mean."""
-        return self.weights @ self.means
 
     @property
     def std(self) -> np.ndarray:
@@ -241,7 +245,7 @@ def grid_2d(std: float = 0.05, spacing: float = 2.0, side: int = 5) -> GaussianM
     return GaussianMixture(means, np.full(k, std), np.full(k, 1 / k))
 
 
-class EmbeddedMixture:
+class EmbeddedMixture(_Modes):
     """Equal-weight mixture of K Gaussians, each on its own d of the D coordinates: component
     k is N(means[k], stds[k]^2 diag(support[k])), support[k] a 0/1 mask with d ones, so its
     covariance has rank d < D and its samples equal its mean on the other D - d coordinates.
@@ -277,22 +281,9 @@ class EmbeddedMixture:
             a.setflags(write=False)
 
     @property
-    def num_modes(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.means.shape[1]
-
-    @property
     def support_dims(self) -> np.ndarray:
         """i64[K]: each component's support dimension d."""
         return self.support.sum(1)
-
-    @property
-    def mean(self) -> np.ndarray:
-        """f64[D] analytic mean."""
-        return self.weights @ self.means
 
     @property
     def std(self) -> np.ndarray:
