@@ -162,8 +162,8 @@ def check_stabiliser(obj) -> str | None:
     return None
 
 
-# The registry of game stabilisers (gan_jax.core.registry): application order is registration
-# order (the built-ins first), and so is the order of TrainState.stabilisers.
+# The registry of game stabilisers (gan_jax.core.registry). The order they apply in, and the
+# order of TrainState.stabilisers, is `stabilisers_on`'s.
 STABILISERS: dict[str, Stabiliser] = registry.declare(
     "stabiliser", check_stabiliser, "a stabiliser of the game (gan_jax.Stabiliser)",
     "stabilisers")
