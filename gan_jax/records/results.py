@@ -635,6 +635,11 @@ def key_value(record: dict, key: str) -> Any:
     return tuple(values)
 
 
+def final_metrics(records: list[dict]) -> list[str]:
+    """Every final metric the records hold, in the order first met."""
+    return list(dict.fromkeys(m for r in records for m in r.get("final", {})))
+
+
 def config_keys(records: list[dict]) -> list[str]:
     """The configuration fields the records have, in the order of the first record, with the
     `options` table's keys ("<component>.<option>") in its place."""
@@ -758,7 +763,7 @@ def to_dataframe(source, history: bool = False):
     pd = _pandas()
     records = source if isinstance(source, list) else load_results(source)[0]
     keys = config_keys(records)
-    metrics = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
+    metrics = final_metrics(records)
     taken = set(RUN_COLUMNS) | set(keys)
     names = {m: f"final_{m}" if m in taken else m for m in metrics}
     rows = []

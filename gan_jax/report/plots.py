@@ -383,10 +383,8 @@ def plot_heatmap(records: list[dict], x: str, y: str, metric: str, path: str, *,
                  stat: str = "mean", dpi: int = DPI) -> str:
     """A final metric over two config keys; one panel per combination of other varying keys."""
     results.check_keys(records, [x, y], "--heatmap")
-    available = set().union(*(r["final"] for r in records))
-    if metric not in available:
-        raise ConfigError(f"--heatmap: {metric!r} is not a final metric"
-                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    from gan_jax.report import tables
+    tables.check_metric(metric, results.final_metrics(records), "--heatmap")
     # Keys that move with x or y (lr_d with lr_g in a sweep's "lr_g+lr_d") are the same axis,
     # not panels of one row each.
     axis_fields = set(tied_fields(x)) | set(tied_fields(y))
@@ -501,11 +499,8 @@ def plot_profile(records: list[dict], metric: str, path: str, *, higher_is_bette
     seed 0; `stats.performance_profile`). Panels and lines by `layout` (at most MAX_LINES lines
     a panel, runs pooled beyond that and said so); diverged runs count as never better, and
     each line's label counts them."""
-    from gan_jax.report import stats
-    available = set().union(*(r["final"] for r in records))
-    if metric not in available:
-        raise ConfigError(f"--profile: {metric!r} is not a final metric"
-                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    from gan_jax.report import stats, tables
+    tables.check_metric(metric, results.final_metrics(records), "--profile")
     lay = layout(records)
     panels = results.group_records(records, lay.facets) if lay.facets else {(): records}
     taus, scale = profile_taus(profile_values(records, metric, higher_is_better))
@@ -737,10 +732,8 @@ def plot_search(records: list[dict], metric: str, path: str, *,
     Returns:
       (path, the sensitivity rows).
     """
-    available = set().union(*(r["final"] for r in records))
-    if metric not in available:
-        raise ConfigError(f"--search: {metric!r} is not a final metric"
-                          f"{suggest(metric, available)}; metrics: {', '.join(sorted(available))}")
+    from gan_jax.report import tables
+    tables.check_metric(metric, results.final_metrics(records), "--search")
     if keys is None:
         keys = sampled_keys(records)
         if not keys:

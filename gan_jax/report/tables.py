@@ -84,11 +84,28 @@ _ROUNDING = 1e-6       # relative slack for float32-rounded values at a bound
 DEFAULT_METRICS = {1: ("w1", "mode_balance"), 2: ("modes_captured", "hq_fraction", "reverse_kl")}
 
 
+def check_metric(metric: str, known: list[str], flag: str) -> None:
+    """Raise ConfigError unless `metric` is one of the records' final metrics `known`."""
+    if metric not in known:
+        raise ConfigError(f"{flag}: {metric!r} is not a final metric of these results"
+                          f"{suggest(metric, known)}; metrics: {', '.join(known)}")
+
+
+def distinct_metrics(records: list[dict], metrics,
+                     known: list[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(metrics, same): the asked metrics, each checked against `known` (--metrics), without
+    those that equal an earlier one in every record (`identical_metrics`, returned as same)."""
+    for m in metrics:
+        check_metric(m, known, "--metrics")
+    same = identical_metrics(records, metrics)
+    return tuple(m for m in metrics if m not in same), same
+
+
 def default_metrics(records: list[dict]) -> tuple[str, ...]:
     """The default metrics of the records' target kinds (1-D, 2-D or more; several kinds: each
     kind's, in that order) that the records have; every final metric if none of them."""
     from gan_jax.components import data
-    known = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
+    known = results.final_metrics(records)
     kinds = sorted({min(data.DIMS.get(r["config"].get("data"), 2), 2) for r in records})
     chosen = [m for k in kinds for m in DEFAULT_METRICS[k] if m in known]
     return tuple(dict.fromkeys(chosen)) or tuple(known)
@@ -259,20 +276,13 @@ def make_table(records: list[dict], by: tuple[str, ...] | None = None,
     """
     by = results.varying_keys(records) if by is None else tuple(by)
     results.check_keys(records, by, "--by")
-    known = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
-    metrics = default_metrics(records) if metrics is None else tuple(metrics)
-    for m in metrics:
-        if m not in known:
-            raise ConfigError(f"--metrics: {m!r} is not a final metric of these results"
-                              f"{suggest(m, known)}; metrics: {', '.join(known)}")
-    same = identical_metrics(records, metrics)
-    metrics = tuple(m for m in metrics if m not in same)
+    known = results.final_metrics(records)
+    metrics, same = distinct_metrics(
+        records, default_metrics(records) if metrics is None else tuple(metrics), known)
     if interval not in INTERVALS:
         raise ConfigError(f"--interval: got {interval!r}; must be one of {', '.join(INTERVALS)}")
     for c in successes:
-        if c.metric not in known:
-            raise ConfigError(f"--success: {c.metric!r} is not a final metric of these results"
-                              f"{suggest(c.metric, known)}; metrics: {', '.join(known)}")
+        check_metric(c.metric, known, "--success")
     rows = []
     for values, cell in results.group_records(records, by).items():
         ok = [r for r in cell if r.get("status") != "diverged"]
@@ -590,16 +600,10 @@ def make_comparison(records: list[dict], key: str, a: Any, b: Any,
     results.check_keys(records, by, "--by")
     by_fields = set().union(*(tied_fields(k) for k in by)) if by else set()
     rest = [k for k in results.varying_keys(records) if k not in key_fields | by_fields]
-    known = list(dict.fromkeys(m for r in records for m in r.get("final", {})))
     if metrics is None:
         metrics = tuple(m for m in default_metrics(records)
                         if m in HIGHER_IS_BETTER | LOWER_IS_BETTER or m in higher or m in lower)
-    for m in metrics:
-        if m not in known:
-            raise ConfigError(f"--metrics: {m!r} is not a final metric of these results"
-                              f"{suggest(m, known)}; metrics: {', '.join(known)}")
-    same = identical_metrics(records, metrics)
-    metrics = tuple(m for m in metrics if m not in same)
+    metrics, same = distinct_metrics(records, metrics, results.final_metrics(records))
     directions = {m: direction(m, higher, lower) for m in metrics}
 
     def side(runs: list[dict], value: Any) -> dict[tuple, dict]:
