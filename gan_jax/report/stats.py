@@ -963,6 +963,16 @@ def _pvalues(pvalues) -> np.ndarray:
     return p
 
 
+def _adjusted(pvalues, adjust) -> np.ndarray:
+    """`adjust(p sorted ascending, m)` -> adjusted p-values in that order, put back in the input
+    order (ties keep their input order)."""
+    p = _pvalues(pvalues)
+    order = np.argsort(p, kind="stable")
+    out = np.empty(p.size)
+    out[order] = adjust(p[order], p.size)
+    return out
+
+
 def holm(pvalues) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values: control of the family-wise error rate.
 
@@ -975,13 +985,8 @@ def holm(pvalues) -> np.ndarray:
     Returns:
       Array (m,) of adjusted p-values, in input order; monotone in the p-values, capped at 1.
     """
-    p = _pvalues(pvalues)
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
+    return _adjusted(pvalues, lambda sorted_p, m: np.minimum(
+        1.0, np.maximum.accumulate((m - np.arange(m)) * sorted_p)))
 
 
 def benjamini_hochberg(pvalues) -> np.ndarray:
@@ -997,14 +1002,11 @@ def benjamini_hochberg(pvalues) -> np.ndarray:
     Returns:
       Array (m,) of adjusted p-values, in input order; monotone in the p-values, capped at 1.
     """
-    p = _pvalues(pvalues)
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    scaled = m * p[order] / np.arange(1, m + 1)
-    adjusted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
+    def step_up(sorted_p, m):
+        scaled = m * sorted_p / np.arange(1, m + 1)
+        return np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+
+    return _adjusted(pvalues, step_up)
 
 
 # --------------------------------------------------------------------------------------------
