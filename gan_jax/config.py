@@ -782,10 +782,7 @@ def _check_point_cloud(cfg: RunConfig, cloud) -> None:
                           f"one step reads {per_step:,} real samples (batch_size x pack x "
                           f"batches), more than the {cloud.num_training:,} training points of "
                           f"data = {cfg.data!r}")
-    if (cfg.steps + 2) * per_step >= 2**31:
-        raise field_error("steps", cfg.steps,
-                          f"(steps + 2) x {per_step:,} real samples per step must stay below "
-                          "2**31 (int32 positions in the training set)")
+    _check_positions(cfg, per_step, "steps", cfg.steps)
 
 
 def _options(cfg) -> tuple[tuple[str, Any], ...]:
@@ -883,6 +880,16 @@ def generator_needs_real(cfg) -> bool:
     return cfg.nk_eta > 0 or losses.LOSSES[cfg.loss].g_real or named
 
 
+def _check_positions(cfg, per_step: int, field: str, value) -> None:
+    """A finite training set (dataset_size, or a point cloud) is read by int32 positions in its
+    stream of epochs: (steps + 2) steps' real samples must count below 2**31."""
+    if (cfg.steps + 2) * per_step >= 2**31:
+        raise field_error(field, value,
+                          f"reads {per_step:,} real samples per step: (steps + 2) x that must "
+                          f"stay below 2**31 (int32 positions in the training set); "
+                          f"steps = {cfg.steps}, batch_size = {cfg.batch_size}")
+
+
 def real_samples_per_step(cfg) -> int:
     """Real samples one run-step reads from a finite training set: batch_size x pack per batch."""
     return cfg.batch_size * cfg.pack * real_batches_per_step(cfg.update, cfg.d_updates,
@@ -916,8 +923,4 @@ def _check_model_fields(cfg: RunConfig) -> None:
                               f"step, batch_size x pack x batches = {cfg.batch_size} x "
                               f"{cfg.pack} x {batches} = {per_step:,} (batch_size = "
                               f"{cfg.batch_size}, update = {cfg.update!r})")
-        if (cfg.steps + 2) * per_step >= 2**31:
-            raise field_error("dataset_size", cfg.dataset_size,
-                              f"reads {per_step:,} samples per step: (steps + 2) x that must "
-                              f"stay below 2**31 (int32 positions in the training set); "
-                              f"steps = {cfg.steps}, batch_size = {cfg.batch_size}")
+        _check_positions(cfg, per_step, "dataset_size", cfg.dataset_size)
